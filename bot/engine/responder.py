@@ -1,0 +1,72 @@
+"""One in-character reply: retrieve scenes → build the prompt → ask the model → clean the answer."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
+from bot.engine.replies import clean_reply
+from bot.errors import ModelError
+
+if TYPE_CHECKING:
+    from bot.config import BotConfig
+    from bot.engine.model import ChatModel, Completion
+    from bot.engine.packs import CharacterPack
+    from bot.engine.prompt import Prompt, PromptBuilder, Turn
+    from bot.engine.retrieval import Retriever
+
+log = logging.getLogger(__name__)
+
+DEFAULT_APOLOGY = {
+    "en": "Sorry, my thoughts wandered off. Say that again in a moment?",
+    "zh": "抱歉，我刚走神了，稍后再说一遍好吗？",
+}
+
+
+@dataclass(slots=True)
+class ResponderResult:
+    """The reply text, and what produced it; ``completion`` is ``None`` when the model failed."""
+
+    text: str
+    prompt: Prompt
+    completion: Completion | None
+
+    @property
+    def failed(self) -> bool:
+        return self.completion is None
+
+
+class Responder:
+    """The engine's front door: turns a character, its history and a message into a reply."""
+
+    def __init__(
+        self, *, config: BotConfig, retriever: Retriever, prompts: PromptBuilder, model: ChatModel
+    ) -> None:
+        self.config = config
+        self.retriever = retriever
+        self.prompts = prompts
+        self.model = model
+
+    async def respond(self, pack: CharacterPack, history: Sequence[Turn], message: Turn) -> ResponderResult:
+        """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception."""
+        top_k = pack.settings.top_k if pack.settings.top_k is not None else self.config.retrieval.top_k
+        context = history[-1].text if history else ""
+        hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
+        prompt = self.prompts.build(pack, [hit.scene for hit in hits], history, message)
+        max_chars = pack.settings.max_chars or self.config.reply.max_chars
+        try:
+            completion = await self.model.complete(prompt)
+        except ModelError as exc:
+            log.error("no reply from the model for %s: %s", pack.id, exc)
+            return ResponderResult(self.apology(pack), prompt, None)
+        text = clean_reply(completion.text, names=[pack.name, *pack.aliases], max_chars=max_chars)
+        if not text:
+            log.warning("the model's reply for %s was empty after cleaning: %r", pack.id, completion.text)
+            return ResponderResult(self.apology(pack), prompt, None)
+        return ResponderResult(text, prompt, completion)
+
+    @staticmethod
+    def apology(pack: CharacterPack) -> str:
+        return pack.settings.apology or DEFAULT_APOLOGY.get(pack.settings.language, DEFAULT_APOLOGY["en"])

@@ -1,0 +1,67 @@
+"""The bot's exception tree.
+
+Every error the bot raises on purpose is a :class:`BotError`, with a message written for the person
+who has to fix the problem (an operator editing ``bot.toml``, a pack author, a group member typing a
+command)::
+
+    BotError
+    ├── ConfigError          bot.toml is missing, malformed, or names a bad value
+    ├── PackError            a character pack is malformed (carries file and line)
+    ├── ModelError           the chat model could not answer
+    │   └── ModelTimeout     ... because it took too long
+    ├── EmbeddingError       the embedding model could not be loaded or run
+    ├── StorageError         the database could not be opened or migrated
+    └── CommandError         a chat command was used wrongly
+        └── PermissionDenied ... by someone without the level it needs
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+
+class BotError(Exception):
+    """Base class of every error the bot raises on purpose."""
+
+
+class ConfigError(BotError):
+    """``bot.toml`` cannot be used; the message names the key and what is wrong."""
+
+
+class PackError(BotError):
+    """A character pack is malformed.
+
+    ``path`` is the offending file and ``line`` its 1-based line number when one applies, so the
+    message reads like a compiler error: ``characters/orla/scenes/003.txt:7: ...``.
+    """
+
+    def __init__(self, path: Path | str, message: str, *, line: int | None = None) -> None:
+        self.path = Path(path)
+        self.line = line
+        self.reason = message
+        where = f"{self.path}:{line}" if line is not None else str(self.path)
+        super().__init__(f"{where}: {message}")
+
+
+class ModelError(BotError):
+    """The chat model failed to produce a reply (after retries)."""
+
+
+class ModelTimeout(ModelError):
+    """The chat model did not answer within the configured timeout."""
+
+
+class EmbeddingError(BotError):
+    """The embedding model could not be loaded or could not embed."""
+
+
+class StorageError(BotError):
+    """The database could not be opened, migrated or written."""
+
+
+class CommandError(BotError):
+    """A chat command was used wrongly; the message is shown to the user as is."""
+
+
+class PermissionDenied(CommandError):
+    """The user lacks the permission level a command needs."""

@@ -1,0 +1,99 @@
+"""What crosses the platform boundary: :class:`Incoming` in, :class:`Reply` out.
+
+Adapters in ``plugins/`` build these from platform events and turn replies back into platform
+messages; nothing in ``bot/`` ever sees a platform object.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from enum import StrEnum
+from pathlib import Path
+from typing import Literal
+
+ChatType = Literal["group", "private"]
+
+
+class Role(StrEnum):
+    """A sender's standing in the chat, as the platform reports it."""
+
+    MEMBER = "member"
+    ADMIN = "admin"
+    OWNER = "owner"
+
+
+@dataclass(slots=True, frozen=True)
+class ChatKey:
+    """Identifies one conversation: a group, or a private chat with one user.
+
+    Everything the bot stores about a conversation is keyed by ``(platform, chat_id)``. Private
+    chats get ``chat_id = "private:<user id>"`` so they can never collide with a group id.
+    """
+
+    platform: str
+    chat_id: str
+
+    @classmethod
+    def for_chat(cls, platform: str, chat_type: ChatType, raw_id: str) -> ChatKey:
+        return cls(platform, raw_id if chat_type == "group" else f"private:{raw_id}")
+
+    def __str__(self) -> str:
+        return f"{self.platform}:{self.chat_id}"
+
+
+@dataclass(slots=True, frozen=True)
+class Sender:
+    """The author of an incoming message."""
+
+    user_id: str
+    name: str
+    role: Role = Role.MEMBER
+
+
+@dataclass(slots=True)
+class Incoming:
+    """One message from a platform, already reduced to what the core needs.
+
+    ``text`` is the plain text with the leading mention of the bot removed; ``to_me`` is true when
+    the bot was mentioned, replied to, or the chat is private.
+    """
+
+    platform: str
+    chat_type: ChatType
+    chat_id: str
+    sender: Sender
+    text: str
+    to_me: bool = False
+    message_id: str | None = None
+
+    @property
+    def key(self) -> ChatKey:
+        return ChatKey.for_chat(self.platform, self.chat_type, self.chat_id)
+
+    @property
+    def qualified_user(self) -> str:
+        """``platform:user_id``, the form used by ``[admins] superusers``."""
+        return f"{self.platform}:{self.sender.user_id}"
+
+
+@dataclass(slots=True, frozen=True)
+class Image:
+    """A picture to post with a reply (a scene screenshot)."""
+
+    path: Path
+    caption: str = ""
+
+
+@dataclass(slots=True)
+class Reply:
+    """What the bot says back, in the same chat as the message it answers.
+
+    ``quote`` asks the adapter to quote the original message (reply segment or @ back);
+    ``character`` is the pack id of the speaking character, ``None`` for system messages such as
+    command output.
+    """
+
+    text: str
+    images: list[Image] = field(default_factory=list)
+    quote: bool = True
+    character: str | None = None

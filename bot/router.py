@@ -1,0 +1,151 @@
+"""The router: is a message a command, a call to a character, or room talk?
+
+* ``/command ...`` (with or without ``@``) → the command registry;
+* ``@bot ...`` or a private message → the chat's active character answers;
+* a message that opens with a character's name or alias (``Orla, ...`` / ``小满，...``) → that
+  character answers (the active one, or another one without switching);
+* anything else → no reply.
+
+Messages of one chat are handled one at a time, in order; different chats run concurrently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import TYPE_CHECKING
+
+from bot.commands import CommandContext, CommandRegistry, parse_command
+from bot.engine.prompt import Turn
+from bot.messages import ChatKey, Incoming, Reply
+
+if TYPE_CHECKING:
+    from bot.config import BotConfig
+    from bot.engine.packs import CharacterPack, PackRegistry
+    from bot.engine.responder import Responder
+    from storage.repository import Repository, StoredMessage
+
+log = logging.getLogger(__name__)
+
+MAX_NAME_CHARS = 32
+_NAME_UNSAFE = re.compile(r"[\s:：「」\[\]]+")
+
+
+def speaker_name(name: str, fallback: str) -> str:
+    """A display name safe to put in the script: no brackets or colons that could fake a line."""
+    cleaned = _NAME_UNSAFE.sub(" ", name).strip()[:MAX_NAME_CHARS]
+    return cleaned or fallback
+
+
+class ChatLocks:
+    """One lock per chat, dropped again when nobody holds or waits for it."""
+
+    def __init__(self) -> None:
+        self._locks: dict[ChatKey, tuple[asyncio.Lock, int]] = {}
+
+    @asynccontextmanager
+    async def hold(self, key: ChatKey) -> AsyncIterator[None]:
+        lock, users = self._locks.get(key, (asyncio.Lock(), 0))
+        self._locks[key] = (lock, users + 1)
+        try:
+            async with lock:
+                yield
+        finally:
+            lock, users = self._locks[key]
+            if users == 1:
+                del self._locks[key]
+            else:
+                self._locks[key] = (lock, users - 1)
+
+    def __len__(self) -> int:
+        return len(self._locks)
+
+
+class Router:
+    """Routes each :class:`Incoming` to a command or a character and returns the replies."""
+
+    def __init__(
+        self,
+        *,
+        config: BotConfig,
+        packs: PackRegistry,
+        repository: Repository,
+        responder: Responder,
+        commands: CommandRegistry,
+    ) -> None:
+        self.config = config
+        self.packs = packs
+        self.repository = repository
+        self.responder = responder
+        self.commands = commands
+        self.locks = ChatLocks()
+
+    async def handle(self, incoming: Incoming) -> list[Reply]:
+        """Everything the bot says in answer to ``incoming`` (often nothing)."""
+        text = incoming.text.strip()
+        if not text:
+            return []
+        parsed = parse_command(text)
+        async with self.locks.hold(incoming.key):
+            if parsed is not None:
+                command = self.commands.get(parsed[0])
+                if command is not None:
+                    context = CommandContext(
+                        incoming,
+                        self.config,
+                        self.packs,
+                        self.repository,
+                        await self.active_pack(incoming.key),
+                    )
+                    return [await self.commands.dispatch(command, context, parsed[1])]
+                if incoming.to_me:
+                    return [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
+                return []
+            called = self.packs.called_at_start(text)
+            if called is not None:
+                pack, rest = called
+                return [await self._answer(incoming, pack, rest or text)]
+            if incoming.to_me:
+                return [await self._answer(incoming, await self.active_pack(incoming.key), text)]
+        return []
+
+    async def active_pack(self, key: ChatKey) -> CharacterPack:
+        """The chat's character: the one chosen with ``/switch``, else ``[characters] default``."""
+        state = await self.repository.chat_state(key)
+        for pack_id in (state.active_character, self.config.characters.default):
+            if pack_id and (pack := self.packs.get(pack_id)) is not None:
+                return pack
+        return next(iter(self.packs))
+
+    async def _answer(self, incoming: Incoming, pack: CharacterPack, text: str) -> Reply:
+        key = incoming.key
+        user = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
+        stored = await self.repository.recent_messages(
+            key, pack.id, limit=max(self.config.prompt.history_turns, 1)
+        )
+        history = [self._turn(message, pack) for message in stored]
+        # NOTE: the message is committed before the model is called, so a crash loses nothing said.
+        await self.repository.add_message(
+            key,
+            role="user",
+            character_id=pack.id,
+            user_id=incoming.sender.user_id,
+            user_name=user,
+            text=text,
+            platform_message_id=incoming.message_id,
+        )
+        result = await self.responder.respond(pack, history, Turn(user, text))
+        if not result.failed:
+            await self.repository.add_message(
+                key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=result.text
+            )
+        return Reply(result.text, character=pack.id)
+
+    @staticmethod
+    def _turn(message: StoredMessage, pack: CharacterPack) -> Turn:
+        if message.role == "character":
+            return Turn(pack.name, message.text, from_character=True)
+        return Turn(message.user_name, message.text)

@@ -1,0 +1,111 @@
+"""The running bot's parts, built from the config in the right order and closed together.
+
+:meth:`Runtime.create` is what a host (the NoneBot plugin, a benchmark, a test) calls to get a
+working :class:`~bot.router.Router`; nothing here knows about platforms.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from dataclasses import dataclass, field
+
+from bot.commands import default_commands
+from bot.config import BotConfig
+from bot.engine.embedder import Embedder, create_embedder
+from bot.engine.model import ChatModel, create_chat_model
+from bot.engine.packs import PackError, PackRegistry, load_packs
+from bot.engine.prompt import PromptBuilder, TokenCounter
+from bot.engine.responder import Responder
+from bot.engine.retrieval import Retriever
+from bot.errors import ConfigError
+from bot.router import Router
+from storage import Database, Repository
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True)
+class Runtime:
+    """Everything the bot runs on; close it with :meth:`aclose`."""
+
+    config: BotConfig
+    database: Database
+    packs: PackRegistry
+    pack_errors: list[PackError]
+    embedder: Embedder
+    retriever: Retriever
+    model: ChatModel
+    router: Router
+    background: set[asyncio.Task[None]] = field(default_factory=set)
+
+    @classmethod
+    async def create(cls, config: BotConfig, *, model: ChatModel | None = None) -> Runtime:
+        """Open the database (migrating it), load the packs, index their scenes, and start the model.
+
+        ``model`` replaces the configured chat model (benchmarks use an instant one).
+        """
+        report = await asyncio.to_thread(load_packs, config.characters_dir)
+        if not report.packs:
+            problems = "; ".join(str(error) for error in report.errors) or "the folder has no packs"
+            raise ConfigError(
+                f"[characters] dir: no usable character pack in {config.characters_dir} ({problems})"
+            )
+        packs = PackRegistry(report.packs)
+        if config.characters.default not in packs:
+            log.warning(
+                "[characters] default %r is not among the loaded packs (%s); using %r",
+                config.characters.default,
+                ", ".join(pack.id for pack in packs),
+                next(iter(packs)).id,
+            )
+        database = Database(config.database_url)
+        await database.upgrade()
+        embedder = await asyncio.to_thread(create_embedder, config.embedding)
+        retriever = Retriever(embedder, config.data_dir, dense_weight=config.retrieval.dense_weight)
+        for pack in packs:
+            await retriever.index(pack)
+        chat_model = model or create_chat_model(config.llm, config.data_dir)
+        responder = Responder(
+            config=config,
+            retriever=retriever,
+            prompts=PromptBuilder(config.prompt, TokenCounter.default()),
+            model=chat_model,
+        )
+        router = Router(
+            config=config,
+            packs=packs,
+            repository=Repository(database),
+            responder=responder,
+            commands=default_commands(),
+        )
+        runtime = cls(config, database, packs, report.errors, embedder, retriever, chat_model, router)
+        runtime._warm_up_model()
+        log.info(
+            "ready: %d character(s) [%s], model %s, database %s",
+            len(packs),
+            ", ".join(pack.id for pack in packs),
+            chat_model.name,
+            "SQLite" if database.is_sqlite else "server",
+        )
+        return runtime
+
+    def _warm_up_model(self) -> None:
+        warm_up = getattr(self.model, "warm_up", None)
+        if warm_up is None:
+            return
+        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(warm_up())
+        self.background.add(task)
+        task.add_done_callback(self._background_done)
+
+    def _background_done(self, task: asyncio.Task[None]) -> None:
+        self.background.discard(task)
+        if not task.cancelled() and (error := task.exception()) is not None:
+            log.error("background start-up work failed: %s", error)
+
+    async def aclose(self) -> None:
+        for task in list(self.background):
+            task.cancel()
+        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.model.aclose()
+        await self.database.aclose()

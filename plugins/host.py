@@ -1,0 +1,63 @@
+"""Starts NoneBot with the adapters ``[platforms]`` enables and attaches the core's runtime.
+
+This is the one place where the process becomes a NoneBot application; ``python -m bot run`` calls
+:func:`run`.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import nonebot
+from nonebot.log import LoguruHandler
+
+from bot.config import BotConfig
+from bot.runtime import Runtime
+
+log = logging.getLogger(__name__)
+
+
+def run(config: BotConfig) -> None:
+    """Serve until interrupted: OneBot v11 reverse WebSocket at ``/onebot/v11/ws``, and/or the console."""
+    logging.basicConfig(handlers=[LoguruHandler()], level=config.server.log_level, force=True)
+    platforms = config.platforms
+    nonebot.init(
+        _env_file=None,
+        driver="~fastapi",
+        host=config.server.host,
+        port=config.server.port,
+        log_level=config.server.log_level,
+        onebot_access_token=platforms.onebot.token() or None,
+        superusers=set(),
+    )
+    driver = nonebot.get_driver()
+    if platforms.onebot.enabled:
+        from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
+
+        driver.register_adapter(OneBotAdapter)
+    if platforms.console.enabled:
+        from nonebot.adapters.console import Adapter as ConsoleAdapter
+
+        driver.register_adapter(ConsoleAdapter)
+    if platforms.discord.enabled:
+        log.warning("[platforms.discord] is not available yet; Discord stays off")
+
+    from plugins import roleplay
+
+    nonebot.load_plugin("plugins.roleplay")
+    holder: dict[str, Runtime] = {}
+
+    @driver.on_startup
+    async def start_runtime() -> None:
+        holder["runtime"] = runtime = await Runtime.create(config)
+        roleplay.attach(runtime)
+        for error in runtime.pack_errors:
+            log.error("pack not loaded: %s", error)
+
+    @driver.on_shutdown
+    async def stop_runtime() -> None:
+        roleplay.attach(None)
+        if (runtime := holder.pop("runtime", None)) is not None:
+            await runtime.aclose()
+
+    nonebot.run()

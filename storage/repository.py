@@ -1,0 +1,164 @@
+"""The repository: every database read and write the core makes, one short transaction each.
+
+The core never builds queries itself; it calls these methods with a
+:class:`~bot.messages.ChatKey`, so no query can forget the ``(platform, chat_id)`` filter.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from sqlalchemy import func, select
+
+from storage.models import Chat, Message
+
+if TYPE_CHECKING:
+    from bot.messages import ChatKey
+    from storage.db import Database
+
+MessageRole = Literal["user", "character"]
+
+
+@dataclass(slots=True, frozen=True)
+class ChatState:
+    """What the bot knows about a chat besides its messages."""
+
+    active_character: str | None
+    memory_floor: int
+
+
+@dataclass(slots=True, frozen=True)
+class StoredMessage:
+    id: int
+    character_id: str | None
+    role: MessageRole
+    user_id: str
+    user_name: str
+    text: str
+    created_at: datetime
+
+
+class Repository:
+    """Reads and writes chat state and history."""
+
+    def __init__(self, database: Database) -> None:
+        self._sessions = database.sessions
+
+    async def chat_state(self, key: ChatKey) -> ChatState:
+        async with self._sessions() as session:
+            chat = await session.get(Chat, (key.platform, key.chat_id))
+        if chat is None:
+            return ChatState(None, 0)
+        return ChatState(chat.active_character, chat.memory_floor)
+
+    async def set_active_character(self, key: ChatKey, character_id: str) -> None:
+        async with self._sessions.begin() as session:
+            chat = await session.get(Chat, (key.platform, key.chat_id))
+            if chat is None:
+                session.add(
+                    Chat(
+                        platform=key.platform,
+                        chat_id=key.chat_id,
+                        active_character=character_id,
+                        memory_floor=0,
+                    )
+                )
+            else:
+                chat.active_character = character_id
+
+    async def add_message(
+        self,
+        key: ChatKey,
+        *,
+        role: MessageRole,
+        character_id: str | None,
+        user_id: str,
+        user_name: str,
+        text: str,
+        platform_message_id: str | None = None,
+    ) -> int:
+        """Store one message and return its id; committed before this returns."""
+        async with self._sessions.begin() as session:
+            message = Message(
+                platform=key.platform,
+                chat_id=key.chat_id,
+                character_id=character_id,
+                role=role,
+                user_id=user_id,
+                user_name=user_name,
+                text=text,
+                platform_message_id=platform_message_id,
+            )
+            session.add(message)
+            await session.flush()
+            return message.id
+
+    async def recent_messages(
+        self, key: ChatKey, character_id: str, *, limit: int, before_id: int | None = None
+    ) -> list[StoredMessage]:
+        """The chat's latest messages with ``character_id`` since the last ``/reset``, oldest first."""
+        async with self._sessions() as session:
+            floor = await session.scalar(
+                select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
+            )
+            query = (
+                select(Message)
+                .where(
+                    Message.platform == key.platform,
+                    Message.chat_id == key.chat_id,
+                    Message.character_id == character_id,
+                    Message.id > (floor or 0),
+                )
+                .order_by(Message.id.desc())
+                .limit(limit)
+            )
+            if before_id is not None:
+                query = query.where(Message.id < before_id)
+            rows = (await session.scalars(query)).all()
+        return [
+            StoredMessage(
+                row.id,
+                row.character_id,
+                "character" if row.role == "character" else "user",
+                row.user_id,
+                row.user_name,
+                row.text,
+                row.created_at,
+            )
+            for row in reversed(rows)
+        ]
+
+    async def reset_memory(self, key: ChatKey) -> int:
+        """Forget the chat's conversation so far; returns how many messages were forgotten.
+
+        Messages stay in the database (nothing said is lost); they are no longer recalled.
+        """
+        async with self._sessions.begin() as session:
+            newest = await session.scalar(
+                select(func.max(Message.id)).where(
+                    Message.platform == key.platform, Message.chat_id == key.chat_id
+                )
+            )
+            chat = await session.get(Chat, (key.platform, key.chat_id))
+            floor = chat.memory_floor if chat else 0
+            forgotten = await session.scalar(
+                select(func.count(Message.id)).where(
+                    Message.platform == key.platform, Message.chat_id == key.chat_id, Message.id > floor
+                )
+            )
+            if chat is None:
+                chat = Chat(platform=key.platform, chat_id=key.chat_id, active_character=None, memory_floor=0)
+                session.add(chat)
+            chat.memory_floor = newest or 0
+            return forgotten or 0
+
+    async def count_messages(self, key: ChatKey) -> int:
+        async with self._sessions() as session:
+            total = await session.scalar(
+                select(func.count(Message.id)).where(
+                    Message.platform == key.platform, Message.chat_id == key.chat_id
+                )
+            )
+        return total or 0

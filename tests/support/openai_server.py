@@ -1,0 +1,557 @@
+"""A real OpenAI-compatible chat-completions server for tests.
+
+The bot talks to its LLM through the ``openai`` package over HTTP, so end-to-end tests need
+something that speaks the same wire protocol: the same JSON shapes, status codes and
+server-sent-event framing the real API uses.  Mocking the client would skip exactly the layers
+(timeouts, retries, streaming parsers, error mapping) that tend to break.
+
+The server runs uvicorn + a minimal Starlette app in a daemon thread with its own event loop,
+so it keeps answering while a synchronous test blocks *and* while an asyncio test's loop is busy
+with other work.  All mutable state is guarded by one lock, making the scripting methods safe to
+call from any thread.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import itertools
+import json
+import re
+import socket
+import threading
+import time
+import uuid
+from collections import deque
+from collections.abc import AsyncIterator, Callable, Mapping
+from dataclasses import dataclass, field
+from types import TracebackType
+from typing import Any, Self
+
+import uvicorn
+from starlette.applications import Starlette
+from starlette.requests import Request
+from starlette.responses import JSONResponse, Response, StreamingResponse
+from starlette.routing import Route
+
+__all__ = [
+    "FakeOpenAIServer",
+    "RecordedRequest",
+    "ReplyFn",
+    "content_text",
+]
+
+ReplyFn = Callable[[dict[str, Any]], str]
+"""Computes the assistant's reply text from the raw request body."""
+
+CHAT_PATH = "/v1/chat/completions"
+_STREAM_PIECE = re.compile(r"\S+\s*|\s+")
+
+
+def content_text(content: Any) -> str:
+    """Flatten an OpenAI message ``content`` into plain text.
+
+    Content is either a string or (for multimodal requests) a list of parts such as
+    ``{"type": "text", "text": ...}`` and ``{"type": "image_url", ...}``; only the text parts
+    carry words a test can assert on.
+    """
+    if content is None:
+        return ""
+    if isinstance(content, str):
+        return content
+    if isinstance(content, list):
+        texts: list[str] = []
+        for part in content:
+            if isinstance(part, str):
+                texts.append(part)
+            elif isinstance(part, dict) and isinstance(part.get("text"), str):
+                texts.append(part["text"])
+        return "".join(texts)
+    return str(content)
+
+
+def _rough_tokens(text: str) -> int:
+    """Approximate a token count (about four characters per token), never zero.
+
+    Real counts are irrelevant here; the bot only needs plausible, monotonic numbers to exercise
+    its usage accounting.
+    """
+    return max(1, len(text) // 4)
+
+
+def _error_body(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
+    return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
+
+
+def _default_error_type(status: int) -> str:
+    if status == 401:
+        return "authentication_error"
+    if status == 429:
+        return "rate_limit_error"
+    if status >= 500:
+        return "server_error"
+    return "invalid_request_error"
+
+
+@dataclass(frozen=True)
+class RecordedRequest:
+    """One chat-completions request exactly as the server received it.
+
+    ``number`` is the 1-based arrival order since the last :meth:`FakeOpenAIServer.clear`, which
+    is also the ``#<n>`` used by the default reply.  ``status`` is the HTTP status the server
+    answered with, so retry behaviour can be asserted (e.g. ``[500, 500, 200]``).
+    """
+
+    number: int
+    method: str
+    path: str
+    headers: dict[str, str]
+    json: dict[str, Any]
+    status: int
+    received_at: float
+
+    @property
+    def messages(self) -> list[dict[str, Any]]:
+        """The ``messages`` array of the request (empty if it was malformed)."""
+        messages = self.json.get("messages")
+        if not isinstance(messages, list):
+            return []
+        return [m for m in messages if isinstance(m, dict)]
+
+    @property
+    def model(self) -> str | None:
+        model = self.json.get("model")
+        return model if isinstance(model, str) else None
+
+    @property
+    def stream(self) -> bool:
+        return bool(self.json.get("stream"))
+
+    def texts(self, role: str | None = None) -> list[str]:
+        """Plain text of each message, optionally only those with the given role."""
+        return [content_text(m.get("content")) for m in self.messages if role is None or m.get("role") == role]
+
+    def all_text(self, sep: str = "\n") -> str:
+        """All message contents joined, for "does the prompt mention X anywhere" assertions."""
+        return sep.join(self.texts())
+
+    def last_user_text(self) -> str:
+        """Text of the last ``user`` message, or ``""`` when there is none."""
+        users = self.texts("user")
+        return users[-1] if users else ""
+
+    def system_text(self, sep: str = "\n") -> str:
+        """All ``system`` (and ``developer``) messages joined: where a persona prompt ends up."""
+        return sep.join(
+            content_text(m.get("content")) for m in self.messages if m.get("role") in {"system", "developer"}
+        )
+
+
+@dataclass
+class _Failure:
+    status: int
+    body: dict[str, Any]
+    headers: dict[str, str] = field(default_factory=dict)
+
+
+class FakeOpenAIServer:
+    """OpenAI chat-completions API on ``127.0.0.1:<free port>``, scriptable from tests.
+
+    Use it as a context manager (sync or async) or call :meth:`start` / :meth:`stop`.  Point the
+    bot (or an ``openai`` client) at :attr:`base_url`.  Every chat-completions request is
+    recorded in :attr:`requests`; :meth:`reply_with`, :meth:`fail_next` and :meth:`set_delay`
+    change how the next requests are answered.
+
+    When ``api_key`` is given, requests without ``Authorization: Bearer <api_key>`` get a 401,
+    which lets a test prove the bot really sends its configured key.
+    """
+
+    def __init__(self, *, model: str = "fake-model", api_key: str | None = None, host: str = "127.0.0.1") -> None:
+        self.model = model
+        self.api_key = api_key
+        self.host = host
+        self._lock = threading.Lock()
+        self._changed = threading.Condition(self._lock)
+        self._requests: list[RecordedRequest] = []
+        self._endpoint_hits: list[tuple[str, str]] = []
+        self._failures: deque[_Failure] = deque()
+        self._reply_fn: ReplyFn | None = None
+        self._delay = 0.0
+        self._counter = itertools.count(1)
+        self._socket: socket.socket | None = None
+        self._server: uvicorn.Server | None = None
+        self._thread: threading.Thread | None = None
+        self._thread_error: BaseException | None = None
+        self._port: int | None = None
+
+    # ------------------------------------------------------------------ lifecycle
+
+    def start(self, timeout: float = 10.0) -> Self:
+        """Bind a free port and serve from a background thread; returns once accepting.
+
+        The socket is bound here, before the thread starts, so the port is known immediately
+        and there is no window in which another process could grab it.
+        """
+        if self._thread is not None:
+            raise RuntimeError("FakeOpenAIServer already started")
+        sock = socket.socket(socket.AF_INET, socket.SOCK_STREAM)
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+        sock.bind((self.host, 0))
+        self._socket = sock
+        self._port = sock.getsockname()[1]
+        config = uvicorn.Config(
+            self._build_app(),
+            log_config=None,
+            log_level="warning",
+            access_log=False,
+            lifespan="off",
+            loop="asyncio",
+            http="h11",
+            ws="none",
+            timeout_graceful_shutdown=1,
+        )
+        server = uvicorn.Server(config)
+        self._server = server
+        self._thread = threading.Thread(
+            target=self._serve, args=(server, sock), name=f"fake-openai-{self._port}", daemon=True
+        )
+        self._thread.start()
+        deadline = time.monotonic() + timeout
+        while not server.started:
+            if not self._thread.is_alive():
+                self._cleanup_socket()
+                raise RuntimeError("FakeOpenAIServer thread died during startup") from self._thread_error
+            if time.monotonic() > deadline:
+                self.stop()
+                raise TimeoutError("FakeOpenAIServer did not start in time")
+            time.sleep(0.01)
+        return self
+
+    def _serve(self, server: uvicorn.Server, sock: socket.socket) -> None:
+        try:
+            asyncio.run(server.serve(sockets=[sock]))
+        except BaseException as exc:  # surfaced by start(); a daemon thread must not die silently
+            self._thread_error = exc
+
+    def stop(self, timeout: float = 10.0) -> None:
+        """Shut the server down and join its thread.  Idempotent."""
+        thread, server = self._thread, self._server
+        if thread is None or server is None:
+            return
+        server.should_exit = True
+        thread.join(timeout)
+        self._cleanup_socket()
+        self._thread = None
+        self._server = None
+        if thread.is_alive():
+            raise RuntimeError("FakeOpenAIServer thread did not stop in time")
+
+    def _cleanup_socket(self) -> None:
+        if self._socket is not None:
+            self._socket.close()
+            self._socket = None
+
+    def __enter__(self) -> Self:
+        return self.start()
+
+    def __exit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        self.stop()
+
+    async def __aenter__(self) -> Self:
+        return await asyncio.to_thread(self.start)
+
+    async def __aexit__(
+        self, exc_type: type[BaseException] | None, exc: BaseException | None, tb: TracebackType | None
+    ) -> None:
+        await asyncio.to_thread(self.stop)
+
+    @property
+    def port(self) -> int:
+        if self._port is None:
+            raise RuntimeError("FakeOpenAIServer not started")
+        return self._port
+
+    @property
+    def url(self) -> str:
+        """Server root, e.g. ``http://127.0.0.1:PORT``."""
+        return f"http://{self.host}:{self.port}"
+
+    @property
+    def base_url(self) -> str:
+        """What an OpenAI client's ``base_url`` should be, e.g. ``http://127.0.0.1:PORT/v1``."""
+        return f"{self.url}/v1"
+
+    # ------------------------------------------------------------------ scripting
+
+    def reply_with(self, fn: ReplyFn | None) -> None:
+        """Compute future replies with ``fn(request_body)``; ``None`` restores the default."""
+        with self._lock:
+            self._reply_fn = fn
+
+    def reply_text(self, text: str) -> None:
+        """Answer every future request with the same fixed text."""
+        self.reply_with(lambda _body: text)
+
+    def fail_next(
+        self,
+        status: int,
+        times: int = 1,
+        body: dict[str, Any] | None = None,
+        headers: Mapping[str, str] | None = None,
+    ) -> None:
+        """Queue ``times`` failures with HTTP ``status``; later requests are answered normally.
+
+        Calls accumulate, so ``fail_next(500, 2); fail_next(429)`` fails the next three requests
+        in that order.  ``body`` defaults to an OpenAI-style ``{"error": {...}}`` object.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        payload = body if body is not None else _error_body(f"injected failure {status}", _default_error_type(status))
+        with self._lock:
+            for _ in range(times):
+                self._failures.append(_Failure(status, payload, dict(headers or {})))
+
+    def set_delay(self, seconds: float) -> None:
+        """Delay every answer (including failures and the first stream chunk) by ``seconds``."""
+        with self._lock:
+            self._delay = max(0.0, seconds)
+
+    def clear(self) -> None:
+        """Forget recorded requests and reset all scripting to the defaults."""
+        with self._lock:
+            self._requests.clear()
+            self._endpoint_hits.clear()
+            self._failures.clear()
+            self._reply_fn = None
+            self._delay = 0.0
+            self._counter = itertools.count(1)
+
+    @staticmethod
+    def default_reply(number: int, body: Mapping[str, Any]) -> str:
+        """The deterministic reply used unless :meth:`reply_with` was called.
+
+        Exposed so tests can compute the exact text they expect the bot to relay.
+        """
+        last_user = ""
+        messages = body.get("messages")
+        if isinstance(messages, list):
+            for message in reversed(messages):
+                if isinstance(message, dict) and message.get("role") == "user":
+                    last_user = content_text(message.get("content"))
+                    break
+        return f"Reply #{number}: heard '{last_user[:40]}'"
+
+    # ------------------------------------------------------------------ inspection
+
+    @property
+    def requests(self) -> list[RecordedRequest]:
+        """A snapshot of the chat-completions requests received so far, in arrival order."""
+        with self._lock:
+            return list(self._requests)
+
+    @property
+    def last_request(self) -> RecordedRequest:
+        with self._lock:
+            if not self._requests:
+                raise AssertionError("FakeOpenAIServer has received no chat-completions request")
+            return self._requests[-1]
+
+    @property
+    def endpoint_hits(self) -> list[tuple[str, str]]:
+        """``(method, path)`` of every HTTP request, including ``/v1/models`` and unknown paths."""
+        with self._lock:
+            return list(self._endpoint_hits)
+
+    def wait_for_requests(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Block until at least ``n`` chat-completions requests were recorded; return them all.
+
+        Blocks the calling thread: from asyncio code use :meth:`wait_for_requests_async`, or the
+        event loop (and any OneBot client on it) would freeze.
+        """
+        with self._changed:
+            if not self._changed.wait_for(lambda: len(self._requests) >= n, timeout):
+                raise AssertionError(self._timeout_message(n, timeout))
+            return list(self._requests)
+
+    async def wait_for_requests_async(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
+        """Asyncio-friendly :meth:`wait_for_requests` that polls without blocking the loop."""
+        deadline = time.monotonic() + timeout
+        while True:
+            with self._lock:
+                if len(self._requests) >= n:
+                    return list(self._requests)
+            if time.monotonic() >= deadline:
+                with self._lock:
+                    raise AssertionError(self._timeout_message(n, timeout))
+            await asyncio.sleep(0.01)
+
+    def _timeout_message(self, n: int, timeout: float) -> str:
+        return (
+            f"expected {n} chat-completions request(s) within {timeout}s, got {len(self._requests)}; "
+            f"endpoint hits: {self._endpoint_hits}"
+        )
+
+    # ------------------------------------------------------------------ HTTP app
+
+    def _build_app(self) -> Starlette:
+        methods = ["GET", "POST", "PUT", "PATCH", "DELETE"]
+        return Starlette(
+            routes=[
+                Route(CHAT_PATH, self._chat_completions, methods=["POST"]),
+                Route("/v1/models", self._list_models, methods=["GET"]),
+                Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
+                Route("/{path:path}", self._not_found, methods=methods),
+            ]
+        )
+
+    def _hit(self, request: Request) -> None:
+        with self._lock:
+            self._endpoint_hits.append((request.method, request.url.path))
+
+    def _model_object(self, model_id: str) -> dict[str, Any]:
+        return {"id": model_id, "object": "model", "created": 1_700_000_000, "owned_by": "fake-openai-server"}
+
+    async def _list_models(self, request: Request) -> Response:
+        self._hit(request)
+        return JSONResponse({"object": "list", "data": [self._model_object(self.model)]})
+
+    async def _get_model(self, request: Request) -> Response:
+        self._hit(request)
+        model_id = request.path_params["model"]
+        if model_id != self.model:
+            return JSONResponse(
+                _error_body(f"The model '{model_id}' does not exist", "invalid_request_error", "model_not_found"),
+                status_code=404,
+            )
+        return JSONResponse(self._model_object(model_id))
+
+    async def _not_found(self, request: Request) -> Response:
+        self._hit(request)
+        return JSONResponse(
+            _error_body(f"Unknown request URL: {request.method} {request.url.path}", "invalid_request_error"),
+            status_code=404,
+        )
+
+    async def _chat_completions(self, request: Request) -> Response:
+        self._hit(request)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        raw = await request.body()
+        try:
+            parsed: Any = json.loads(raw)
+        except ValueError:
+            parsed = None
+        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+
+        with self._lock:
+            number = next(self._counter)
+            failure = self._failures.popleft() if self._failures else None
+            reply_fn = self._reply_fn
+            delay = self._delay
+
+        text = ""
+        if failure is None:
+            failure = self._validate(body, headers, parsed)
+        if failure is None:
+            try:
+                text = reply_fn(body) if reply_fn is not None else self.default_reply(number, body)
+            except Exception as exc:
+                failure = _Failure(500, _error_body(f"reply function raised {exc!r}", "server_error"))
+
+        record = RecordedRequest(
+            number=number,
+            method=request.method,
+            path=request.url.path,
+            headers=headers,
+            json=body,
+            status=failure.status if failure is not None else 200,
+            received_at=time.time(),
+        )
+        with self._changed:
+            self._requests.append(record)
+            self._changed.notify_all()
+
+        if delay:
+            await asyncio.sleep(delay)
+        if failure is not None:
+            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+
+        model = body.get("model") if isinstance(body.get("model"), str) else self.model
+        prompt_tokens = _rough_tokens(record.all_text())
+        completion_tokens = _rough_tokens(text)
+        usage = {
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+            "total_tokens": prompt_tokens + completion_tokens,
+        }
+        completion_id = f"chatcmpl-{uuid.uuid4().hex[:24]}"
+        created = int(time.time())
+        if record.stream:
+            options = body.get("stream_options")
+            include_usage = isinstance(options, dict) and bool(options.get("include_usage"))
+            return StreamingResponse(
+                self._stream(completion_id, created, str(model), text, usage if include_usage else None),
+                media_type="text/event-stream",
+                headers={"cache-control": "no-cache"},
+            )
+        return JSONResponse(
+            {
+                "id": completion_id,
+                "object": "chat.completion",
+                "created": created,
+                "model": model,
+                "system_fingerprint": None,
+                "choices": [
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": text, "refusal": None},
+                        "logprobs": None,
+                        "finish_reason": "stop",
+                    }
+                ],
+                "usage": usage,
+            }
+        )
+
+    def _validate(self, body: dict[str, Any], headers: dict[str, str], parsed: Any) -> _Failure | None:
+        """Reject what the real API rejects, so a malformed bot request fails loudly in tests."""
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return _Failure(401, _error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key"))
+        if not isinstance(parsed, dict):
+            return _Failure(400, _error_body("Request body is not a JSON object", "invalid_request_error"))
+        messages = body.get("messages")
+        if not isinstance(messages, list) or not messages:
+            return _Failure(400, _error_body("'messages' must be a non-empty array", "invalid_request_error"))
+        for message in messages:
+            if not isinstance(message, dict) or not isinstance(message.get("role"), str):
+                return _Failure(400, _error_body("each message needs a 'role'", "invalid_request_error"))
+        return None
+
+    async def _stream(
+        self, completion_id: str, created: int, model: str, text: str, usage: dict[str, int] | None
+    ) -> AsyncIterator[bytes]:
+        """Yield the reply as OpenAI-style SSE chunks, word by word, ending with ``[DONE]``."""
+
+        def event(choices: list[dict[str, Any]], **extra: Any) -> bytes:
+            chunk = {
+                "id": completion_id,
+                "object": "chat.completion.chunk",
+                "created": created,
+                "model": model,
+                "system_fingerprint": None,
+                "choices": choices,
+                **extra,
+            }
+            return f"data: {json.dumps(chunk)}\n\n".encode()
+
+        def choice(delta: dict[str, Any], finish_reason: str | None = None) -> dict[str, Any]:
+            return {"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish_reason}
+
+        yield event([choice({"role": "assistant", "content": ""})])
+        for piece in _STREAM_PIECE.findall(text):
+            yield event([choice({"content": piece})])
+            await asyncio.sleep(0)
+        yield event([choice({}, "stop")])
+        if usage is not None:
+            yield event([], usage=usage)
+        yield b"data: [DONE]\n\n"
