@@ -147,3 +147,21 @@ def create_chat_model(config: LLMConfig, data_dir: Path) -> ChatModel:
     from bot.engine.local_model import LocalChatModel
 
     return LocalChatModel.from_config(config, data_dir)
+
+
+class EchoChatModel(ChatModel):
+    """A deterministic, instant model: answers with the character's name and the message it got.
+
+    The fake shipped beside the seam, for unit tests and benchmarks that must not measure a model.
+    It records every prompt it was given.
+    """
+
+    name = "echo"
+
+    def __init__(self) -> None:
+        self.prompts: list[Prompt] = []
+
+    async def complete(self, prompt: Prompt) -> Completion:
+        self.prompts.append(prompt)
+        text = f"{prompt.character} heard {prompt.message.speaker}: {prompt.message.text}"
+        return Completion(text=text, model=self.name, prompt_tokens=prompt.tokens.total, completion_tokens=8)

@@ -1,0 +1,140 @@
+from __future__ import annotations
+
+import json
+from pathlib import Path
+
+import pytest
+
+from bot.engine.packs import PackRegistry, load_pack, load_packs, parse_scene
+from bot.errors import PackError
+from tests.packs import write_pack, write_xiaoman
+
+SHIPPED = Path(__file__).parents[2] / "characters"
+
+
+def test_scene_lines_in_both_forms(tmp_path: Path) -> None:
+    scene = parse_scene(tmp_path / "001.txt", "旁白:「夜深了」\n\nOrla: Aye.\n苏小满：「来了」\n")
+    assert [(line.speaker, line.text) for line in scene.lines] == [
+        ("旁白", "夜深了"),
+        ("Orla", "Aye."),
+        ("苏小满", "来了"),
+    ]
+    assert scene.text == "旁白:「夜深了」\nOrla:「Aye.」\n苏小满:「来了」"
+
+
+def test_a_line_without_speaker_is_reported_with_file_and_line(tmp_path: Path) -> None:
+    with pytest.raises(PackError) as caught:
+        parse_scene(tmp_path / "002.txt", "Orla: Aye.\njust some words\n")
+    assert caught.value.line == 2
+    assert str(caught.value).startswith(f"{tmp_path / '002.txt'}:2: expected 'Speaker:")
+
+
+def test_bad_toml_key_is_reported_with_its_line(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path, extra_toml="colour = 'blue'\n")
+    with pytest.raises(PackError, match=r"character\.toml:\d+: colour: unknown key"):
+        load_pack(folder)
+
+
+def test_missing_persona(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path)
+    (folder / "character.toml").write_text('name = "Orla"\n', encoding="utf-8")
+    with pytest.raises(PackError, match="persona: Field required"):
+        load_pack(folder)
+
+
+def test_images_jsonl_errors_name_the_line(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path)
+    (folder / "images").mkdir()
+    (folder / "images" / "0001.jpg").write_bytes(b"\xff\xd8\xff")
+    entries = [{"image": "images/0001.jpg", "text": "Aye."}, {"image": "images/0002.jpg", "text": "No."}]
+    (folder / "images.jsonl").write_text("\n".join(json.dumps(e) for e in entries), encoding="utf-8")
+    with pytest.raises(PackError, match=r"images\.jsonl:2: image 'images/0002\.jpg' does not exist"):
+        load_pack(folder)
+    (folder / "images.jsonl").write_text('{"image": "images/0001.jpg", "text": "Aye."}\n{oops\n')
+    with pytest.raises(PackError, match=r"images\.jsonl:2: invalid JSON"):
+        load_pack(folder)
+
+
+def test_non_utf8_scene(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path)
+    (folder / "scenes" / "009.txt").write_bytes("Orla: ok\nOrla: caf\xe9\n".encode("latin-1"))
+    with pytest.raises(PackError, match=r"009\.txt:2: not UTF-8"):
+        load_pack(folder)
+
+
+def test_a_broken_pack_does_not_stop_the_others(tmp_path: Path) -> None:
+    write_pack(tmp_path)
+    write_xiaoman(tmp_path)
+    broken = write_pack(tmp_path, "broken")
+    (broken / "scenes" / "001.txt").write_text("no speaker here\n", encoding="utf-8")
+    report = load_packs(tmp_path)
+    assert sorted(pack.id for pack in report.packs) == ["orla", "xiaoman"]
+    assert len(report.errors) == 1
+    assert report.errors[0].path == broken / "scenes" / "001.txt"
+
+
+def test_content_hash_changes_with_the_scenes(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path)
+    before = load_pack(folder).content_hash
+    (folder / "scenes" / "004.txt").write_text("Orla: New scene.\n", encoding="utf-8")
+    assert load_pack(folder).content_hash != before
+
+
+@pytest.fixture
+def registry(tmp_path: Path) -> PackRegistry:
+    write_pack(tmp_path)
+    write_xiaoman(tmp_path)
+    write_pack(tmp_path, "orlando", name="Orlando Reed", aliases=("Orlando",))
+    return PackRegistry(load_packs(tmp_path).packs)
+
+
+@pytest.mark.parametrize(
+    ("query", "expected"),
+    [("orla", "orla"), ("Orla Finch", "orla"), ("keeper", "orla"), ("小满", "xiaoman"), ("xiaomn", "xiaoman")],
+)
+def test_match_finds_by_id_name_alias_or_misspelling(registry: PackRegistry, query: str, expected: str) -> None:
+    match = registry.match(query)
+    assert match.pack is not None
+    assert match.pack.id == expected
+
+
+def test_match_reports_ambiguity_and_unknown(registry: PackRegistry) -> None:
+    ambiguous = registry.match("orl")
+    assert ambiguous.pack is None
+    assert sorted(pack.id for pack in ambiguous.candidates) == ["orla", "orlando"]
+    unknown = registry.match("zzzz")
+    assert unknown.pack is None
+    assert unknown.candidates == ()
+
+
+@pytest.mark.parametrize(
+    ("text", "expected", "rest"),
+    [
+        ("Orla, is the lamp lit?", "orla", "is the lamp lit?"),
+        ("keeper: hello", "orla", "hello"),
+        ("小满，来壶茶", "xiaoman", "来壶茶"),
+        ("满掌柜在吗", "xiaoman", "在吗"),
+        ("Orlando, hi", "orlando", "hi"),
+    ],
+)
+def test_called_at_start(registry: PackRegistry, text: str, expected: str, rest: str) -> None:
+    called = registry.called_at_start(text)
+    assert called is not None
+    assert (called[0].id, called[1]) == (expected, rest)
+
+
+@pytest.mark.parametrize("text", ["hello everyone", "Orlaaa hi", "I think Orla is nice"])
+def test_not_a_call(registry: PackRegistry, text: str) -> None:
+    assert registry.called_at_start(text) is None
+
+
+def test_shipped_packs_are_valid_and_big_enough() -> None:
+    report = load_packs(SHIPPED)
+    assert report.errors == []
+    languages = {pack.settings.language for pack in report.packs}
+    assert {"en", "zh"} <= languages
+    for pack in report.packs:
+        assert len(pack.scenes) >= 40, pack.id
+        assert len(pack.screenshots) >= 5, pack.id
+        assert pack.aliases
+        assert pack.settings.greeting
