@@ -12,14 +12,21 @@ import nonebot
 from nonebot.log import LoguruHandler
 
 from bot.config import BotConfig
+from bot.errors import BotError
 from bot.runtime import Runtime
 
 log = logging.getLogger(__name__)
 
+OUR_LOGGERS = ("bot", "storage", "plugins", "alembic")
+
 
 def run(config: BotConfig) -> None:
     """Serve until interrupted: OneBot v11 reverse WebSocket at ``/onebot/v11/ws``, and/or the console."""
-    logging.basicConfig(handlers=[LoguruHandler()], level=config.server.log_level, force=True)
+    for name in OUR_LOGGERS:
+        logger = logging.getLogger(name)
+        logger.handlers = [LoguruHandler()]
+        logger.setLevel(config.server.log_level)
+        logger.propagate = False
     platforms = config.platforms
     nonebot.init(
         _env_file=None,
@@ -32,9 +39,9 @@ def run(config: BotConfig) -> None:
     )
     driver = nonebot.get_driver()
     if platforms.onebot.enabled:
-        from nonebot.adapters.onebot.v11 import Adapter as OneBotAdapter
+        from plugins.adapters import TolerantOneBotAdapter
 
-        driver.register_adapter(OneBotAdapter)
+        driver.register_adapter(TolerantOneBotAdapter)
     if platforms.console.enabled:
         from nonebot.adapters.console import Adapter as ConsoleAdapter
 
@@ -42,21 +49,26 @@ def run(config: BotConfig) -> None:
     if platforms.discord.enabled:
         log.warning("[platforms.discord] is not available yet; Discord stays off")
 
-    from plugins import roleplay
-
-    nonebot.load_plugin("plugins.roleplay")
+    plugin = nonebot.load_plugin("plugins.roleplay")
+    if plugin is None:
+        raise BotError("the roleplay plugin failed to load; see the log above")
+    attach = plugin.module.attach
     holder: dict[str, Runtime] = {}
 
     @driver.on_startup
     async def start_runtime() -> None:
-        holder["runtime"] = runtime = await Runtime.create(config)
-        roleplay.attach(runtime)
+        try:
+            holder["runtime"] = runtime = await Runtime.create(config)
+        except BotError as exc:
+            log.error("cannot start: %s", exc)
+            raise
+        attach(runtime)
         for error in runtime.pack_errors:
             log.error("pack not loaded: %s", error)
 
     @driver.on_shutdown
     async def stop_runtime() -> None:
-        roleplay.attach(None)
+        attach(None)
         if (runtime := holder.pop("runtime", None)) is not None:
             await runtime.aclose()
 

@@ -73,3 +73,4 @@ async def send(bot: Bot, event: Event, reply: Reply) -> None:
             await bot.send_private_msg(user_id=event.user_id, message=to_message(reply, quote_id=None))
     except (ActionFailed, NetworkError) as exc:
         log.error("could not send a reply through OneBot: %s", exc)
+

@@ -128,7 +128,9 @@ class RecordedRequest:
 
     def texts(self, role: str | None = None) -> list[str]:
         """Plain text of each message, optionally only those with the given role."""
-        return [content_text(m.get("content")) for m in self.messages if role is None or m.get("role") == role]
+        return [
+            content_text(m.get("content")) for m in self.messages if role is None or m.get("role") == role
+        ]
 
     def all_text(self, sep: str = "\n") -> str:
         """All message contents joined, for "does the prompt mention X anywhere" assertions."""
@@ -165,7 +167,9 @@ class FakeOpenAIServer:
     which lets a test prove the bot really sends its configured key.
     """
 
-    def __init__(self, *, model: str = "fake-model", api_key: str | None = None, host: str = "127.0.0.1") -> None:
+    def __init__(
+        self, *, model: str = "fake-model", api_key: str | None = None, host: str = "127.0.0.1"
+    ) -> None:
         self.model = model
         self.api_key = api_key
         self.host = host
@@ -307,7 +311,11 @@ class FakeOpenAIServer:
         """
         if times < 1:
             raise ValueError("times must be >= 1")
-        payload = body if body is not None else _error_body(f"injected failure {status}", _default_error_type(status))
+        payload = (
+            body
+            if body is not None
+            else _error_body(f"injected failure {status}", _default_error_type(status))
+        )
         with self._lock:
             for _ in range(times):
                 self._failures.append(_Failure(status, payload, dict(headers or {})))
@@ -374,7 +382,7 @@ class FakeOpenAIServer:
                 raise AssertionError(self._timeout_message(n, timeout))
             return list(self._requests)
 
-    async def wait_for_requests_async(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:
+    async def wait_for_requests_async(self, n: int, timeout: float = 10.0) -> list[RecordedRequest]:  # noqa: ASYNC109
         """Asyncio-friendly :meth:`wait_for_requests` that polls without blocking the loop."""
         deadline = time.monotonic() + timeout
         while True:
@@ -421,7 +429,9 @@ class FakeOpenAIServer:
         model_id = request.path_params["model"]
         if model_id != self.model:
             return JSONResponse(
-                _error_body(f"The model '{model_id}' does not exist", "invalid_request_error", "model_not_found"),
+                _error_body(
+                    f"The model '{model_id}' does not exist", "invalid_request_error", "model_not_found"
+                ),
                 status_code=404,
             )
         return JSONResponse(self._model_object(model_id))
@@ -516,7 +526,9 @@ class FakeOpenAIServer:
     def _validate(self, body: dict[str, Any], headers: dict[str, str], parsed: Any) -> _Failure | None:
         """Reject what the real API rejects, so a malformed bot request fails loudly in tests."""
         if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
-            return _Failure(401, _error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key"))
+            return _Failure(
+                401, _error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+            )
         if not isinstance(parsed, dict):
             return _Failure(400, _error_body("Request body is not a JSON object", "invalid_request_error"))
         messages = body.get("messages")

@@ -33,13 +33,17 @@ def test_sync_reply_and_recording(server: FakeOpenAIServer) -> None:
                 {"role": "user", "content": "hello there, how are you doing on this fine day?"},
             ],
         )
-    assert completion.choices[0].message.content == "Reply #1: heard 'hello there, how are you doing on this f'"
+    assert (
+        completion.choices[0].message.content == "Reply #1: heard 'hello there, how are you doing on this f'"
+    )
     assert completion.choices[0].finish_reason == "stop"
     assert completion.model == "test-model"
     assert completion.id.startswith("chatcmpl-")
     assert completion.created > 0
     assert completion.usage is not None
-    assert completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    assert (
+        completion.usage.total_tokens == completion.usage.prompt_tokens + completion.usage.completion_tokens
+    )
 
     (request,) = server.requests
     assert request.number == 1
@@ -59,7 +63,9 @@ async def test_async_client_fail_next_then_success(server: FakeOpenAIServer) -> 
         for _ in range(2):
             with pytest.raises(openai.InternalServerError):
                 await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
-        completion = await client.chat.completions.create(model="m", messages=[{"role": "user", "content": "hi"}])
+        completion = await client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "hi"}]
+        )
     assert completion.choices[0].message.content == "Reply #3: heard 'hi'"
     assert [r.status for r in server.requests] == [500, 500, 200]
 
@@ -95,7 +101,9 @@ async def test_async_streaming_with_usage(server: FakeOpenAIServer) -> None:
 def test_sync_streaming_without_usage(server: FakeOpenAIServer) -> None:
     server.reply_text("streamed words arrive")
     with _sync_client(server) as client:
-        stream = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}], stream=True)
+        stream = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "x"}], stream=True
+        )
         with stream:
             chunks = list(stream)
     assert "".join(c.choices[0].delta.content or "" for c in chunks if c.choices) == "streamed words arrive"
@@ -120,7 +128,9 @@ def test_rate_limit_body_headers_and_clear(server: FakeOpenAIServer) -> None:
             client.chat.completions.create(model="m", messages=[{"role": "user", "content": "x"}])
         server.clear()
         assert server.requests == []
-        completion = client.chat.completions.create(model="m", messages=[{"role": "user", "content": "again"}])
+        completion = client.chat.completions.create(
+            model="m", messages=[{"role": "user", "content": "again"}]
+        )
     assert completion.choices[0].message.content == "Reply #1: heard 'again'"
 
 

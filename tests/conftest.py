@@ -1,0 +1,60 @@
+"""Fixtures that build the bot's real parts: packs on disk, a SQLite database, a router."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator
+from pathlib import Path
+
+import pytest
+
+from bot.commands import default_commands
+from bot.config import BotConfig, parse_config
+from bot.engine.embedder import HashingEmbedder
+from bot.engine.model import EchoChatModel
+from bot.engine.packs import PackRegistry, load_packs
+from bot.engine.prompt import PromptBuilder, TokenCounter
+from bot.engine.responder import Responder
+from bot.engine.retrieval import Retriever
+from bot.router import Router
+from storage import Database, Repository
+from tests.packs import write_pack, write_xiaoman
+
+
+@pytest.fixture
+def config(tmp_path: Path) -> BotConfig:
+    write_pack(tmp_path / "characters")
+    write_xiaoman(tmp_path / "characters")
+    return parse_config({"admins": {"superusers": ["onebot:1"]}}, source=tmp_path / "bot.toml")
+
+
+@pytest.fixture
+async def database(config: BotConfig) -> AsyncIterator[Database]:
+    database = Database(config.database_url)
+    await database.upgrade()
+    yield database
+    await database.aclose()
+
+
+@pytest.fixture
+def repository(database: Database) -> Repository:
+    return Repository(database)
+
+
+@pytest.fixture
+def model() -> EchoChatModel:
+    return EchoChatModel()
+
+
+@pytest.fixture
+async def router(config: BotConfig, repository: Repository, model: EchoChatModel) -> Router:
+    packs = PackRegistry(load_packs(config.characters_dir).packs)
+    retriever = Retriever(HashingEmbedder(), config.data_dir, dense_weight=config.retrieval.dense_weight)
+    for pack in packs:
+        await retriever.index(pack)
+    responder = Responder(
+        config=config,
+        retriever=retriever,
+        prompts=PromptBuilder(config.prompt, TokenCounter.default()),
+        model=model,
+    )
+    return Router(config=config, packs=packs, repository=repository, responder=responder, commands=default_commands())

@@ -1,0 +1,252 @@
+"""The whole bot as a user meets it: a real process, a real OneBot v11 client, a real model server.
+
+The bot runs as ``python -m bot --config bot.toml`` in a temp folder; a
+:class:`~tests.support.onebot_client.OneBotClient` plays NapCat over the reverse WebSocket and a
+:class:`~tests.support.openai_server.FakeOpenAIServer` records every chat-completions request.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+from typing import Any
+
+import pytest
+
+from tests.packs import write_pack, write_xiaoman
+from tests.support.bot_process import BotProcess, free_port, write_bot_toml
+from tests.support.onebot_client import ApiCall, OneBotClient, image_segment
+from tests.support.openai_server import FakeOpenAIServer
+
+SELF_ID = 10_000
+TOKEN = "e2e-secret"
+
+ORLA_SCENES = {
+    "001": ["Pip: Orla, the storm is coming tonight.", "Orla: Then tie the boat twice and bring the lantern."],
+    "002": ["Tam: Your cat Barnacle ate my kippers again.", "Orla: Barnacle has taste. Your kippers do not."],
+    "003": ["Ines: Do the puffins nest on the north cliff?", "Orla: Every spring, on the ledges below the light."],
+    "004": ["Pip: Happy birthday, Orla! I baked a cake.", "Orla: Sixty-eight candles is a fire hazard."],
+}
+
+
+@pytest.fixture(scope="session")
+def shared_data(tmp_path_factory: pytest.TempPathFactory) -> Path:
+    """One data folder for every bot process, so scene embeddings are computed once per session."""
+    return tmp_path_factory.mktemp("e2e-data")
+
+
+@pytest.fixture
+def model_server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        yield server
+
+
+class Harness:
+    """A bot workdir: config, packs and database, and the process started from it."""
+
+    def __init__(self, root: Path, data: Path, llm: dict[str, Any]) -> None:
+        self.root = root
+        self.port = free_port()
+        characters = root / "characters"
+        write_pack(characters, persona="You are Orla Finch, keeper of Skerrow Light.", scenes=ORLA_SCENES)
+        write_xiaoman(characters)
+        self.config = write_bot_toml(
+            root / "bot.toml",
+            {"platforms": {"onebot": {"access_token": TOKEN}, "console": {"enabled": False}}},
+            server={"host": "127.0.0.1", "port": self.port},
+            llm={"timeout_s": 5, **llm},
+            storage={"url": "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
+            characters={"dir": "characters", "default": "orla"},
+        )
+        self.process: BotProcess | None = None
+
+    @property
+    def url(self) -> str:
+        return f"ws://127.0.0.1:{self.port}/onebot/v11/ws"
+
+    async def start(self) -> OneBotClient:
+        self.process = BotProcess(self.config, cwd=self.root).start()
+        await self.process.wait_ready_async("127.0.0.1", self.port, timeout=120)
+        return await OneBotClient.connect(self.url, self_id=SELF_ID, access_token=TOKEN, timeout=30)
+
+    def stop(self) -> None:
+        if self.process is not None:
+            self.process.stop()
+            self.process = None
+
+    def kill(self) -> None:
+        if self.process is not None:
+            self.process.kill()
+            self.process = None
+
+    def assert_alive(self) -> None:
+        assert self.process is not None
+        assert self.process.running, self.process.tail(60)
+
+
+@pytest.fixture
+def harness(tmp_path: Path, shared_data: Path, model_server: FakeOpenAIServer) -> Iterator[Harness]:
+    harness = Harness(tmp_path, shared_data, {"base_url": model_server.base_url, "model": "fake-model"})
+    yield harness
+    if harness.process is not None:
+        tail = harness.process.tail(40)
+        harness.stop()
+        print(tail)
+
+
+@pytest.fixture
+async def client(harness: Harness) -> AsyncIterator[OneBotClient]:
+    client = await harness.start()
+    yield client
+    await client.close()
+
+
+async def say(client: OneBotClient, group: int, text: str, *, user: int = 501, at_bot: bool = True, **kw: Any) -> int:
+    return await client.send_group_message(group, user, text, at_bot=at_bot, nickname=f"user{user}", **kw)
+
+
+async def reply_in(client: OneBotClient, group: int, timeout: float = 20) -> ApiCall:
+    return await client.wait_for_call("send_group_msg", lambda call: call.group_id == group, timeout=timeout)
+
+
+async def test_a_mention_gets_an_in_character_reply_quoting_the_sender(
+    client: OneBotClient, model_server: FakeOpenAIServer
+) -> None:
+    message_id = await say(client, 1001, " is a storm coming tonight?")
+    call = await reply_in(client, 1001)
+    assert call.reply_to() == message_id
+    assert call.text() == "Reply #1: heard 'user501:is a storm coming tonight?'"
+
+    request = model_server.last_request
+    system = request.system_text()
+    assert request.model == "fake-model"
+    assert "You are Orla Finch, keeper of Skerrow Light." in system
+    assert "Orla:「Then tie the boat twice and bring the lantern.」" in system, "the storm scene is retrieved"
+    assert request.messages[-1] == {"role": "user", "content": "user501:「is a storm coming tonight?」"}
+
+
+async def test_groups_switch_and_remember_separately(client: OneBotClient, model_server: FakeOpenAIServer) -> None:
+    await say(client, 1001, "my secret word is marmalade")
+    await reply_in(client, 1001)
+    await say(client, 1002, "/switch 小满", at_bot=False)
+    switched = await reply_in(client, 1002)
+    assert switched.text() == "[苏小满] Hello from 苏小满."
+
+    await say(client, 1002, "今天喝什么茶？")
+    await reply_in(client, 1002)
+    other_group = model_server.last_request
+    assert "你是苏小满" in other_group.system_text()
+    assert "marmalade" not in other_group.all_text(), "one group never sees another group's messages"
+
+    await say(client, 1001, "what was my secret word?")
+    await reply_in(client, 1001)
+    same_group = model_server.last_request
+    assert "Orla Finch" in same_group.system_text(), "/switch changed only group 1002"
+    assert "user501:「my secret word is marmalade」" in same_group.texts("user")
+    assert same_group.messages[2]["role"] == "assistant"
+
+
+async def test_who_calls_a_character_gets_an_answer_and_chatter_gets_none(
+    client: OneBotClient, model_server: FakeOpenAIServer
+) -> None:
+    mark = client.mark()
+    await say(client, 1003, "lunch anyone?", at_bot=False)
+    await client.expect_no_call("send_group_msg", within=1.5)
+    await say(client, 1003, "Orla, do puffins nest here?", at_bot=False)
+    call = await reply_in(client, 1003)
+    assert call.text().startswith("Reply #1:")
+    assert model_server.last_request.messages[-1]["content"] == "user501:「do puffins nest here?」"
+    assert client.mark() == mark + 1
+
+    await client.send_private_message(777, "hello keeper", nickname="Maeve")
+    private = await client.wait_for_call("send_private_msg", timeout=20)
+    assert private.user_id == 777
+    assert private.text() == "Reply #2: heard 'Maeve:hello keeper'"
+
+
+async def test_commands_with_and_without_mention(client: OneBotClient) -> None:
+    await say(client, 1004, "/characters", at_bot=False)
+    listing = (await reply_in(client, 1004)).text()
+    assert "orla — Orla Finch" in listing
+    assert "xiaoman — 苏小满" in listing
+    await say(client, 1004, " /who")
+    assert (await reply_in(client, 1004)).text().startswith("Active character: orla")
+    await say(client, 1004, "/reset", at_bot=False)
+    assert (await reply_in(client, 1004)).text() == "/reset is for group admins only."
+    await say(client, 1004, "/reset", at_bot=False, user=502, role="admin")
+    assert (await reply_in(client, 1004)).text().startswith("Memory of this chat cleared")
+    await say(client, 1004, "/help", at_bot=False)
+    assert "/switch <id | name | alias>" in (await reply_in(client, 1004)).text()
+
+
+async def test_malformed_events_do_not_break_the_bot(
+    harness: Harness, client: OneBotClient, model_server: FakeOpenAIServer
+) -> None:
+    await client.send_group_message(1005, 501, "", at_bot=True)
+    await client.send_group_message(1005, 501, segments=[image_segment()], at_bot=True)
+    await client.send_raw("{this is not json")
+    await client.send_raw('{"post_type": "message", "message_type": "group"}')
+    await say(client, 1005, "x" * 20_000)
+    long_reply = await reply_in(client, 1005, timeout=30)
+    assert long_reply.text().startswith("Reply #1:")
+    await client.expect_no_call("send_group_msg", within=1.0)
+
+    await say(client, 1005, "still there?")
+    assert (await reply_in(client, 1005)).text() == "Reply #2: heard 'user501:still there?'"
+    assert len(model_server.requests) == 2, "the empty and image-only messages never reached the model"
+    harness.assert_alive()
+
+
+async def test_model_errors_are_retried(client: OneBotClient, model_server: FakeOpenAIServer) -> None:
+    model_server.fail_next(500, times=2)
+    await say(client, 1006, "are you there?")
+    call = await reply_in(client, 1006, timeout=30)
+    assert call.text().startswith("Reply #3:"), "two failures, then the third attempt answers"
+    assert len(model_server.requests) == 3
+
+
+async def test_memory_survives_a_restart_and_a_kill(harness: Harness, model_server: FakeOpenAIServer) -> None:
+    client = await harness.start()
+    await say(client, 1007, "remember the blue door")
+    await reply_in(client, 1007)
+    await client.close()
+    harness.stop()
+
+    client = await harness.start()
+    model_server.set_delay(30)
+    await say(client, 1007, "this one is said just before a crash")
+    await model_server.wait_for_requests_async(2, timeout=20)
+    harness.kill()
+    await client.close()
+
+    model_server.set_delay(0)
+    client = await harness.start()
+    await say(client, 1007, "what did I ask you to remember?")
+    await reply_in(client, 1007)
+    history = model_server.last_request.texts("user")
+    assert "user501:「remember the blue door」" in history
+    assert "user501:「this one is said just before a crash」" in history, "stored before the model was called"
+    await client.close()
+
+
+async def test_model_server_down_gives_the_apology(tmp_path: Path, shared_data: Path) -> None:
+    harness = Harness(tmp_path, shared_data, {"base_url": f"http://127.0.0.1:{free_port()}/v1", "max_retries": 1})
+    client = await harness.start()
+    try:
+        await say(client, 1008, "hello?")
+        assert (await reply_in(client, 1008)).text() == "Sorry, my thoughts wandered off. Say that again in a moment?"
+        await say(client, 1008, "/who", at_bot=False)
+        assert (await reply_in(client, 1008)).text().startswith("Active character: orla")
+        harness.assert_alive()
+    finally:
+        await client.close()
+        harness.stop()
+
+
+async def test_a_wrong_access_token_is_refused(harness: Harness) -> None:
+    client = await harness.start()
+    await client.close()
+    with pytest.raises(ConnectionError):
+        await OneBotClient.connect(harness.url, self_id=SELF_ID, access_token="wrong", timeout=3)
+
+
