@@ -46,7 +46,8 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 def _characters(config: BotConfig, action: str, paths: Sequence[Path]) -> int:
-    from bot.engine.packs import PackError, load_pack, pack_dirs
+    from bot.engine.packs import load_pack, pack_dirs
+    from bot.errors import PackError
 
     roots = list(paths) or list(pack_dirs(config.characters_dir))
     if not roots:

@@ -14,11 +14,11 @@ from bot.commands import default_commands
 from bot.config import BotConfig
 from bot.engine.embedder import Embedder, create_embedder
 from bot.engine.model import ChatModel, create_chat_model
-from bot.engine.packs import PackError, PackRegistry, load_packs
+from bot.engine.packs import PackRegistry, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
-from bot.errors import ConfigError
+from bot.errors import ConfigError, PackError
 from bot.router import Router
 from storage import Database, Repository
 

@@ -57,4 +57,6 @@ async def router(config: BotConfig, repository: Repository, model: EchoChatModel
         prompts=PromptBuilder(config.prompt, TokenCounter.default()),
         model=model,
     )
-    return Router(config=config, packs=packs, repository=repository, responder=responder, commands=default_commands())
+    return Router(
+        config=config, packs=packs, repository=repository, responder=responder, commands=default_commands()
+    )

@@ -28,8 +28,14 @@ def test_defaults_resolve_paths_against_the_config_folder(tmp_path: Path) -> Non
         ("[llm]\ntimeout = 5\n", "[llm] timeout: unknown key"),
         ("[storage]\nurl = 'x'\n[colour]\nx = 1\n", "colour: unknown key"),
         ("[server]\nport = 70000\n", "[server] port: Input should be less than or equal to 65535"),
-        ("[admins]\nsuperusers = ['10001']\n", "[admins] superusers: '10001' must look like 'platform:user_id'"),
-        ("[platforms.onebot]\nenabled = 'maybe'\n", "[platforms.onebot] enabled: Input should be a valid boolean"),
+        (
+            "[admins]\nsuperusers = ['10001']\n",
+            "[admins] superusers: '10001' must look like 'platform:user_id'",
+        ),
+        (
+            "[platforms.onebot]\nenabled = 'maybe'\n",
+            "[platforms.onebot] enabled: Input should be a valid boolean",
+        ),
         ("[llm\n", "invalid TOML"),
     ],
 )
@@ -52,7 +58,9 @@ def test_backend_auto_picks_local_without_key_or_url(tmp_path: Path, monkeypatch
     assert config.llm.resolved_backend() == "local"
     monkeypatch.setenv("MY_KEY", "sk-test")
     assert config.llm.resolved_backend() == "openai"
-    with_url = load_config(write(tmp_path, "[llm]\napi_key_env = 'MY_KEY'\nbase_url = 'http://127.0.0.1:9/v1'\n"))
+    with_url = load_config(
+        write(tmp_path, "[llm]\napi_key_env = 'MY_KEY'\nbase_url = 'http://127.0.0.1:9/v1'\n")
+    )
     monkeypatch.delenv("MY_KEY")
     assert with_url.llm.resolved_backend() == "openai"
 

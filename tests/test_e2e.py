@@ -22,9 +22,15 @@ SELF_ID = 10_000
 TOKEN = "e2e-secret"
 
 ORLA_SCENES = {
-    "001": ["Pip: Orla, the storm is coming tonight.", "Orla: Then tie the boat twice and bring the lantern."],
+    "001": [
+        "Pip: Orla, the storm is coming tonight.",
+        "Orla: Then tie the boat twice and bring the lantern.",
+    ],
     "002": ["Tam: Your cat Barnacle ate my kippers again.", "Orla: Barnacle has taste. Your kippers do not."],
-    "003": ["Ines: Do the puffins nest on the north cliff?", "Orla: Every spring, on the ledges below the light."],
+    "003": [
+        "Ines: Do the puffins nest on the north cliff?",
+        "Orla: Every spring, on the ledges below the light.",
+    ],
     "004": ["Pip: Happy birthday, Orla! I baked a cake.", "Orla: Sixty-eight candles is a fire hazard."],
 }
 
@@ -101,12 +107,14 @@ async def client(harness: Harness) -> AsyncIterator[OneBotClient]:
     await client.close()
 
 
-async def say(client: OneBotClient, group: int, text: str, *, user: int = 501, at_bot: bool = True, **kw: Any) -> int:
+async def say(
+    client: OneBotClient, group: int, text: str, *, user: int = 501, at_bot: bool = True, **kw: Any
+) -> int:
     return await client.send_group_message(group, user, text, at_bot=at_bot, nickname=f"user{user}", **kw)
 
 
-async def reply_in(client: OneBotClient, group: int, timeout: float = 20) -> ApiCall:
-    return await client.wait_for_call("send_group_msg", lambda call: call.group_id == group, timeout=timeout)
+async def reply_in(client: OneBotClient, group: int, within: float = 20) -> ApiCall:
+    return await client.wait_for_call("send_group_msg", lambda call: call.group_id == group, timeout=within)
 
 
 async def test_a_mention_gets_an_in_character_reply_quoting_the_sender(
@@ -125,7 +133,9 @@ async def test_a_mention_gets_an_in_character_reply_quoting_the_sender(
     assert request.messages[-1] == {"role": "user", "content": "user501:「is a storm coming tonight?」"}
 
 
-async def test_groups_switch_and_remember_separately(client: OneBotClient, model_server: FakeOpenAIServer) -> None:
+async def test_groups_switch_and_remember_separately(
+    client: OneBotClient, model_server: FakeOpenAIServer
+) -> None:
     await say(client, 1001, "my secret word is marmalade")
     await reply_in(client, 1001)
     await say(client, 1002, "/switch 小满", at_bot=False)
@@ -187,7 +197,7 @@ async def test_malformed_events_do_not_break_the_bot(
     await client.send_raw("{this is not json")
     await client.send_raw('{"post_type": "message", "message_type": "group"}')
     await say(client, 1005, "x" * 20_000)
-    long_reply = await reply_in(client, 1005, timeout=30)
+    long_reply = await reply_in(client, 1005, within=30)
     assert long_reply.text().startswith("Reply #1:")
     await client.expect_no_call("send_group_msg", within=1.0)
 
@@ -200,7 +210,7 @@ async def test_malformed_events_do_not_break_the_bot(
 async def test_model_errors_are_retried(client: OneBotClient, model_server: FakeOpenAIServer) -> None:
     model_server.fail_next(500, times=2)
     await say(client, 1006, "are you there?")
-    call = await reply_in(client, 1006, timeout=30)
+    call = await reply_in(client, 1006, within=30)
     assert call.text().startswith("Reply #3:"), "two failures, then the third attempt answers"
     assert len(model_server.requests) == 3
 
@@ -230,11 +240,15 @@ async def test_memory_survives_a_restart_and_a_kill(harness: Harness, model_serv
 
 
 async def test_model_server_down_gives_the_apology(tmp_path: Path, shared_data: Path) -> None:
-    harness = Harness(tmp_path, shared_data, {"base_url": f"http://127.0.0.1:{free_port()}/v1", "max_retries": 1})
+    harness = Harness(
+        tmp_path, shared_data, {"base_url": f"http://127.0.0.1:{free_port()}/v1", "max_retries": 1}
+    )
     client = await harness.start()
     try:
         await say(client, 1008, "hello?")
-        assert (await reply_in(client, 1008)).text() == "Sorry, my thoughts wandered off. Say that again in a moment?"
+        assert (
+            await reply_in(client, 1008)
+        ).text() == "Sorry, my thoughts wandered off. Say that again in a moment?"
         await say(client, 1008, "/who", at_bot=False)
         assert (await reply_in(client, 1008)).text().startswith("Active character: orla")
         harness.assert_alive()
@@ -248,5 +262,3 @@ async def test_a_wrong_access_token_is_refused(harness: Harness) -> None:
     await client.close()
     with pytest.raises(ConnectionError):
         await OneBotClient.connect(harness.url, self_id=SELF_ID, access_token="wrong", timeout=3)
-
-

@@ -17,12 +17,16 @@ def readme_commands() -> list[str]:
 def test_readme_shows_exactly_two_commands() -> None:
     run, test = readme_commands()
     assert run.endswith(".venv/bin/python -m bot")
-    assert "pytest" in test and "ruff check" in test and "mypy" in test
+    assert "pytest" in test
+    assert "ruff check" in test
+    assert "mypy" in test
 
 
 def test_ci_runs_the_readme_test_command() -> None:
     _, test = readme_commands()
-    lines = [line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith("#")]
+    lines = [
+        line for line in (ROOT / ".ci/run").read_text().splitlines() if line and not line.startswith("#")
+    ]
     assert test in lines
     assert all(line in {"set -euo pipefail", 'cd "$(dirname "$0")/.."', test} for line in lines)
 

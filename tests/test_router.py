@@ -3,8 +3,8 @@ from __future__ import annotations
 import asyncio
 
 from bot.engine.model import EchoChatModel
-from bot.router import ChatLocks, Router, speaker_name
 from bot.messages import ChatKey
+from bot.router import ChatLocks, Router, speaker_name
 from storage import Repository
 from tests.messages import group_message, private_message
 
@@ -74,7 +74,9 @@ async def test_a_model_failure_gives_the_apology_and_is_not_remembered(
     replies = await router.handle(group_message("hello?", to_me=True))
     assert replies[0].text == "Sorry, my thoughts wandered off. Say that again in a moment?"
     stored = await repository.recent_messages(ChatKey("onebot", "100"), "orla", limit=10)
-    assert [message.text for message in stored] == ["hello?"], "what the user said is kept, the apology is not"
+    assert [message.text for message in stored] == ["hello?"], (
+        "what the user said is kept, the apology is not"
+    )
 
 
 def test_speaker_names_cannot_fake_a_line() -> None:

@@ -71,5 +71,7 @@ async def test_help_and_unknown_commands(router: Router) -> None:
     for name in ("/switch", "/characters", "/who", "/reset", "/help"):
         assert name in text
     assert "/reset: clear this chat's conversation memory (also /重置) [group admins]" in text
-    assert (await router.handle(group_message("/dance", to_me=True)))[0].text.startswith("Unknown command /dance")
+    assert (await router.handle(group_message("/dance", to_me=True)))[0].text.startswith(
+        "Unknown command /dance"
+    )
     assert await router.handle(group_message("/dance")) == []

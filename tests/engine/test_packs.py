@@ -90,9 +90,17 @@ def registry(tmp_path: Path) -> PackRegistry:
 
 @pytest.mark.parametrize(
     ("query", "expected"),
-    [("orla", "orla"), ("Orla Finch", "orla"), ("keeper", "orla"), ("小满", "xiaoman"), ("xiaomn", "xiaoman")],
+    [
+        ("orla", "orla"),
+        ("Orla Finch", "orla"),
+        ("keeper", "orla"),
+        ("小满", "xiaoman"),
+        ("xiaomn", "xiaoman"),
+    ],
 )
-def test_match_finds_by_id_name_alias_or_misspelling(registry: PackRegistry, query: str, expected: str) -> None:
+def test_match_finds_by_id_name_alias_or_misspelling(
+    registry: PackRegistry, query: str, expected: str
+) -> None:
     match = registry.match(query)
     assert match.pack is not None
     assert match.pack.id == expected

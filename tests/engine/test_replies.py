@@ -24,7 +24,10 @@ def test_clean_reply(raw: str, expected: str) -> None:
 
 
 def test_chinese_prefix_and_brackets() -> None:
-    assert clean_reply("苏小满：「来壶龙井吧。」\n老周：好", names=["苏小满", "小满"], max_chars=50) == "来壶龙井吧。"
+    assert (
+        clean_reply("苏小满：「来壶龙井吧。」\n老周：好", names=["苏小满", "小满"], max_chars=50)
+        == "来壶龙井吧。"
+    )
 
 
 def test_length_is_bounded_at_a_sentence_end() -> None:

@@ -14,14 +14,18 @@ async def test_state_and_history_are_keyed_by_platform_and_chat(repository: Repo
     assert (await repository.chat_state(qq)).active_character == "xiaoman"
     assert (await repository.chat_state(discord)).active_character is None
     await repository.add_message(qq, role="user", character_id="orla", user_id="1", user_name="A", text="qq")
-    await repository.add_message(discord, role="user", character_id="orla", user_id="1", user_name="A", text="dc")
+    await repository.add_message(
+        discord, role="user", character_id="orla", user_id="1", user_name="A", text="dc"
+    )
     assert [m.text for m in await repository.recent_messages(qq, "orla", limit=5)] == ["qq"]
 
 
 async def test_history_limit_keeps_the_newest_in_order(repository: Repository) -> None:
     key = ChatKey("onebot", "1")
     for i in range(5):
-        await repository.add_message(key, role="user", character_id="orla", user_id="1", user_name="A", text=str(i))
+        await repository.add_message(
+            key, role="user", character_id="orla", user_id="1", user_name="A", text=str(i)
+        )
     assert [m.text for m in await repository.recent_messages(key, "orla", limit=3)] == ["2", "3", "4"]
 
 
@@ -29,7 +33,9 @@ async def test_memory_survives_reopening_the_file(config: BotConfig) -> None:
     key = ChatKey("onebot", "1")
     first = Database(config.database_url)
     await first.upgrade()
-    await Repository(first).add_message(key, role="user", character_id="orla", user_id="1", user_name="A", text="x")
+    await Repository(first).add_message(
+        key, role="user", character_id="orla", user_id="1", user_name="A", text="x"
+    )
     await first.aclose()
     second = Database(config.database_url)
     await second.upgrade()
