@@ -41,7 +41,8 @@ async def test_sends_the_prompt_as_chat_messages(server: FakeOpenAIServer) -> No
     completion = await model.complete(prompt())
     await model.aclose()
     assert completion.text == "Reply #1: heard 'Tam:「Is the lamp lit?」'"
-    assert completion.prompt_tokens and completion.completion_tokens
+    assert completion.prompt_tokens
+    assert completion.completion_tokens
     request = server.last_request
     assert request.model == "fake-model"
     assert [m["role"] for m in request.messages] == ["system", "user", "assistant", "user"]
@@ -79,7 +80,7 @@ async def test_a_bad_request_is_not_retried(server: FakeOpenAIServer) -> None:
 async def test_timeout(server: FakeOpenAIServer) -> None:
     server.set_delay(2)
     model = model_for(server.base_url, timeout_s=0.3, max_retries=1)
-    with pytest.raises(ModelTimeout, match="did not answer within 0.3 s"):
+    with pytest.raises(ModelTimeout, match=r"did not answer within 0\.3 s"):
         await model.complete(prompt())
     await model.aclose()
 
