@@ -14,7 +14,7 @@ from bot.commands import default_commands
 from bot.config import BotConfig
 from bot.engine.embedder import Embedder, create_embedder
 from bot.engine.model import ChatModel, create_chat_model
-from bot.engine.packs import PackRegistry, load_packs
+from bot.engine.packs import PackLoadReport, PackRegistry, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
@@ -39,31 +39,41 @@ class Runtime:
     router: Router
     background: set[asyncio.Task[None]] = field(default_factory=set)
 
-    @classmethod
-    async def create(cls, config: BotConfig, *, model: ChatModel | None = None) -> Runtime:
-        """Open the database (migrating it), load the packs, index their scenes, and start the model.
-
-        ``model`` replaces the configured chat model (benchmarks use an instant one).
-        """
-        report = await asyncio.to_thread(load_packs, config.characters_dir)
+    @staticmethod
+    def load_packs(config: BotConfig) -> PackLoadReport:
+        """Load ``[characters] dir``; raise :class:`ConfigError` when not one pack is usable."""
+        report = load_packs(config.characters_dir)
         if not report.packs:
             problems = "; ".join(str(error) for error in report.errors) or "the folder has no packs"
             raise ConfigError(
                 f"[characters] dir: no usable character pack in {config.characters_dir} ({problems})"
             )
-        packs = PackRegistry(report.packs)
-        if config.characters.default not in packs:
+        return report
+
+    @classmethod
+    async def create(
+        cls, config: BotConfig, *, packs: PackLoadReport | None = None, model: ChatModel | None = None
+    ) -> Runtime:
+        """Open the database (migrating it), index the packs' scenes, and start the model.
+
+        ``packs`` are the packs already loaded by the host (it loads them before starting the
+        server, so a bad folder stops the start with one line); ``model`` replaces the configured
+        chat model (benchmarks use an instant one).
+        """
+        report = packs or await asyncio.to_thread(cls.load_packs, config)
+        registry = PackRegistry(report.packs)
+        if config.characters.default not in registry:
             log.warning(
                 "[characters] default %r is not among the loaded packs (%s); using %r",
                 config.characters.default,
-                ", ".join(pack.id for pack in packs),
-                next(iter(packs)).id,
+                ", ".join(pack.id for pack in registry),
+                next(iter(registry)).id,
             )
         database = Database(config.database_url)
         await database.upgrade()
         embedder = await asyncio.to_thread(create_embedder, config.embedding)
         retriever = Retriever(embedder, config.data_dir, dense_weight=config.retrieval.dense_weight)
-        for pack in packs:
+        for pack in registry:
             await retriever.index(pack)
         chat_model = model or create_chat_model(config.llm, config.data_dir)
         responder = Responder(
@@ -74,17 +84,17 @@ class Runtime:
         )
         router = Router(
             config=config,
-            packs=packs,
+            packs=registry,
             repository=Repository(database),
             responder=responder,
             commands=default_commands(),
         )
-        runtime = cls(config, database, packs, report.errors, embedder, retriever, chat_model, router)
+        runtime = cls(config, database, registry, report.errors, embedder, retriever, chat_model, router)
         runtime._warm_up_model()
         log.info(
             "ready: %d character(s) [%s], model %s, database %s",
-            len(packs),
-            ", ".join(pack.id for pack in packs),
+            len(registry),
+            ", ".join(pack.id for pack in registry),
             chat_model.name,
             "SQLite" if database.is_sqlite else "server",
         )

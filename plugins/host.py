@@ -27,6 +27,7 @@ def run(config: BotConfig) -> None:
         logger.handlers = [LoguruHandler()]
         logger.setLevel(config.server.log_level)
         logger.propagate = False
+    packs = Runtime.load_packs(config)
     platforms = config.platforms
     nonebot.init(
         _env_file=None,
@@ -58,7 +59,7 @@ def run(config: BotConfig) -> None:
     @driver.on_startup
     async def start_runtime() -> None:
         try:
-            holder["runtime"] = runtime = await Runtime.create(config)
+            holder["runtime"] = runtime = await Runtime.create(config, packs=packs)
         except BotError as exc:
             log.error("cannot start: %s", exc)
             raise
