@@ -8,7 +8,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from collections.abc import Coroutine
 from dataclasses import dataclass, field
+from typing import Any
 
 from bot.commands import default_commands
 from bot.config import BotConfig
@@ -60,7 +62,7 @@ class Runtime:
         server, so a bad folder stops the start with one line); ``model`` replaces the configured
         chat model (benchmarks use an instant one).
         """
-        report = packs or await asyncio.to_thread(cls.load_packs, config)
+        report = packs if packs is not None else await asyncio.to_thread(cls.load_packs, config)
         registry = PackRegistry(report.packs)
         if config.characters.default not in registry:
             log.warning(
@@ -71,10 +73,14 @@ class Runtime:
             )
         database = Database(config.database_url)
         await database.upgrade()
-        embedder = await asyncio.to_thread(create_embedder, config.embedding)
-        retriever = Retriever(embedder, config.data_dir, dense_weight=config.retrieval.dense_weight)
-        for pack in registry:
-            await retriever.index(pack)
+        embedder = create_embedder(config.embedding, base_dir=config.base_dir)
+        await asyncio.to_thread(embedder.load)
+        retriever = Retriever(
+            embedder,
+            config.data_dir,
+            dense_weight=config.retrieval.dense_weight,
+            batch_size=config.embedding.batch_size,
+        )
         chat_model = model or create_chat_model(config.llm, config.data_dir)
         responder = Responder(
             config=config,
@@ -90,7 +96,9 @@ class Runtime:
             commands=default_commands(),
         )
         runtime = cls(config, database, registry, report.errors, embedder, retriever, chat_model, router)
-        runtime._warm_up_model()
+        runtime._in_background(runtime._index_packs())
+        if (warm_up := getattr(chat_model, "warm_up", None)) is not None:
+            runtime._in_background(warm_up())
         log.info(
             "ready: %d character(s) [%s], model %s, database %s",
             len(registry),
@@ -100,11 +108,18 @@ class Runtime:
         )
         return runtime
 
-    def _warm_up_model(self) -> None:
-        warm_up = getattr(self.model, "warm_up", None)
-        if warm_up is None:
-            return
-        task: asyncio.Task[None] = asyncio.get_running_loop().create_task(warm_up())
+    async def _index_packs(self) -> None:
+        """Embed every pack's scenes (or load them from the cache).
+
+        Runs after start-up: until a pack is indexed its scenes are found by BM25 alone, so a cold
+        start with big packs answers at once instead of waiting minutes for the embeddings.
+        """
+        for pack in self.packs:
+            await self.retriever.index(pack)
+        log.info("scene index ready for %d character(s)", len(self.packs))
+
+    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
+        task = asyncio.get_running_loop().create_task(work)
         self.background.add(task)
         task.add_done_callback(self._background_done)
 

@@ -1,0 +1,473 @@
+"""Hybrid scene retrieval: which classic scenes of a character best fit the message being answered.
+
+Two rankings of a pack's scenes are fused:
+
+* **dense**: cosine between the message's embedding and each scene's (one matrix-vector product);
+  it finds paraphrases and crosses languages.
+* **lexical**: BM25 over words and Chinese bigrams (:mod:`bot.engine.lexical`); it finds the rare
+  exact words (names, objects) that embeddings blur.
+
+Fusion is weighted reciprocal rank fusion (see :func:`fuse`): ranks rather than raw scores, because
+cosines and BM25 scores live on unrelated scales that also shift from pack to pack; the lexical share
+is scaled by how much of the query a scene covers, so one incidental shared word stays a weak signal.
+
+Scene embeddings are computed once per pack and model, in batches, and cached on disk at
+``<data_dir>/embeddings/<embedder name>/<pack id>-<content hash>.npy``; an edited pack has a new
+content hash and so a new file, and the old one is removed. A cache file that cannot be read or does
+not fit the pack is rebuilt with a warning.
+
+If the embedder fails (at load or at query time) retrieval falls back to the lexical ranking and logs
+a warning: a reply with less fitting scenes beats no reply.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import os
+import re
+import tempfile
+import threading
+import time
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+import numpy as np
+
+from bot.engine.embedder import Embedder, FloatArray, safe_name
+from bot.engine.lexical import BM25, tokenize
+from bot.engine.packs import CharacterPack, Scene
+
+log = logging.getLogger(__name__)
+
+RRF_K = 10.0
+"""Reciprocal-rank-fusion constant: a scene at rank r of one ranking gets ``weight * (K + 1) / (K + r)``.
+
+NOTE: the usual 60 is tuned for fusing long web result lists; over a few dozen to a few hundred
+scenes it flattens the top so much that a scene ranked 1st by one side and 10th by the other barely
+differs from one ranked 5th by both. 10 keeps the top ranks decisive.
+"""
+
+MAX_SCENE_CHARS = 1000
+"""Characters of a scene's text that are embedded (BM25 sees all of it).
+
+e5 reads 512 tokens at a time: about 2,000 English or 500-1,000 Chinese characters. Classic scenes are
+usually a few lines; the cap only bounds the cost of the odd long one, whose opening sets the topic.
+"""
+
+MAX_QUERY_CHARS = 1000
+MAX_CONTEXT_CHARS = 200
+"""How much of ``context`` (the previous line of the conversation) joins the query."""
+
+CONTEXT_WEIGHT = 0.5
+"""Weight of a context-only term in the BM25 query; the message's own terms weigh 1."""
+
+EMBEDDINGS_DIR = "embeddings"
+
+
+@dataclass(slots=True, frozen=True)
+class SceneHit:
+    """A retrieved scene and why: ``score`` is the fused score that orders hits (higher is better).
+
+    ``dense`` is the cosine similarity (0.0 when dense scoring did not run: no embedder, a failure,
+    or ``dense_weight == 0``); ``lexical`` is the BM25 score relative to the query's reference score
+    (:meth:`BM25.coverage`: 0.0 no shared term, about 1.0 every term once).
+    """
+
+    scene: Scene
+    score: float
+    dense: float
+    lexical: float
+
+
+def scene_passage(scene: Scene) -> str:
+    """The text of ``scene`` that is embedded: its lines, cut at a line end near :data:`MAX_SCENE_CHARS`."""
+    text = scene.text
+    if len(text) <= MAX_SCENE_CHARS:
+        return text
+    cut = text[:MAX_SCENE_CHARS]
+    end = cut.rfind("\n")
+    return cut[:end] if end > MAX_SCENE_CHARS // 2 else cut
+
+
+def query_text(query: str, context: str = "") -> str:
+    """The text whose embedding is compared with the scenes: the message, after a bit of context."""
+    query = query[:MAX_QUERY_CHARS]
+    context = context.strip()[-MAX_CONTEXT_CHARS:]
+    return f"{context}\n{query}" if context else query
+
+
+def query_terms(query: str, context: str = "") -> dict[str, float]:
+    """BM25 query terms with weights: 1 for the message's terms, :data:`CONTEXT_WEIGHT` for context's."""
+    terms = dict.fromkeys(tokenize(context.strip()[-MAX_CONTEXT_CHARS:]), CONTEXT_WEIGHT)
+    terms.update(dict.fromkeys(tokenize(query[:MAX_QUERY_CHARS]), 1.0))
+    return terms
+
+
+def _ranks(scores: FloatArray) -> FloatArray:
+    """1-based competition ranks (ties share the best rank), highest score first."""
+    descending = -np.sort(scores)[::-1]
+    return (np.searchsorted(descending, -scores, side="left") + 1).astype(np.float32)
+
+
+def fuse(dense: FloatArray | None, lexical: FloatArray, dense_weight: float) -> FloatArray:
+    """Weighted reciprocal rank fusion, the lexical share scaled by how much of the query matched.
+
+    ``score = w * (K + 1) / (K + dense_rank) + (1 - w) * coverage * (K + 1) / (K + lexical_rank)``
+    with ``K = RRF_K``, ``w = dense_weight`` and ``coverage`` from :meth:`BM25.coverage` (1 for a
+    scene holding each query term once); a scene at the top of both rankings with full coverage
+    scores about 1.
+
+    NOTE: plain RRF gives the BM25 winner the full lexical share even when it only shares one
+    incidental word with a long message ("How *old* are you turning?" → the scene with an old map);
+    in a small pack that beat the scene every embedding ranked first. Scaling by coverage keeps rank
+    fusion's robustness to the two scales while letting a weak lexical match stay weak. A scene with
+    no shared term gets no lexical share at all. ``dense=None`` (no embeddings) leaves the lexical
+    share alone, ``w = 0`` orders exactly as BM25 does and ``w = 1`` exactly as the cosine does.
+    """
+    top = np.float32(RRF_K + 1.0)
+    fused = np.zeros(lexical.shape, dtype=np.float32)
+    if dense is not None and dense_weight > 0:
+        fused += np.float32(dense_weight) * top / (np.float32(RRF_K) + _ranks(dense))
+    if dense_weight < 1:
+        fused += np.float32(1.0 - dense_weight) * lexical * top / (np.float32(RRF_K) + _ranks(lexical))
+    return fused
+
+
+def cache_path(data_dir: Path, embedder: Embedder, pack: CharacterPack) -> Path:
+    """Where the scene vectors of ``pack`` made by ``embedder`` are cached."""
+    return data_dir / EMBEDDINGS_DIR / safe_name(embedder.name) / f"{pack.id}-{pack.content_hash}.npy"
+
+
+def _read_cache(path: Path, rows: int, dim: int) -> FloatArray | None:
+    """The cached vectors, or None (with a warning) when the file is unreadable or does not fit."""
+    try:
+        array = np.load(path, allow_pickle=False)
+    except FileNotFoundError:
+        return None
+    except (OSError, ValueError, EOFError) as exc:
+        log.warning("embedding cache %s is unreadable (%s); rebuilding it", path, exc)
+        return None
+    if array.shape != (rows, dim) or array.dtype != np.float32 or not np.isfinite(array).all():
+        log.warning(
+            "embedding cache %s holds %s %s, expected (%d, %d) float32; rebuilding it",
+            path,
+            array.shape,
+            array.dtype,
+            rows,
+            dim,
+        )
+        return None
+    return np.ascontiguousarray(array)
+
+
+def _write_cache(path: Path, vectors: FloatArray, pack_id: str) -> None:
+    """Write ``vectors`` atomically (temp file + rename) and drop this pack's stale cache files."""
+    path.parent.mkdir(parents=True, exist_ok=True)
+    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(handle, "wb") as file:
+            np.save(file, vectors, allow_pickle=False)
+            file.flush()
+            os.fsync(file.fileno())
+        os.replace(temp, path)
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(temp)
+        raise
+    stale = re.compile(rf"{re.escape(pack_id)}-[0-9a-f]+\.npy")
+    for other in path.parent.glob(f"{pack_id}-*.npy"):
+        if other != path and stale.fullmatch(other.name):
+            with contextlib.suppress(OSError):
+                other.unlink()
+
+
+def _embed_scenes(embedder: Embedder, scenes: Sequence[Scene], batch_size: int) -> FloatArray:
+    passages = [scene_passage(scene) for scene in scenes]
+    if not passages:
+        return np.zeros((0, embedder.dim), dtype=np.float32)
+    batches = [
+        embedder.embed_passages(passages[i : i + batch_size]) for i in range(0, len(passages), batch_size)
+    ]
+    vectors = np.ascontiguousarray(np.concatenate(batches), dtype=np.float32)
+    if vectors.shape != (len(passages), embedder.dim):
+        raise ValueError(f"embedder returned {vectors.shape}, expected ({len(passages)}, {embedder.dim})")
+    return vectors
+
+
+def scene_vectors(
+    pack: CharacterPack, embedder: Embedder, *, data_dir: Path | None = None, batch_size: int = 32
+) -> FloatArray | None:
+    """The embeddings of the pack's scenes, from the cache or computed (and cached); None on failure."""
+    try:
+        embedder.load()
+        dim = embedder.dim
+    except Exception as exc:
+        log.warning(
+            "embedder %s is unavailable (%s); pack %r uses lexical retrieval only",
+            embedder.name,
+            exc,
+            pack.id,
+        )
+        return None
+    path = cache_path(data_dir, embedder, pack) if data_dir is not None else None
+    if path is not None:
+        cached = _read_cache(path, len(pack.scenes), dim)
+        if cached is not None:
+            log.debug("pack %r: scene embeddings loaded from %s", pack.id, path)
+            return cached
+    started = time.perf_counter()
+    try:
+        vectors = _embed_scenes(embedder, pack.scenes, batch_size)
+    except Exception as exc:
+        log.warning("embedding the scenes of pack %r failed (%s); using lexical retrieval only", pack.id, exc)
+        return None
+    log.info(
+        "pack %r: embedded %d scenes with %s in %.1f s",
+        pack.id,
+        len(pack.scenes),
+        embedder.name,
+        time.perf_counter() - started,
+    )
+    if path is not None:
+        try:
+            _write_cache(path, vectors, pack.id)
+        except OSError as exc:
+            log.warning(
+                "cannot write the embedding cache %s (%s); it will be recomputed next start", path, exc
+            )
+    return vectors
+
+
+class SceneIndex:
+    """The searchable scenes of one pack: a BM25 index and, when an embedder works, scene vectors.
+
+    Build it with :meth:`build` (blocking: tokenises every scene, may embed them). :meth:`search` is
+    blocking too (one query embedding); the :class:`Retriever` runs both in a worker thread.
+    """
+
+    def __init__(
+        self,
+        pack_id: str,
+        content_hash: str,
+        scenes: Sequence[Scene],
+        lexical: BM25,
+        vectors: FloatArray | None,
+        embedder: Embedder | None,
+        *,
+        dense_weight: float = 0.6,
+    ) -> None:
+        if vectors is not None and vectors.shape[0] != len(scenes):
+            raise ValueError(f"{vectors.shape[0]} vectors for {len(scenes)} scenes")
+        self.pack_id = pack_id
+        self.content_hash = content_hash
+        self.scenes: tuple[Scene, ...] = tuple(scenes)
+        self.lexical = lexical
+        self.vectors = vectors
+        self.embedder = embedder if vectors is not None else None
+        self.dense_weight = dense_weight
+
+    @classmethod
+    def build(
+        cls,
+        pack: CharacterPack,
+        embedder: Embedder | None,
+        *,
+        data_dir: Path | None = None,
+        batch_size: int = 32,
+        dense_weight: float = 0.6,
+    ) -> SceneIndex:
+        """Index ``pack``; with ``embedder=None`` (or a failing one) the index is lexical only."""
+        index = cls.lexical_only(pack, dense_weight=dense_weight)
+        if embedder is None:
+            return index
+        return index.with_vectors(
+            scene_vectors(pack, embedder, data_dir=data_dir, batch_size=batch_size), embedder
+        )
+
+    @classmethod
+    def lexical_only(cls, pack: CharacterPack, *, dense_weight: float = 0.6) -> SceneIndex:
+        """The BM25 half alone: milliseconds to build, usable while the scenes are being embedded."""
+        lexical = BM25([tokenize(scene.text) for scene in pack.scenes])
+        return cls(pack.id, pack.content_hash, pack.scenes, lexical, None, None, dense_weight=dense_weight)
+
+    def with_vectors(self, vectors: FloatArray | None, embedder: Embedder) -> SceneIndex:
+        """This index with scene embeddings added (``None``: it stays lexical only)."""
+        return SceneIndex(
+            self.pack_id,
+            self.content_hash,
+            self.scenes,
+            self.lexical,
+            vectors,
+            embedder,
+            dense_weight=self.dense_weight,
+        )
+
+    @property
+    def has_dense(self) -> bool:
+        return self.vectors is not None
+
+    def __len__(self) -> int:
+        return len(self.scenes)
+
+    def _dense_scores(self, query: str, context: str) -> FloatArray | None:
+        if self.vectors is None or self.embedder is None:
+            return None
+        try:
+            vector = self.embedder.embed_query(query_text(query, context))
+        except Exception as exc:
+            log.warning(
+                "query embedding failed (%s); pack %r falls back to lexical retrieval", exc, self.pack_id
+            )
+            return None
+        scores: FloatArray = self.vectors @ vector
+        return scores
+
+    def search(
+        self, query: str, k: int, context: str = "", *, dense_weight: float | None = None
+    ) -> list[SceneHit]:
+        """The ``k`` best scenes for ``query`` (optionally after ``context``), best first.
+
+        Always returns ``min(k, scenes)`` hits, even weak ones: the prompt uses scenes as examples of
+        the character's voice as well as of what was said.
+        """
+        if k <= 0 or not self.scenes:
+            return []
+        weight = self.dense_weight if dense_weight is None else dense_weight
+        lexical = self.lexical.coverage(query_terms(query, context))
+        dense = self._dense_scores(query, context) if weight > 0 else None
+        fused = fuse(dense, lexical, weight)
+        dense_or_zero = dense if dense is not None else np.zeros_like(lexical)
+        # NOTE: lexsort's last key is the primary one: fused score, then cosine, then BM25, then scene order.
+        order = np.lexsort((np.arange(len(self.scenes)), -lexical, -dense_or_zero, -fused))[:k]
+        return [
+            SceneHit(self.scenes[i], float(fused[i]), float(dense_or_zero[i]), float(lexical[i]))
+            for i in order
+        ]
+
+
+class Retriever:
+    """The scene indexes of every pack the engine serves, searched off the event loop.
+
+    ``embedder=None`` gives lexical-only retrieval. ``data_dir=None`` keeps scene vectors in memory
+    only. Indexes are built on first use (or ahead with :meth:`index`) and rebuilt when a pack's
+    content hash changes. Safe to call from several threads: one pack is built once at a time.
+    """
+
+    def __init__(
+        self,
+        embedder: Embedder | None,
+        data_dir: Path | None,
+        dense_weight: float = 0.6,
+        *,
+        batch_size: int = 32,
+    ) -> None:
+        if not 0.0 <= dense_weight <= 1.0:
+            raise ValueError("dense_weight must be between 0 and 1")
+        if batch_size < 1:
+            raise ValueError("batch_size must be at least 1")
+        self.embedder = embedder
+        self.data_dir = data_dir
+        self.dense_weight = dense_weight
+        self.batch_size = batch_size
+        self._indexes: dict[str, SceneIndex] = {}
+        self._generations: dict[str, int] = {}
+        self._build_locks: dict[str, threading.Lock] = {}
+        self._lock = threading.Lock()
+
+    def get(self, pack_id: str) -> SceneIndex | None:
+        """The current index of ``pack_id``, if one was built."""
+        with self._lock:
+            return self._indexes.get(pack_id)
+
+    def __contains__(self, pack_id: object) -> bool:
+        with self._lock:
+            return pack_id in self._indexes
+
+    def _current(self, pack: CharacterPack, *, want_dense: bool) -> SceneIndex | None:
+        index = self.get(pack.id)
+        if index is None or index.content_hash != pack.content_hash:
+            return None
+        if want_dense and self.embedder is not None and not index.has_dense:
+            return None
+        return index
+
+    def _build_lock(self, pack_id: str) -> threading.Lock:
+        with self._lock:
+            return self._build_locks.setdefault(pack_id, threading.Lock())
+
+    def _publish(self, index: SceneIndex, generation: int) -> None:
+        with self._lock:
+            # NOTE: a forget() while we were building wins; the caller still gets its index.
+            if self._generations.get(index.pack_id, 0) == generation:
+                self._indexes[index.pack_id] = index
+
+    def _build_locked(self, pack: CharacterPack, *, retry_dense: bool) -> SceneIndex:
+        """Build the index of ``pack``; the caller holds its build lock."""
+        index = self._current(pack, want_dense=retry_dense)
+        if index is not None:
+            return index
+        with self._lock:
+            generation = self._generations.get(pack.id, 0)
+        lexical = self._current(pack, want_dense=False)
+        if lexical is None:
+            lexical = SceneIndex.lexical_only(pack, dense_weight=self.dense_weight)
+        if self.embedder is None:
+            index = lexical
+        else:
+            # Searches meanwhile get the lexical half instead of waiting for the embeddings.
+            self._publish(lexical, generation)
+            vectors = scene_vectors(pack, self.embedder, data_dir=self.data_dir, batch_size=self.batch_size)
+            index = lexical.with_vectors(vectors, self.embedder)
+        self._publish(index, generation)
+        return index
+
+    def index_sync(self, pack: CharacterPack, *, retry_dense: bool = False) -> SceneIndex:
+        """Build or load the index of ``pack`` (blocking); reuse it while the content hash is unchanged.
+
+        While the scenes are being embedded, :meth:`search` already answers from the lexical half.
+        ``retry_dense`` rebuilds an index that fell back to lexical-only because the embedder failed.
+        """
+        index = self._current(pack, want_dense=retry_dense)
+        if index is not None:
+            return index
+        with self._build_lock(pack.id):
+            return self._build_locked(pack, retry_dense=retry_dense)
+
+    async def index(self, pack: CharacterPack) -> None:
+        """Build or load the index of ``pack`` in a worker thread (retrying a failed embedder)."""
+        await asyncio.to_thread(self.index_sync, pack, retry_dense=True)
+
+    def search_sync(self, pack: CharacterPack, query: str, k: int, context: str = "") -> list[SceneHit]:
+        """:meth:`search`, blocking: for worker threads and benchmarks."""
+        index = self._current(pack, want_dense=False)
+        if index is None:
+            build_lock = self._build_lock(pack.id)
+            if build_lock.acquire(blocking=False):
+                try:
+                    index = self._build_locked(pack, retry_dense=False)
+                finally:
+                    build_lock.release()
+            else:
+                # NOTE: another thread is indexing this content and has not published its lexical
+                # half yet; a private BM25 index (milliseconds) beats waiting for the embeddings.
+                index = SceneIndex.lexical_only(pack, dense_weight=self.dense_weight)
+        return index.search(query, k, context, dense_weight=self.dense_weight)
+
+    async def search(self, pack: CharacterPack, query: str, k: int, context: str = "") -> list[SceneHit]:
+        """The ``k`` scenes of ``pack`` that best fit ``query`` (after ``context``), best first.
+
+        Runs in a worker thread: the query embedding takes tens of milliseconds, and the first search
+        of a pack not yet indexed builds its index.
+        """
+        if k <= 0:
+            return []
+        return await asyncio.to_thread(self.search_sync, pack, query, k, context)
+
+    def forget(self, pack_id: str) -> None:
+        """Drop the in-memory index of ``pack_id`` (its cache file stays for a later reload)."""
+        with self._lock:
+            self._indexes.pop(pack_id, None)
+            self._generations[pack_id] = self._generations.get(pack_id, 0) + 1

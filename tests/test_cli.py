@@ -1,0 +1,53 @@
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from bot.cli import main
+from tests.packs import write_pack
+
+
+def test_a_bad_config_stops_with_one_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    config = tmp_path / "bot.toml"
+    config.write_text("[llm]\ntimeout_s = 'soon'\n", encoding="utf-8")
+    assert main(["--config", str(config)]) == 2
+    error = capsys.readouterr().err
+    assert error == f"error: {config}: [llm] timeout_s: Input should be a valid number, " + (
+        "unable to parse string as a number (got 'soon')\n"
+    )
+
+
+def test_an_empty_characters_folder_stops_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    (tmp_path / "characters").mkdir()
+    (tmp_path / "bot.toml").write_text("", encoding="utf-8")
+    assert main(["--config", str(tmp_path / "bot.toml")]) == 2
+    assert "[characters] dir: no usable character pack" in capsys.readouterr().err
+
+
+def test_validate_names_file_and_line(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    good = write_pack(tmp_path / "characters")
+    bad = write_pack(tmp_path / "characters", "bad")
+    (bad / "scenes" / "002.txt").write_text("Orla: fine\nwhat is this\n", encoding="utf-8")
+    (tmp_path / "bot.toml").write_text("", encoding="utf-8")
+    assert main(["--config", str(tmp_path / "bot.toml"), "characters", "validate"]) == 1
+    out = capsys.readouterr().out
+    assert f"✗ {bad / 'scenes' / '002.txt'}:2: expected 'Speaker:" in out
+    assert f"✓ {good}: 3 scenes, 0 screenshots" in out
+
+
+def test_list_the_shipped_characters(capsys: pytest.CaptureFixture[str]) -> None:
+    root = Path(__file__).parents[1]
+    assert main(["--config", str(root / "bot.toml"), "characters", "list"]) == 0
+    out = capsys.readouterr().out
+    assert "orla" in out
+    assert "xiaoman" in out
+
+
+def test_db_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    (tmp_path / "bot.toml").write_text("", encoding="utf-8")
+    assert main(["--config", str(tmp_path / "bot.toml"), "db", "upgrade"]) == 0
+    assert (tmp_path / "data" / "bot.sqlite3").exists()
+    assert capsys.readouterr().out == "database is up to date\n"
