@@ -81,7 +81,7 @@ class Runtime:
             dense_weight=config.retrieval.dense_weight,
             batch_size=config.embedding.batch_size,
         )
-        chat_model = model or create_chat_model(config.llm, config.data_dir)
+        chat_model = model or create_chat_model(config.llm, config.data_dir, config.base_dir)
         responder = Responder(
             config=config,
             retriever=retriever,

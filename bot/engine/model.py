@@ -140,12 +140,18 @@ class OpenAIChatModel(ChatModel):
         await self._client.close()
 
 
-def create_chat_model(config: LLMConfig, data_dir: Path) -> ChatModel:
-    """The model ``[llm]`` asks for: the OpenAI-compatible endpoint, or the offline local model."""
+def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None = None) -> ChatModel:
+    """The model ``[llm]`` asks for: the OpenAI-compatible endpoint, or the offline local model.
+
+    A relative ``local_model`` path is taken relative to ``base_dir`` (the folder of ``bot.toml``).
+    """
     if config.resolved_backend() == "openai":
         return OpenAIChatModel.from_config(config)
-    from bot.engine.local_model import LocalChatModel
+    from bot.engine.local_model import PACKAGED_MODEL, LocalChatModel
 
+    local = Path(config.local_model)
+    if base_dir is not None and config.local_model != PACKAGED_MODEL and not local.is_absolute():
+        config = config.model_copy(update={"local_model": str(base_dir / local)})
     return LocalChatModel.from_config(config, data_dir)
 
 
