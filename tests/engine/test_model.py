@@ -7,6 +7,7 @@ import pytest
 
 from bot.config import LLMConfig
 from bot.engine.model import OpenAIChatModel, create_chat_model
+from bot.engine.packs import parse_scene
 from bot.engine.prompt import Prompt, PromptTokens, Turn
 from bot.errors import ModelError, ModelTimeout
 from tests.support.bot_process import free_port
@@ -24,7 +25,7 @@ def prompt() -> Prompt:
         character="Orla Finch",
         language="en",
         persona="You are Orla.",
-        scenes=["Pip:「Storm?」\nOrla:「Aye.」"],
+        scenes=[parse_scene(Path("001.txt"), "Pip:「Storm?」\nOrla:「Aye.」")],
         history=[Turn("Pip", "hi"), Turn("Orla Finch", "Hello.", from_character=True)],
         message=Turn("Tam", "Is the lamp lit?"),
         tokens=PromptTokens(4, 8, 6, 7),
