@@ -98,6 +98,21 @@ class ReplyConfig(_Section):
     max_chars: int = Field(500, ge=20)
 
 
+class ImagesConfig(_Section):
+    """Screenshots posted with replies (see :mod:`bot.engine.screenshots` for the thresholds)."""
+
+    enabled: bool = True
+    """Whether a chat gets screenshots until its admins say ``/images off``."""
+    cooldown_s: float = Field(120.0, ge=0)
+    """Least time between two screenshots in one chat (QQ rate-limits bursts of images)."""
+    min_similarity: float = Field(0.85, ge=-1, le=1)
+    min_overlap: float = Field(0.25, ge=0, le=1)
+    max_side: int = Field(1280, ge=64)
+    """Longer sides are downscaled before sending."""
+    max_bytes: int = Field(1_500_000, ge=10_000)
+    """Bigger files are re-encoded as JPEG before sending."""
+
+
 class StorageConfig(_Section):
     url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
     data_dir: Path = Path("data")
@@ -160,6 +175,7 @@ class BotConfig(_Section):
     retrieval: RetrievalConfig = RetrievalConfig()
     prompt: PromptConfig = PromptConfig()
     reply: ReplyConfig = ReplyConfig()
+    images: ImagesConfig = ImagesConfig()
     storage: StorageConfig = StorageConfig()
     characters: CharactersConfig = CharactersConfig()
     admins: AdminsConfig = AdminsConfig()
@@ -179,6 +195,11 @@ class BotConfig(_Section):
     @property
     def data_dir(self) -> Path:
         return self.path(self.storage.data_dir)
+
+    @property
+    def image_cache_dir(self) -> Path:
+        """Downscaled screenshots, made once per file."""
+        return self.data_dir / "images"
 
     @property
     def database_url(self) -> str:

@@ -14,12 +14,14 @@ from __future__ import annotations
 import asyncio
 import logging
 import re
-from collections.abc import AsyncIterator
+import time
+from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, parse_command
 from bot.engine.prompt import Turn
+from bot.engine.screenshots import screenshot_image
 from bot.messages import ChatKey, Incoming, Reply
 
 if TYPE_CHECKING:
@@ -64,6 +66,22 @@ class ChatLocks:
         return len(self._locks)
 
 
+class ScreenshotCooldown:
+    """At most one screenshot per chat every ``seconds`` (QQ rate-limits accounts that post bursts)."""
+
+    def __init__(self, seconds: float, clock: Callable[[], float] = time.monotonic) -> None:
+        self.seconds = seconds
+        self._clock = clock
+        self._last: dict[ChatKey, float] = {}
+
+    def ready(self, key: ChatKey) -> bool:
+        last = self._last.get(key)
+        return last is None or self._clock() - last >= self.seconds
+
+    def used(self, key: ChatKey) -> None:
+        self._last[key] = self._clock()
+
+
 class Router:
     """Routes each :class:`Incoming` to a command or a character and returns the replies."""
 
@@ -82,6 +100,7 @@ class Router:
         self.responder = responder
         self.commands = commands
         self.locks = ChatLocks()
+        self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Everything the bot says in answer to ``incoming`` (often nothing)."""
@@ -99,6 +118,7 @@ class Router:
                         self.packs,
                         self.repository,
                         await self.active_pack(incoming.key),
+                        self.responder.screenshots,
                     )
                     return [await self.commands.dispatch(command, context, parsed[1])]
                 if incoming.to_me:
@@ -137,12 +157,25 @@ class Router:
             text=text,
             platform_message_id=incoming.message_id,
         )
-        result = await self.responder.respond(pack, history, Turn(user, text))
+        state = await self.repository.chat_state(key)
+        images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
+        with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
+        result = await self.responder.respond(
+            pack, history, Turn(user, text), with_screenshot=with_screenshot
+        )
         if not result.failed:
             await self.repository.add_message(
                 key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=result.text
             )
-        return Reply(result.text, character=pack.id)
+        reply = Reply(result.text, character=pack.id)
+        if result.screenshot is not None:
+            image = await screenshot_image(
+                result.screenshot.shot, self.config.images, self.config.image_cache_dir
+            )
+            if image is not None:
+                reply.images.append(image)
+                self.cooldown.used(key)
+        return reply
 
     @staticmethod
     def _turn(message: StoredMessage, pack: CharacterPack) -> Turn:

@@ -20,6 +20,7 @@ from bot.engine.packs import PackLoadReport, PackRegistry, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
+from bot.engine.screenshots import ScreenshotMatcher
 from bot.errors import ConfigError, PackError
 from bot.router import Router
 from storage import Database, Repository
@@ -81,12 +82,16 @@ class Runtime:
             dense_weight=config.retrieval.dense_weight,
             batch_size=config.embedding.batch_size,
         )
+        screenshots = ScreenshotMatcher(
+            embedder, min_similarity=config.images.min_similarity, min_overlap=config.images.min_overlap
+        )
         chat_model = model or create_chat_model(config.llm, config.data_dir, config.base_dir)
         responder = Responder(
             config=config,
             retriever=retriever,
             prompts=PromptBuilder(config.prompt, TokenCounter.default()),
             model=chat_model,
+            screenshots=screenshots,
         )
         router = Router(
             config=config,
@@ -116,6 +121,7 @@ class Runtime:
         """
         for pack in self.packs:
             await self.retriever.index(pack)
+            await self.router.responder.screenshots.index(pack)
         log.info("scene index ready for %d character(s)", len(self.packs))
 
     def _in_background(self, work: Coroutine[Any, Any, None]) -> None:

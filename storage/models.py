@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, Text
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -37,6 +37,8 @@ class Chat(Base):
     active_character: Mapped[str | None] = mapped_column(String(64))
     memory_floor: Mapped[int] = mapped_column(BigInteger, default=0)
     """Messages with an id at or below this are forgotten by ``/reset`` (kept, but not recalled)."""
+    images_enabled: Mapped[bool | None] = mapped_column(Boolean)
+    """``/images on|off``; ``None`` follows ``[images] enabled``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

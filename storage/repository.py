@@ -27,6 +27,7 @@ class ChatState:
 
     active_character: str | None
     memory_floor: int
+    images_enabled: bool | None = None
 
 
 @dataclass(slots=True, frozen=True)
@@ -51,22 +52,22 @@ class Repository:
             chat = await session.get(Chat, (key.platform, key.chat_id))
         if chat is None:
             return ChatState(None, 0)
-        return ChatState(chat.active_character, chat.memory_floor)
+        return ChatState(chat.active_character, chat.memory_floor, chat.images_enabled)
 
-    async def set_active_character(self, key: ChatKey, character_id: str) -> None:
+    async def _update_chat(self, key: ChatKey, **values: object) -> None:
         async with self._sessions.begin() as session:
             chat = await session.get(Chat, (key.platform, key.chat_id))
             if chat is None:
-                session.add(
-                    Chat(
-                        platform=key.platform,
-                        chat_id=key.chat_id,
-                        active_character=character_id,
-                        memory_floor=0,
-                    )
-                )
-            else:
-                chat.active_character = character_id
+                chat = Chat(platform=key.platform, chat_id=key.chat_id, active_character=None, memory_floor=0)
+                session.add(chat)
+            for name, value in values.items():
+                setattr(chat, name, value)
+
+    async def set_active_character(self, key: ChatKey, character_id: str) -> None:
+        await self._update_chat(key, active_character=character_id)
+
+    async def set_images_enabled(self, key: ChatKey, enabled: bool) -> None:
+        await self._update_chat(key, images_enabled=enabled)
 
     async def add_message(
         self,

@@ -15,14 +15,15 @@ from bot.engine.packs import PackRegistry, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
+from bot.engine.screenshots import ScreenshotMatcher
 from bot.router import Router
 from storage import Database, Repository
-from tests.packs import write_pack, write_xiaoman
+from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
 
 
 @pytest.fixture
 def config(tmp_path: Path) -> BotConfig:
-    write_pack(tmp_path / "characters")
+    write_pack(tmp_path / "characters", screenshots=ORLA_CAPTIONS)
     write_xiaoman(tmp_path / "characters")
     return parse_config({"admins": {"superusers": ["onebot:1"]}}, source=tmp_path / "bot.toml")
 
@@ -56,6 +57,11 @@ async def router(config: BotConfig, repository: Repository, model: EchoChatModel
         retriever=retriever,
         prompts=PromptBuilder(config.prompt, TokenCounter.default()),
         model=model,
+        screenshots=ScreenshotMatcher(
+            retriever.embedder,
+            min_similarity=config.images.min_similarity,
+            min_overlap=config.images.min_overlap,
+        ),
     )
     return Router(
         config=config, packs=packs, repository=repository, responder=responder, commands=default_commands()

@@ -2,14 +2,19 @@
 
 from __future__ import annotations
 
+import json
 from collections.abc import Mapping, Sequence
 from pathlib import Path
+
+from PIL import Image
 
 ORLA_SCENES = {
     "001": ["Pip: Orla, the storm is coming.", "Orla: Then tie the boat twice, Pip.", "Pip: Twice?"],
     "002": ["Tam: Your cat ate my fish again.", "Orla: Barnacle has taste. Your fish does not."],
     "003": ["Ines: Do you ever get lonely out here?", "Orla: The lamp keeps me company. Mostly."],
 }
+
+ORLA_CAPTIONS = ("Then tie the boat twice, Pip.", "Barnacle has taste. Your fish does not.")
 
 
 def write_pack(
@@ -22,8 +27,12 @@ def write_pack(
     persona: str = "You are Orla Finch, a lighthouse keeper. Speak briefly.",
     scenes: Mapping[str, Sequence[str]] = ORLA_SCENES,
     extra_toml: str = "",
+    screenshots: Sequence[str] = (),
 ) -> Path:
-    """Write a pack folder under ``root`` and return it."""
+    """Write a pack folder under ``root`` and return it.
+
+    Each of ``screenshots`` is the caption of a small drawn frame listed in ``images.jsonl``.
+    """
     folder = root / pack_id
     (folder / "scenes").mkdir(parents=True)
     alias_list = ", ".join(f'"{alias}"' for alias in aliases)
@@ -35,7 +44,20 @@ def write_pack(
     )
     for scene_id, lines in scenes.items():
         (folder / "scenes" / f"{scene_id}.txt").write_text("\n".join(lines) + "\n", encoding="utf-8")
+    if screenshots:
+        write_screenshots(folder, screenshots)
     return folder
+
+
+def write_screenshots(folder: Path, captions: Sequence[str], *, size: tuple[int, int] = (160, 90)) -> None:
+    """Draw one frame per caption, each a different colour, and list them in ``images.jsonl``."""
+    (folder / "images").mkdir(exist_ok=True)
+    entries = []
+    for number, caption in enumerate(captions, start=1):
+        name = f"images/{number:04d}.jpg"
+        Image.new("RGB", size, ((number * 70) % 256, 120, 200)).save(folder / name, "JPEG")
+        entries.append(json.dumps({"image": name, "text": caption}, ensure_ascii=False))
+    (folder / "images.jsonl").write_text("\n".join(entries) + "\n", encoding="utf-8")
 
 
 XIAOMAN_SCENES = {

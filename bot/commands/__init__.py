@@ -18,6 +18,7 @@ from bot.messages import Reply, Role
 if TYPE_CHECKING:
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack, PackRegistry
+    from bot.engine.screenshots import ScreenshotMatcher
     from bot.messages import Incoming
     from storage.repository import Repository
 
@@ -46,6 +47,7 @@ class CommandContext:
     packs: PackRegistry
     repository: Repository
     active: CharacterPack
+    screenshots: ScreenshotMatcher
 
     @property
     def level(self) -> Level:
@@ -113,9 +115,9 @@ class CommandRegistry:
 
 def default_commands() -> CommandRegistry:
     """The registry with every built-in command."""
-    from bot.commands import characters, help, memory
+    from bot.commands import characters, help, images, memory
 
     registry = CommandRegistry()
-    for module in (help, characters, memory):
+    for module in (help, characters, memory, images):
         module.register(registry)
     return registry

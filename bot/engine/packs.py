@@ -85,6 +85,10 @@ class PackSettings(BaseModel):
     """Overrides ``[retrieval] top_k`` for this character."""
     max_chars: int | None = Field(None, ge=20)
     """Overrides ``[reply] max_chars`` for this character."""
+    image_min_similarity: float | None = Field(None, ge=-1, le=1)
+    """Overrides ``[images] min_similarity`` for this character's screenshots."""
+    image_min_overlap: float | None = Field(None, ge=0, le=1)
+    """Overrides ``[images] min_overlap`` for this character's screenshots."""
 
 
 @dataclass(slots=True)

@@ -16,6 +16,7 @@ if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack
     from bot.engine.prompt import Prompt, PromptBuilder, Turn
     from bot.engine.retrieval import Retriever
+    from bot.engine.screenshots import ScreenshotHit, ScreenshotMatcher
 
 log = logging.getLogger(__name__)
 
@@ -32,6 +33,7 @@ class ResponderResult:
     text: str
     prompt: Prompt
     completion: Completion | None
+    screenshot: ScreenshotHit | None = None
 
     @property
     def failed(self) -> bool:
@@ -42,15 +44,28 @@ class Responder:
     """The engine's front door: turns a character, its history and a message into a reply."""
 
     def __init__(
-        self, *, config: BotConfig, retriever: Retriever, prompts: PromptBuilder, model: ChatModel
+        self,
+        *,
+        config: BotConfig,
+        retriever: Retriever,
+        prompts: PromptBuilder,
+        model: ChatModel,
+        screenshots: ScreenshotMatcher,
     ) -> None:
         self.config = config
         self.retriever = retriever
         self.prompts = prompts
         self.model = model
+        self.screenshots = screenshots
 
-    async def respond(self, pack: CharacterPack, history: Sequence[Turn], message: Turn) -> ResponderResult:
-        """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception."""
+    async def respond(
+        self, pack: CharacterPack, history: Sequence[Turn], message: Turn, *, with_screenshot: bool = False
+    ) -> ResponderResult:
+        """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception.
+
+        With ``with_screenshot``, the result carries the screenshot whose line is close to the reply
+        or to the message, when one is.
+        """
         top_k = pack.settings.top_k if pack.settings.top_k is not None else self.config.retrieval.top_k
         context = history[-1].text if history else ""
         hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
@@ -65,7 +80,8 @@ class Responder:
         if not text:
             log.warning("the model's reply for %s was empty after cleaning: %r", pack.id, completion.text)
             return ResponderResult(self.apology(pack), prompt, None)
-        return ResponderResult(text, prompt, completion)
+        screenshot = await self.screenshots.match(pack, [text, message.text]) if with_screenshot else None
+        return ResponderResult(text, prompt, completion, screenshot)
 
     @staticmethod
     def apology(pack: CharacterPack) -> str:

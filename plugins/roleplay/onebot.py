@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import logging
 
 from nonebot.adapters import Bot, Event
@@ -51,13 +52,15 @@ def to_incoming(event: Event) -> Incoming | None:
     )
 
 
-def to_message(reply: Reply, *, quote_id: int | None) -> Message:
+async def to_message(reply: Reply, *, quote_id: int | None) -> Message:
+    """Text and screenshots in one message; images go as ``base64://`` so the OneBot implementation
+    need not share the bot's file system."""
     message = Message()
     if reply.quote and quote_id is not None:
         message += MessageSegment.reply(quote_id)
     message += MessageSegment.text(reply.text)
     for image in reply.images:
-        message += MessageSegment.image(image.path)
+        message += MessageSegment.image(await asyncio.to_thread(image.path.read_bytes))
     return message
 
 
@@ -67,10 +70,9 @@ async def send(bot: Bot, event: Event, reply: Reply) -> None:
     try:
         if isinstance(event, GroupMessageEvent):
             await bot.send_group_msg(
-                group_id=event.group_id, message=to_message(reply, quote_id=event.message_id)
+                group_id=event.group_id, message=await to_message(reply, quote_id=event.message_id)
             )
         elif isinstance(event, PrivateMessageEvent):
-            await bot.send_private_msg(user_id=event.user_id, message=to_message(reply, quote_id=None))
+            await bot.send_private_msg(user_id=event.user_id, message=await to_message(reply, quote_id=None))
     except (ActionFailed, NetworkError) as exc:
         log.error("could not send a reply through OneBot: %s", exc)
-

@@ -1,0 +1,183 @@
+"""Screenshots: which of a character's captioned frames fits a reply, and making it fit to send.
+
+A screenshot is chosen when a text (the reply, or the message it answers) is close to the line
+spoken in the frame on both counts:
+
+* **similarity**: cosine between the embeddings of the text and the line (the retrieval embedder);
+* **overlap**: the share of the line's words (jieba words and bigrams for Chinese) found in the text.
+
+NOTE: both are needed. multilingual-e5 scores every pair of Chinese sentences above 0.85, so cosine
+alone cannot tell a paraphrase from small talk; word overlap alone misses paraphrases with other
+words. The defaults (``[images] min_similarity = 0.85``, ``min_overlap = 0.25``) come from the
+labelled set in ``tests/engine/data/screenshot_labels.jsonl`` on the shipped packs, where the
+positives have overlap ≥ 0.29 and similarity ≥ 0.856 and the negatives overlap ≤ 0.12.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hashlib
+import logging
+import random
+import threading
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+import numpy as np
+from PIL import Image as PILImage
+from PIL import UnidentifiedImageError
+
+from bot.engine.embedder import Embedder, FloatArray
+from bot.engine.lexical import tokenize
+from bot.engine.packs import CharacterPack, Screenshot
+from bot.errors import EmbeddingError
+from bot.messages import Image
+
+if TYPE_CHECKING:
+    from bot.config import ImagesConfig
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(slots=True, frozen=True)
+class ScreenshotHit:
+    """A screenshot and how close the text was to its line."""
+
+    shot: Screenshot
+    similarity: float
+    overlap: float
+
+
+@dataclass(slots=True)
+class _PackShots:
+    content_hash: str
+    shots: list[Screenshot]
+    vectors: FloatArray | None
+    words: list[frozenset[str]]
+
+
+def word_overlap(text_words: frozenset[str], line_words: frozenset[str]) -> float:
+    """Share of the line's words that appear in the text."""
+    return len(text_words & line_words) / len(line_words) if line_words else 0.0
+
+
+class ScreenshotMatcher:
+    """Finds the screenshot of a pack whose line is closest to a text."""
+
+    def __init__(self, embedder: Embedder | None, *, min_similarity: float, min_overlap: float) -> None:
+        self.embedder = embedder
+        self.min_similarity = min_similarity
+        self.min_overlap = min_overlap
+        self._packs: dict[str, _PackShots] = {}
+        self._lock = threading.Lock()
+
+    def index_sync(self, pack: CharacterPack) -> None:
+        """Embed the pack's screenshot lines (a few per pack: cheap, so not cached on disk)."""
+        shots = list(pack.screenshots)
+        vectors: FloatArray | None = None
+        if shots and self.embedder is not None:
+            try:
+                vectors = self.embedder.embed_passages([shot.text for shot in shots])
+            except EmbeddingError as exc:
+                log.warning("screenshots of %s matched by words only: %s", pack.id, exc)
+        words = [frozenset(tokenize(shot.text)) for shot in shots]
+        with self._lock:
+            self._packs[pack.id] = _PackShots(pack.content_hash, shots, vectors, words)
+
+    async def index(self, pack: CharacterPack) -> None:
+        await asyncio.to_thread(self.index_sync, pack)
+
+    def _entry(self, pack: CharacterPack) -> _PackShots:
+        entry = self._packs.get(pack.id)
+        if entry is None or entry.content_hash != pack.content_hash:
+            self.index_sync(pack)
+            entry = self._packs[pack.id]
+        return entry
+
+    def rank_sync(self, pack: CharacterPack, text: str) -> list[ScreenshotHit]:
+        """Every screenshot of ``pack`` scored against ``text``, best first."""
+        entry = self._entry(pack)
+        if not entry.shots or not text.strip():
+            return []
+        words = frozenset(tokenize(text))
+        overlaps = np.array([word_overlap(words, line) for line in entry.words], dtype=np.float32)
+        similarities = np.zeros(len(entry.shots), dtype=np.float32)
+        if entry.vectors is not None and self.embedder is not None:
+            try:
+                similarities = entry.vectors @ self.embedder.embed_query(text)
+            except EmbeddingError as exc:
+                log.warning("screenshot matching by words only: %s", exc)
+        order = np.lexsort((-overlaps, -(similarities + overlaps)))
+        return [ScreenshotHit(entry.shots[i], float(similarities[i]), float(overlaps[i])) for i in order]
+
+    def accepts(self, hit: ScreenshotHit, pack: CharacterPack) -> bool:
+        settings = pack.settings
+        min_similarity = settings.image_min_similarity
+        min_overlap = settings.image_min_overlap
+        return hit.similarity >= (self.min_similarity if min_similarity is None else min_similarity) and (
+            hit.overlap >= (self.min_overlap if min_overlap is None else min_overlap)
+        )
+
+    async def match(self, pack: CharacterPack, texts: Sequence[str]) -> ScreenshotHit | None:
+        """The best screenshot for any of ``texts`` that passes both thresholds, if one does."""
+
+        def run() -> ScreenshotHit | None:
+            hits = [hit for text in texts for hit in self.rank_sync(pack, text)[:1]]
+            passing = [hit for hit in hits if self.accepts(hit, pack)]
+            return max(passing, key=lambda hit: hit.similarity + hit.overlap, default=None)
+
+        return await asyncio.to_thread(run)
+
+    async def best(self, pack: CharacterPack, words: str) -> ScreenshotHit | None:
+        """The closest screenshot to ``words`` whatever the thresholds (``/scene <words>``)."""
+        hits = await asyncio.to_thread(self.rank_sync, pack, words)
+        return hits[0] if hits else None
+
+    @staticmethod
+    def random(pack: CharacterPack, rng: random.Random | None = None) -> Screenshot | None:
+        return (rng or random).choice(pack.screenshots) if pack.screenshots else None
+
+
+def prepare_image(path: Path, *, max_side: int, max_bytes: int, cache_dir: Path) -> Path | None:
+    """A file fit to send: ``path`` itself, or a downscaled JPEG copy; ``None`` when it is unusable.
+
+    Blocking (Pillow); call it in a thread. A missing or corrupt file is logged and skipped.
+    """
+    try:
+        size = path.stat().st_size
+        with PILImage.open(path) as image:
+            image.load()
+            if size <= max_bytes and max(image.size) <= max_side:
+                return path
+            key = hashlib.sha256(f"{path}:{size}:{path.stat().st_mtime_ns}:{max_side}".encode()).hexdigest()[
+                :16
+            ]
+            target = cache_dir / f"{key}.jpg"
+            if target.exists():
+                return target
+            image.thumbnail((max_side, max_side))
+            cache_dir.mkdir(parents=True, exist_ok=True)
+            quality = 85
+            partial = target.with_suffix(".part")
+            while True:
+                image.convert("RGB").save(partial, "JPEG", quality=quality, optimize=True)
+                if partial.stat().st_size <= max_bytes or quality <= 40:
+                    break
+                quality -= 15
+            partial.replace(target)
+            return target
+    except FileNotFoundError:
+        log.warning("screenshot %s is missing; sent the reply without it", path)
+    except (UnidentifiedImageError, OSError, SyntaxError, ValueError) as exc:
+        log.warning("screenshot %s cannot be read (%s); sent the reply without it", path, exc)
+    return None
+
+
+async def screenshot_image(shot: Screenshot, config: ImagesConfig, cache_dir: Path) -> Image | None:
+    """The :class:`~bot.messages.Image` to post for ``shot``, downscaled if needed; ``None`` if unusable."""
+    path = await asyncio.to_thread(
+        prepare_image, shot.path, max_side=config.max_side, max_bytes=config.max_bytes, cache_dir=cache_dir
+    )
+    return Image(path, shot.text) if path is not None else None
