@@ -7,17 +7,21 @@ The bot runs as ``python -m bot --config bot.toml`` in a temp folder; a
 
 from __future__ import annotations
 
+import base64
+import io
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
+from PIL import Image
 
 from tests.packs import write_pack, write_xiaoman
 from tests.support.bot_process import BotProcess, free_port, write_bot_toml
 from tests.support.onebot_client import ApiCall, OneBotClient, image_segment
 from tests.support.openai_server import FakeOpenAIServer
 
+SCREENSHOT_LINE = "Sixty-eight candles is a fire hazard."
 SELF_ID = 10_000
 TOKEN = "e2e-secret"
 
@@ -54,7 +58,12 @@ class Harness:
         self.root = root
         self.port = free_port()
         characters = root / "characters"
-        write_pack(characters, persona="You are Orla Finch, keeper of Skerrow Light.", scenes=ORLA_SCENES)
+        write_pack(
+            characters,
+            persona="You are Orla Finch, keeper of Skerrow Light.",
+            scenes=ORLA_SCENES,
+            screenshots=[SCREENSHOT_LINE],
+        )
         write_xiaoman(characters)
         self.config = write_bot_toml(
             root / "bot.toml",
@@ -262,3 +271,39 @@ async def test_a_wrong_access_token_is_refused(harness: Harness) -> None:
     await client.close()
     with pytest.raises(ConnectionError):
         await OneBotClient.connect(harness.url, self_id=SELF_ID, access_token="wrong", timeout=3)
+
+
+def decoded_images(call: ApiCall) -> list[Image.Image]:
+    images = []
+    for segment in call.segments():
+        if segment["type"] == "image":
+            file = str(segment["data"]["file"])
+            assert file.startswith("base64://")
+            image = Image.open(io.BytesIO(base64.b64decode(file.removeprefix("base64://"))))
+            image.load()
+            images.append(image)
+    return images
+
+
+async def test_a_reply_close_to_a_captioned_line_comes_with_its_screenshot(
+    client: OneBotClient, model_server: FakeOpenAIServer
+) -> None:
+    model_server.reply_text(f"Orla: {SCREENSHOT_LINE}")
+    await say(client, 1009, "How many candles on your cake?")
+    call = await reply_in(client, 1009)
+    assert call.segment_types() == ["reply", "text", "image"]
+    assert call.text() == SCREENSHOT_LINE
+    assert [image.size for image in decoded_images(call)] == [(160, 90)]
+
+    await say(client, 1009, "Say that again?")
+    assert decoded_images(await reply_in(client, 1009)) == [], "the chat's screenshot cooldown holds"
+
+    await say(client, 1010, "/images off", at_bot=False, role="admin")
+    assert (await reply_in(client, 1010)).text() == "Screenshots off for this chat."
+    await say(client, 1010, "How many candles?")
+    assert decoded_images(await reply_in(client, 1010)) == []
+
+    await say(client, 1011, "/scene candles", at_bot=False)
+    scene = await reply_in(client, 1011)
+    assert scene.text() == f"「{SCREENSHOT_LINE}」"
+    assert len(decoded_images(scene)) == 1
