@@ -254,22 +254,29 @@ class BotProcess:
         regex = pattern if isinstance(pattern, re.Pattern) else re.compile(re.escape(pattern))
         return regex.search(self.log_text())
 
+    def _poll_log(
+        self, pattern: str | re.Pattern[str], deadline: float, timeout: float
+    ) -> re.Match[str] | None:
+        """One look at the log: the match, ``None`` to keep waiting, or an error once it is hopeless."""
+        exited = self._require_proc().poll() is not None
+        match = self._search_log(pattern)
+        if match is not None:
+            return match
+        if exited:
+            raise BotExitedError(self._failure_report(f"bot exited before logging {pattern!r}"))
+        if time.monotonic() >= deadline:
+            raise TimeoutError(self._failure_report(f"{pattern!r} not logged after {timeout}s"))
+        return None
+
     def wait_for_log(self, pattern: str | re.Pattern[str], timeout: float = 30.0) -> re.Match[str]:
         """Wait until the log contains ``pattern`` (a literal string, or a compiled regex).
 
         Exiting is not an immediate failure: the line may be the last thing the process wrote.
         """
         deadline = time.monotonic() + timeout
-        while True:
-            exited = self._require_proc().poll() is not None
-            match = self._search_log(pattern)
-            if match is not None:
-                return match
-            if exited:
-                raise BotExitedError(self._failure_report(f"bot exited before logging {pattern!r}"))
-            if time.monotonic() >= deadline:
-                raise TimeoutError(self._failure_report(f"{pattern!r} not logged after {timeout}s"))
+        while (match := self._poll_log(pattern, deadline, timeout)) is None:
             time.sleep(0.05)
+        return match
 
     async def wait_for_log_async(
         self,
@@ -278,16 +285,9 @@ class BotProcess:
     ) -> re.Match[str]:
         """:meth:`wait_for_log` for asyncio tests."""
         deadline = time.monotonic() + timeout
-        while True:
-            exited = self._require_proc().poll() is not None
-            match = self._search_log(pattern)
-            if match is not None:
-                return match
-            if exited:
-                raise BotExitedError(self._failure_report(f"bot exited before logging {pattern!r}"))
-            if time.monotonic() >= deadline:
-                raise TimeoutError(self._failure_report(f"{pattern!r} not logged after {timeout}s"))
+        while (match := self._poll_log(pattern, deadline, timeout)) is None:  # noqa: ASYNC110 - polls a file
             await asyncio.sleep(0.05)
+        return match
 
     def wait_exit(self, timeout: float = 10.0) -> int:
         """Wait for the process to end on its own; returns its exit status."""
