@@ -28,7 +28,7 @@ if TYPE_CHECKING:
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack, PackRegistry
     from bot.engine.responder import Responder
-    from storage.repository import Repository, StoredMessage
+    from storage.repository import ChatState, Repository, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -112,12 +112,13 @@ class Router:
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:
+                    state = await self.repository.chat_state(incoming.key)
                     context = CommandContext(
                         incoming,
                         self.config,
                         self.packs,
                         self.repository,
-                        await self.active_pack(incoming.key),
+                        self.active_pack(state),
                         self.responder.screenshots,
                     )
                     return [await self.commands.dispatch(command, context, parsed[1])]
@@ -125,22 +126,22 @@ class Router:
                     return [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
                 return []
             called = self.packs.called_at_start(text)
+            if called is None and not incoming.to_me:
+                return []
+            state = await self.repository.chat_state(incoming.key)
             if called is not None:
                 pack, rest = called
-                return [await self._answer(incoming, pack, rest or text)]
-            if incoming.to_me:
-                return [await self._answer(incoming, await self.active_pack(incoming.key), text)]
-        return []
+                return [await self._answer(incoming, state, pack, rest or text)]
+            return [await self._answer(incoming, state, self.active_pack(state), text)]
 
-    async def active_pack(self, key: ChatKey) -> CharacterPack:
+    def active_pack(self, state: ChatState) -> CharacterPack:
         """The chat's character: the one chosen with ``/switch``, else ``[characters] default``."""
-        state = await self.repository.chat_state(key)
         for pack_id in (state.active_character, self.config.characters.default):
             if pack_id and (pack := self.packs.get(pack_id)) is not None:
                 return pack
         return next(iter(self.packs))
 
-    async def _answer(self, incoming: Incoming, pack: CharacterPack, text: str) -> Reply:
+    async def _answer(self, incoming: Incoming, state: ChatState, pack: CharacterPack, text: str) -> Reply:
         key = incoming.key
         user = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
         stored = await self.repository.recent_messages(
@@ -157,7 +158,6 @@ class Router:
             text=text,
             platform_message_id=incoming.message_id,
         )
-        state = await self.repository.chat_state(key)
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
         result = await self.responder.respond(

@@ -274,7 +274,7 @@ async def test_a_wrong_access_token_is_refused(harness: Harness) -> None:
 
 
 def decoded_images(call: ApiCall) -> list[Image.Image]:
-    images = []
+    images: list[Image.Image] = []
     for segment in call.segments():
         if segment["type"] == "image":
             file = str(segment["data"]["file"])
