@@ -6,6 +6,8 @@
     python -m bot characters list                the packs and whether they load
     python -m bot characters validate [DIR ...]  check packs; exit 1 on the first broken one
     python -m bot db upgrade                     apply database migrations
+    python -m bot extract --video EP01.mkv --subtitles EP01.ass --character NAME --out characters/ID
+                                                 video + subtitles (or a transcript) → a character pack
 """
 
 from __future__ import annotations
@@ -42,7 +44,58 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="*", type=Path)
     database = commands.add_parser("db", help="database maintenance")
     database.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
+    extract = commands.add_parser(
+        "extract", help="make a character pack from video + subtitles or a transcript"
+    )
+    extract.add_argument("--character", required=True, help="the character's name as the subtitles write it")
+    extract.add_argument("--out", required=True, type=Path, help="the pack folder, e.g. characters/orla")
+    extract.add_argument("--video", action="append", type=Path, default=[], help="an episode's video")
+    extract.add_argument(
+        "--subtitles",
+        action="append",
+        type=Path,
+        default=[],
+        help="its SRT/ASS subtitles (pair with --video)",
+    )
+    extract.add_argument("--transcript", action="append", type=Path, default=[], help="'Name: line' text")
+    extract.add_argument(
+        "--from-jsonl", action="append", type=Path, default=[], help="{image, text} jsonl file or folder"
+    )
+    extract.add_argument("--alias", action="append", default=[], help="another name of the character")
+    extract.add_argument("--language", choices=["en", "zh"], help="default: detected from the lines")
+    extract.add_argument("--speaker-map", type=Path, help="TOML/JSON: [styles] and [names] → speaker")
+    extract.add_argument("--scene-gap", type=float, default=6.0, help="seconds of silence between scenes")
+    extract.add_argument("--max-scene-lines", type=int, default=12)
     return parser
+
+
+def _extract(args: argparse.Namespace) -> int:
+    from bot.errors import ExtractError
+    from bot.extract import ExtractOptions, extract_pack
+    from bot.extract.writer import Episode
+
+    videos: list[Path] = args.video
+    subtitles: list[Path] = args.subtitles
+    if videos and len(videos) != len(subtitles):
+        raise ExtractError(
+            f"give one --subtitles per --video ({len(videos)} videos, {len(subtitles)} subtitles)"
+        )
+    episodes = [Episode(subs, videos[i] if videos else None) for i, subs in enumerate(subtitles)]
+    options = ExtractOptions(
+        character=args.character,
+        out=args.out,
+        episodes=episodes,
+        transcripts=args.transcript,
+        jsonl=args.from_jsonl,
+        aliases=args.alias,
+        language=args.language,
+        speaker_map=args.speaker_map,
+        scene_gap_s=args.scene_gap,
+        max_scene_lines=args.max_scene_lines,
+    )
+    summary = extract_pack(options)
+    print(f"wrote {args.out}: {summary}")
+    return 0
 
 
 def _characters(config: BotConfig, action: str, paths: Sequence[Path]) -> int:
@@ -87,6 +140,8 @@ def main(argv: Sequence[str] | None = None) -> int:
     _offline()
     args = build_parser().parse_args(argv)
     try:
+        if args.command == "extract":
+            return _extract(args)
         config = load_config(args.config)
         if args.command == "characters":
             return _characters(config, args.action, getattr(args, "paths", []))

@@ -11,6 +11,7 @@ command)::
     │   └── ModelTimeout     ... because it took too long
     ├── EmbeddingError       the embedding model could not be loaded or run
     ├── StorageError         the database could not be opened or migrated
+    ├── ExtractError         the extraction tool's input is unusable (names the file)
     └── CommandError         a chat command was used wrongly
         └── PermissionDenied ... by someone without the level it needs
 """
@@ -57,6 +58,10 @@ class EmbeddingError(BotError):
 
 class StorageError(BotError):
     """The database could not be opened, migrated or written."""
+
+
+class ExtractError(BotError):
+    """``python -m bot extract`` cannot use its input; nothing has been written."""
 
 
 class CommandError(BotError):
