@@ -38,7 +38,7 @@ def peak_rss_mb(pid: int) -> float:
     return float("nan")
 
 
-async def run(messages: int, data_dir: Path) -> None:
+async def run(messages: int, data_dir: Path, images: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp, FakeOpenAIServer() as server:
         workdir = Path(tmp)
         port = free_port()
@@ -49,6 +49,7 @@ async def run(messages: int, data_dir: Path) -> None:
             llm={"base_url": server.base_url, "model": "instant"},
             storage={"url": "sqlite+aiosqlite:///bot.sqlite3", "data_dir": str(data_dir)},
             characters={"dir": str(ROOT / "characters")},
+            images={"enabled": images},
         )
         started = time.perf_counter()
         with BotProcess(config, cwd=workdir) as bot:
@@ -80,10 +81,11 @@ def main() -> None:
         "--data-dir", type=Path, default=ROOT / "data" / "bench", help="embedding cache (kept)"
     )
     parser.add_argument("--cold", action="store_true", help="empty the embedding cache first")
+    parser.add_argument("--no-images", action="store_true", help="turn screenshot matching off")
     args = parser.parse_args()
     if args.cold:
         shutil.rmtree(args.data_dir, ignore_errors=True)
-    asyncio.run(run(args.messages, args.data_dir))
+    asyncio.run(run(args.messages, args.data_dir, not args.no_images))
 
 
 if __name__ == "__main__":

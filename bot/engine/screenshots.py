@@ -112,23 +112,40 @@ class ScreenshotMatcher:
         order = np.lexsort((-overlaps, -(similarities + overlaps)))
         return [ScreenshotHit(entry.shots[i], float(similarities[i]), float(overlaps[i])) for i in order]
 
-    def accepts(self, hit: ScreenshotHit, pack: CharacterPack) -> bool:
-        settings = pack.settings
-        min_similarity = settings.image_min_similarity
-        min_overlap = settings.image_min_overlap
-        return hit.similarity >= (self.min_similarity if min_similarity is None else min_similarity) and (
-            hit.overlap >= (self.min_overlap if min_overlap is None else min_overlap)
+    def thresholds(self, pack: CharacterPack) -> tuple[float, float]:
+        """``(min_similarity, min_overlap)`` for ``pack``: its own settings, else ``[images]``."""
+        similarity, overlap = pack.settings.image_min_similarity, pack.settings.image_min_overlap
+        return (
+            self.min_similarity if similarity is None else similarity,
+            self.min_overlap if overlap is None else overlap,
         )
 
+    def accepts(self, hit: ScreenshotHit, pack: CharacterPack) -> bool:
+        min_similarity, min_overlap = self.thresholds(pack)
+        return hit.similarity >= min_similarity and hit.overlap >= min_overlap
+
+    def match_sync(self, pack: CharacterPack, texts: Sequence[str]) -> ScreenshotHit | None:
+        """The best screenshot for any of ``texts`` that passes both thresholds, if one does.
+
+        NOTE: the word overlap is checked first and costs no embedding; most replies share few words
+        with any captioned line, so they never pay for the query embedding.
+        """
+        entry = self._entry(pack)
+        _, min_overlap = self.thresholds(pack)
+        best: ScreenshotHit | None = None
+        for text in texts:
+            words = frozenset(tokenize(text))
+            if not any(word_overlap(words, line) >= min_overlap for line in entry.words):
+                continue
+            for hit in self.rank_sync(pack, text):
+                if self.accepts(hit, pack) and (
+                    best is None or hit.similarity + hit.overlap > best.similarity + best.overlap
+                ):
+                    best = hit
+        return best
+
     async def match(self, pack: CharacterPack, texts: Sequence[str]) -> ScreenshotHit | None:
-        """The best screenshot for any of ``texts`` that passes both thresholds, if one does."""
-
-        def run() -> ScreenshotHit | None:
-            hits = [hit for text in texts for hit in self.rank_sync(pack, text)[:1]]
-            passing = [hit for hit in hits if self.accepts(hit, pack)]
-            return max(passing, key=lambda hit: hit.similarity + hit.overlap, default=None)
-
-        return await asyncio.to_thread(run)
+        return await asyncio.to_thread(self.match_sync, pack, texts)
 
     async def best(self, pack: CharacterPack, words: str) -> ScreenshotHit | None:
         """The closest screenshot to ``words`` whatever the thresholds (``/scene <words>``)."""
