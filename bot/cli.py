@@ -44,57 +44,149 @@ def build_parser() -> argparse.ArgumentParser:
     validate.add_argument("paths", nargs="*", type=Path)
     database = commands.add_parser("db", help="database maintenance")
     database.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
-    extract = commands.add_parser(
-        "extract", help="make a character pack from video + subtitles or a transcript"
+    _add_extract(commands.add_parser("extract", help="make a character pack from video + subtitles"))
+    return parser
+
+
+def _add_extract(extract: argparse.ArgumentParser) -> None:
+    extract.description = (
+        "Make (or refresh) a character pack from episodes (video + SRT/ASS subtitles), transcripts or "
+        "another tool's {image, text} jsonl. Nothing is written unless the whole pack validates."
     )
-    extract.add_argument("--character", required=True, help="the character's name as the subtitles write it")
-    extract.add_argument("--out", required=True, type=Path, help="the pack folder, e.g. characters/orla")
-    extract.add_argument("--video", action="append", type=Path, default=[], help="an episode's video")
-    extract.add_argument(
+    inputs = extract.add_argument_group("inputs (any mix, each repeatable)")
+    inputs.add_argument(
+        "--video", metavar="PATH", action="append", type=Path, default=[], help="an episode's video"
+    )
+    inputs.add_argument(
         "--subtitles",
+        metavar="PATH",
         action="append",
         type=Path,
         default=[],
-        help="its SRT/ASS subtitles (pair with --video)",
+        help="its SRT/ASS/SSA subtitles, paired with the --video in the same position (alone: no frames)",
     )
-    extract.add_argument("--transcript", action="append", type=Path, default=[], help="'Name: line' text")
-    extract.add_argument(
-        "--from-jsonl", action="append", type=Path, default=[], help="{image, text} jsonl file or folder"
+    inputs.add_argument(
+        "--episode",
+        nargs=2,
+        action="append",
+        type=Path,
+        default=[],
+        metavar=("VIDEO", "SUBTITLES"),
+        help="an episode's video and subtitles in one flag",
     )
-    extract.add_argument("--alias", action="append", default=[], help="another name of the character")
-    extract.add_argument("--language", choices=["en", "zh"], help="default: detected from the lines")
-    extract.add_argument("--speaker-map", type=Path, help="TOML/JSON: [styles] and [names] → speaker")
-    extract.add_argument("--scene-gap", type=float, default=6.0, help="seconds of silence between scenes")
-    extract.add_argument("--max-scene-lines", type=int, default=12)
-    return parser
+    inputs.add_argument(
+        "--transcript",
+        metavar="PATH",
+        action="append",
+        type=Path,
+        default=[],
+        help="'Name: line' text, blank line = new scene",
+    )
+    inputs.add_argument(
+        "--from-jsonl",
+        metavar="PATH",
+        action="append",
+        type=Path,
+        default=[],
+        help="an {image, text} jsonl file or folder",
+    )
+    who = extract.add_argument_group("who")
+    who.add_argument(
+        "--character", metavar="NAME", required=True, help="the character's name as the subtitles write it"
+    )
+    who.add_argument(
+        "--alias",
+        metavar="NAME",
+        action="append",
+        default=[],
+        help="another name of the character (repeatable)",
+    )
+    who.add_argument(
+        "--speaker-map", metavar="FILE", type=Path, help="TOML/JSON: [names], [styles], skip_styles → speaker"
+    )
+    who.add_argument(
+        "--narrator", metavar="NAME", help="speaker for unattributed lines (default: Narrator / 旁白)"
+    )
+    pack = extract.add_argument_group("pack")
+    pack.add_argument(
+        "--out", metavar="DIR", required=True, type=Path, help="the pack folder, e.g. characters/orla"
+    )
+    pack.add_argument("--language", choices=["en", "zh"], help="default: the pack's, else detected")
+    pack.add_argument(
+        "--encoding", metavar="NAME", help="text encoding of subtitles/transcripts (default: detected)"
+    )
+    pack.add_argument(
+        "--scene-gap",
+        metavar="SECONDS",
+        type=float,
+        default=6.0,
+        help="seconds of silence that end a scene (6)",
+    )
+    pack.add_argument(
+        "--max-scene-lines", metavar="N", type=int, default=12, help="lines at most per scene (12)"
+    )
+    pack.add_argument(
+        "--max-scene-seconds", metavar="SECONDS", type=float, default=120.0, help="scene length cap (120)"
+    )
+    frames = extract.add_argument_group("frames")
+    frames.add_argument("--workers", metavar="N", type=int, default=2, help="ffmpeg processes at once (2)")
+    frames.add_argument(
+        "--frame-width", metavar="PIXELS", type=int, default=640, help="maximum screenshot width (640)"
+    )
+    frames.add_argument(
+        "--jpeg-quality", metavar="Q", type=int, default=5, help="ffmpeg -q:v, 2 best … 31 worst (5)"
+    )
+    frames.add_argument(
+        "--frame-timeout", metavar="SECONDS", type=float, default=60.0, help="seconds per ffmpeg call (60)"
+    )
 
 
 def _extract(args: argparse.Namespace) -> int:
     from bot.errors import ExtractError
-    from bot.extract import ExtractOptions, extract_pack
-    from bot.extract.writer import Episode
+    from bot.extract import Episode, ExtractOptions, FrameSettings, SceneLimits, extract_pack
 
     videos: list[Path] = args.video
     subtitles: list[Path] = args.subtitles
     if videos and len(videos) != len(subtitles):
         raise ExtractError(
-            f"give one --subtitles per --video ({len(videos)} videos, {len(subtitles)} subtitles)"
+            f"give one --subtitles per --video (got {len(videos)} --video, {len(subtitles)} --subtitles), "
+            "or use --episode VIDEO SUBTITLES"
         )
+    if args.scene_gap <= 0 or args.max_scene_lines < 1 or args.max_scene_seconds <= 0:
+        raise ExtractError("--scene-gap, --max-scene-lines and --max-scene-seconds must be positive")
+    if (
+        args.workers < 1
+        or args.frame_width < 16
+        or not 2 <= args.jpeg_quality <= 31
+        or args.frame_timeout <= 0
+    ):
+        raise ExtractError("--workers ≥ 1, --frame-width ≥ 16, --jpeg-quality 2…31, --frame-timeout > 0")
     episodes = [Episode(subs, videos[i] if videos else None) for i, subs in enumerate(subtitles)]
+    episodes += [Episode(subs, video) for video, subs in args.episode]
     options = ExtractOptions(
         character=args.character,
         out=args.out,
+        aliases=args.alias,
         episodes=episodes,
         transcripts=args.transcript,
         jsonl=args.from_jsonl,
-        aliases=args.alias,
         language=args.language,
+        narrator=args.narrator,
         speaker_map=args.speaker_map,
-        scene_gap_s=args.scene_gap,
-        max_scene_lines=args.max_scene_lines,
+        encoding=args.encoding,
+        limits=SceneLimits(
+            gap_ms=round(args.scene_gap * 1000),
+            max_lines=args.max_scene_lines,
+            max_ms=round(args.max_scene_seconds * 1000),
+        ),
+        frames=FrameSettings(
+            max_width=args.frame_width,
+            jpeg_quality=args.jpeg_quality,
+            workers=args.workers,
+            timeout_s=args.frame_timeout,
+        ),
     )
-    summary = extract_pack(options)
-    print(f"wrote {args.out}: {summary}")
+    print(extract_pack(options).render())
     return 0
 
 

@@ -1,12 +1,27 @@
-"""Pack extraction: episodes (video + subtitles), transcripts or ``{image, text}`` jsonl → a character pack.
+"""Video + subtitles (or a transcript, or another tool's ``{image, text}`` jsonl) → a character pack.
 
-``python -m bot extract`` (see :mod:`bot.extract.cli`) reads the inputs with :mod:`.subtitles`, groups
-lines into scenes with :mod:`.scenes`, grabs frames with :mod:`.frames` and writes the pack with
-:mod:`.writer`, all in a temporary folder that replaces ``--out`` only once the pack validates.
+``python -m bot extract`` calls :func:`extract_pack`. The steps live in their own modules:
+:mod:`.textfiles` decodes any encoding, :mod:`.subtitles` / :mod:`.transcripts` / :mod:`.jsonl` read the
+inputs into speaker-attributed lines (:mod:`.speakers` decides who speaks), :mod:`.scenes` groups them,
+:mod:`.frames` grabs screenshots with ffmpeg, and :mod:`.writer` builds the pack beside ``--out`` and
+swaps it in only once it validates.
 """
 
 from __future__ import annotations
 
-from bot.extract.writer import ExtractOptions, ExtractSummary, extract_pack
+from bot.extract.frames import FrameSettings
+from bot.extract.pipeline import Episode, ExtractOptions, ExtractSummary, extract_pack
+from bot.extract.scenes import SceneLimits
+from bot.extract.speakers import SpeakerMap
+from bot.extract.subtitles import SubtitleLine
 
-__all__ = ["ExtractOptions", "ExtractSummary", "extract_pack"]
+__all__ = [
+    "Episode",
+    "ExtractOptions",
+    "ExtractSummary",
+    "FrameSettings",
+    "SceneLimits",
+    "SpeakerMap",
+    "SubtitleLine",
+    "extract_pack",
+]

@@ -1,43 +1,82 @@
-"""Grouping subtitle lines into scenes, and finding the character's lines."""
+"""Cutting a stream of lines into scenes, and writing a scene in the pack's format.
+
+Retrieval puts whole scenes into the prompt, so a scene should be one exchange: lines close in time,
+not too many of them. A silence longer than the gap starts a new scene; so does reaching the line or
+time cap, which keeps a long uninterrupted dialogue from becoming one prompt-filling scene.
+"""
 
 from __future__ import annotations
 
-from collections import Counter
 from collections.abc import Iterable, Sequence
+from dataclasses import dataclass, field
+from pathlib import Path
 
-from bot.errors import ExtractError
+from bot.extract.speakers import CharacterNames
 from bot.extract.subtitles import SubtitleLine
 
 
-def group_scenes(lines: Sequence[SubtitleLine], *, gap_ms: int, max_lines: int) -> list[list[SubtitleLine]]:
-    """Split time-ordered ``lines`` where the silence between two lines exceeds ``gap_ms``.
+@dataclass(slots=True, frozen=True)
+class SceneLimits:
+    """When one scene ends and the next begins."""
 
-    A scene is also cut after ``max_lines`` lines, so one long dialogue does not fill a prompt.
-    """
-    scenes: list[list[SubtitleLine]] = []
+    gap_ms: int = 6000
+    max_lines: int = 12
+    max_ms: int = 120_000
+
+
+@dataclass(slots=True)
+class SceneDraft:
+    """A scene being assembled: its lines, and the video its frames are grabbed from (if any)."""
+
+    lines: list[SubtitleLine] = field(default_factory=list)
+    video: Path | None = None
+    end_ms: int = 0
+
+    def accepts(self, line: SubtitleLine, limits: SceneLimits) -> bool:
+        """Whether ``line`` continues this scene rather than starting the next one."""
+        if not self.lines:
+            return True
+        return (
+            line.start_ms - self.end_ms <= limits.gap_ms
+            and len(self.lines) < limits.max_lines
+            and line.end_ms - self.lines[0].start_ms <= limits.max_ms
+        )
+
+    def add(self, line: SubtitleLine) -> None:
+        self.lines.append(line)
+        self.end_ms = max(self.end_ms, line.end_ms)
+
+    def spoken_by(self, character: CharacterNames) -> list[SubtitleLine]:
+        return [line for line in self.lines if line.speaker in character]
+
+    def render(self, character: CharacterNames, narrator: str) -> str:
+        """The scene file: one ``Speaker:「line」`` per line, the character under its ``--character`` name."""
+        rows = []
+        for line in self.lines:
+            speaker = character.name if line.speaker in character else line.speaker or narrator
+            rows.append(f"{speaker}:「{line.text}」")
+        return "\n".join(rows) + "\n"
+
+
+def group_by_time(
+    lines: Iterable[SubtitleLine], limits: SceneLimits, video: Path | None = None
+) -> list[SceneDraft]:
+    """Time-ordered ``lines`` → scenes, split at silences longer than ``limits.gap_ms`` and at the caps."""
+    scenes: list[SceneDraft] = []
     for line in lines:
-        if scenes and line.start_ms - scenes[-1][-1].end_ms <= gap_ms and len(scenes[-1]) < max_lines:
-            scenes[-1].append(line)
-        else:
-            scenes.append([line])
+        if not scenes or not scenes[-1].accepts(line, limits):
+            scenes.append(SceneDraft(video=video))
+        scenes[-1].add(line)
     return scenes
 
 
-class CharacterNames:
-    """The names a character goes by in the subtitles (case-insensitive)."""
-
-    def __init__(self, name: str, aliases: Iterable[str] = ()) -> None:
-        self.name = name
-        self._folded = {n.casefold().strip() for n in (name, *aliases) if n.strip()}
-
-    def __contains__(self, speaker: object) -> bool:
-        return isinstance(speaker, str) and speaker.casefold().strip() in self._folded
-
-    def check_speaks(self, lines: Iterable[SubtitleLine], sources: str) -> None:
-        """Raise a clear error, naming who does speak, when the character never does."""
-        speakers = Counter(line.speaker for line in lines if line.speaker)
-        if not any(speaker in self for speaker in speakers):
-            common = (
-                ", ".join(f"{name} ({count})" for name, count in speakers.most_common(8)) or "nobody is named"
-            )
-            raise ExtractError(f"{self.name!r} never speaks in {sources}; the speakers found are: {common}")
+def split_long(groups: Iterable[Sequence[SubtitleLine]], limits: SceneLimits) -> list[SceneDraft]:
+    """Scenes whose breaks the input already marks (a transcript's blank lines), cut at ``max_lines``."""
+    scenes: list[SceneDraft] = []
+    for group in groups:
+        for start in range(0, len(group), limits.max_lines):
+            scene = SceneDraft()
+            for line in group[start : start + limits.max_lines]:
+                scene.add(line)
+            scenes.append(scene)
+    return scenes

@@ -1,150 +1,108 @@
-"""Reading subtitles (SRT, ASS/SSA) and plain transcripts into speaker-attributed lines."""
+"""Subtitle files (SRT, ASS/SSA and the other formats pysubs2 reads) → speaker-attributed lines."""
 
 from __future__ import annotations
 
-import codecs
-import json
 import re
-import tomllib
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 
 import pysubs2
-from charset_normalizer import from_bytes
 
 from bot.errors import ExtractError
+from bot.extract.speakers import SpeakerMap, split_prefix, strip_quotes
+from bot.extract.textfiles import read_text
 
-_PREFIX = re.compile(r"^\s*(?P<speaker>[^:：「」\n]{1,24}?)\s*[:：]\s*(?P<text>\S.*)$", re.S)
-_SPEAKER_UNSAFE = re.compile(r"[:：「」\n]+")
+_ASS_EVENT = re.compile(r"^\s*(Dialogue|Comment)\s*:", re.IGNORECASE)
+_SRT_TIMING = re.compile(r"-->")
 
 
-@dataclass(slots=True, frozen=True)
+@dataclass(slots=True)
 class SubtitleLine:
-    """One spoken line; ``speaker`` is ``None`` when nobody could be named (narration, signs)."""
+    """One spoken (or shown) line with its time span and, when it can be named, its speaker.
 
-    index: int
+    ``speaker`` is ``None`` for narration, signs and unknown voices. ``line`` is the line number in
+    the source file where that is known, so errors point at it; ``image`` is a frame another tool already
+    cut for this line (``--from-jsonl``).
+    """
+
     start_ms: int
     end_ms: int
     speaker: str | None
     text: str
     source: Path
+    line: int | None = None
+    image: Path | None = None
 
     @property
-    def midpoint_s(self) -> float:
-        return (self.start_ms + self.end_ms) / 2000
+    def midpoint_ms(self) -> int:
+        return (self.start_ms + self.end_ms) // 2
+
+    @property
+    def where(self) -> str:
+        """``file:line`` for messages."""
+        return f"{self.source}:{self.line}" if self.line is not None else str(self.source)
 
 
-@dataclass(slots=True)
-class SpeakerMap:
-    """``--speaker-map``: who speaks, when the subtitles do not say it in the ``Name`` field.
-
-    A TOML or JSON file with two optional tables: ``styles`` maps an ASS style name to a speaker,
-    ``names`` maps a name as written (ASS ``Name`` or a ``Name:`` prefix) to the speaker's canonical
-    name::
-
-        [styles]
-        "Keeper-Main" = "Orla"
-        [names]
-        "O." = "Orla"
-    """
-
-    styles: dict[str, str] = field(default_factory=dict)
-    names: dict[str, str] = field(default_factory=dict)
-
-    @classmethod
-    def load(cls, path: Path) -> SpeakerMap:
-        text = decode_text(path)
-        try:
-            data = json.loads(text) if path.suffix == ".json" else tomllib.loads(text)
-        except (json.JSONDecodeError, tomllib.TOMLDecodeError) as exc:
-            raise ExtractError(f"{path}: not a valid speaker map: {exc}") from None
-        unknown = set(data) - {"styles", "names"}
-        if unknown:
-            raise ExtractError(f"{path}: unknown table {sorted(unknown)[0]!r} (use 'styles' and 'names')")
-        return cls(
-            {str(k): str(v) for k, v in data.get("styles", {}).items()},
-            {str(k): str(v) for k, v in data.get("names", {}).items()},
-        )
-
-    def canonical(self, name: str) -> str:
-        return self.names.get(name, name)
+def format_time(ms: int) -> str:
+    """``h:mm:ss.mmm``, as subtitle editors show times."""
+    seconds, millis = divmod(max(ms, 0), 1000)
+    minutes, seconds = divmod(seconds, 60)
+    hours, minutes = divmod(minutes, 60)
+    return f"{hours}:{minutes:02d}:{seconds:02d}.{millis:03d}"
 
 
-def decode_text(path: Path) -> str:
-    """The text of ``path`` in whatever encoding it is (UTF-8/16 with or without BOM, GBK, Big5...)."""
-    try:
-        data = path.read_bytes()
-    except OSError as exc:
-        raise ExtractError(f"{path}: cannot read: {exc.strerror or exc}") from None
-    for bom, encoding in (
-        (codecs.BOM_UTF8, "utf-8-sig"),
-        (codecs.BOM_UTF16_LE, "utf-16"),
-        (codecs.BOM_UTF16_BE, "utf-16"),
-    ):
-        if data.startswith(bom):
-            return data.decode(encoding)
-    try:
-        return data.decode("utf-8")
-    except UnicodeDecodeError:
-        pass
-    best = from_bytes(data).best()
-    if best is None:
-        raise ExtractError(f"{path}: cannot tell the text encoding; save the file as UTF-8")
-    return str(best)
+def _event_lines(text: str, format_: str, count: int) -> list[int | None]:
+    """The file line number of each event, when the events can be matched to the file's lines."""
+    pattern = _ASS_EVENT if format_ in {"ass", "ssa"} else _SRT_TIMING if format_ == "srt" else None
+    if pattern is None:
+        return [None] * count
+    numbers: list[int | None] = [n for n, raw in enumerate(text.split("\n"), start=1) if pattern.search(raw)]
+    return numbers if len(numbers) == count else [None] * count
 
 
-def speaker_name(raw: str) -> str:
-    return _SPEAKER_UNSAFE.sub(" ", raw).strip()
+def plain_text(event: pysubs2.SSAEvent) -> str:
+    """The visible text: override tags (``{\\i1}``…) removed, ``\\N``/``\\h`` and space runs → one space."""
+    return " ".join(event.plaintext.replace("\\h", " ").split())
 
 
-def read_subtitles(path: Path, speakers: SpeakerMap | None = None) -> list[SubtitleLine]:
-    """The lines of an SRT/ASS/SSA file, in time order, with speakers where they can be named.
+def read_subtitles(
+    path: Path, speakers: SpeakerMap | None = None, encoding: str | None = None
+) -> list[SubtitleLine]:
+    """The lines of a subtitle file in time order, each with its speaker where one can be named.
 
-    ``index`` is the line's position in the file (the SRT counter, the n-th ASS ``Dialogue``).
-
-    The speaker is the ASS ``Name`` field, else a ``Name:`` / ``Name：`` prefix of the text, else what
-    ``speakers`` maps the line's style to; otherwise ``None``.
+    The speaker is, in this order: the ASS ``Name`` (actor) field; a ``Name:`` / ``Name：`` prefix of
+    the text (removed from the line); the speaker ``speakers`` gives the line's ASS style; otherwise
+    ``None`` (narrator/other). Names pass through ``speakers.names``. Comments, drawings, lines of skipped
+    styles, empty lines and exact duplicates (the same text shown twice in two layers) are dropped.
     """
     speakers = speakers or SpeakerMap()
-    text = decode_text(path)
+    text = read_text(path, encoding)
     try:
         subs = pysubs2.SSAFile.from_string(text)
-    except Exception as exc:  # pysubs2 raises several unrelated types for malformed files
-        raise ExtractError(f"{path}: not a subtitle file pysubs2 can read ({exc})") from None
+    except pysubs2.exceptions.FormatAutodetectionError:
+        raise ExtractError(f"{path}: not a subtitle file (SRT, ASS/SSA, ...) that pysubs2 can read") from None
+    except Exception as exc:  # pysubs2 raises plain ValueError/KeyError on malformed files
+        raise ExtractError(f"{path}: malformed subtitles: {exc}") from None
+    numbers = _event_lines(text, subs.format or "", len(subs.events))
     lines: list[SubtitleLine] = []
-    for number, event in enumerate(subs.events, start=1):
-        if event.is_comment:
+    seen: set[tuple[int, int, str]] = set()
+    for event, number in zip(subs.events, numbers, strict=True):
+        if event.is_comment or event.is_drawing or speakers.skips(event.style):
             continue
-        body = " ".join(event.plaintext.split())
-        if not body:
+        body = strip_quotes(plain_text(event))
+        if not body or (event.start, event.end, body) in seen:
             continue
-        speaker: str | None = event.name.strip() or None
-        if speaker is None and (match := _PREFIX.match(body)) is not None:
-            speaker, body = match["speaker"], match["text"].strip()
-        if speaker is None:
-            speaker = speakers.styles.get(event.style)
-        if speaker is not None:
-            speaker = speaker_name(speakers.canonical(speaker)) or None
-        lines.append(SubtitleLine(number, event.start, event.end, speaker, body, path))
+        seen.add((event.start, event.end, body))
+        speaker: str | None = None
+        if event.name.strip():
+            speaker = speakers.speaker(event.name)
+        elif (prefixed := split_prefix(body)) is not None:
+            written, body = prefixed
+            speaker = speakers.speaker(written)
+        else:
+            speaker = speakers.style_speaker(event.style)
+        lines.append(SubtitleLine(event.start, max(event.end, event.start), speaker, body, path, number))
     if not lines:
-        raise ExtractError(f"{path}: no subtitle lines found")
-    return sorted(lines, key=lambda line: line.start_ms)
-
-
-def read_transcript(path: Path, speakers: SpeakerMap | None = None) -> list[list[SubtitleLine]]:
-    """A plain transcript: ``Name: line`` per line, a blank line between scenes. Returns the scenes."""
-    speakers = speakers or SpeakerMap()
-    scenes: list[list[SubtitleLine]] = [[]]
-    for number, raw in enumerate(decode_text(path).splitlines(), start=1):
-        stripped = raw.strip()
-        if not stripped:
-            if scenes[-1]:
-                scenes.append([])
-            continue
-        match = _PREFIX.match(stripped)
-        if match is None:
-            scenes[-1].append(SubtitleLine(number, 0, 0, None, stripped, path))
-            continue
-        speaker = speaker_name(speakers.canonical(match["speaker"]))
-        scenes[-1].append(SubtitleLine(number, 0, 0, speaker or None, match["text"].strip(), path))
-    return [scene for scene in scenes if scene]
+        raise ExtractError(f"{path}: no subtitle lines with text")
+    lines.sort(key=lambda line: line.start_ms)
+    return lines

@@ -1,261 +1,172 @@
-"""Writing the pack: scenes, screenshots, ``images.jsonl`` and ``character.toml``, all or nothing.
+"""Writing the pack all or nothing: build beside ``--out``, validate, then swap it in.
 
-Everything is built in a temporary folder beside ``--out`` and validated with the pack loader; only
-then does it replace ``--out``. A failure at any step leaves ``--out`` as it was.
+The pack is assembled in a hidden folder next to ``--out`` (same file system, so the final moves are
+renames; the leading ``.`` keeps a running bot from taking it for a pack). Only after the pack loads
+with :func:`bot.engine.packs.load_pack` is the old folder renamed aside, the new one renamed into place
+and the old one deleted. Any failure before that leaves ``--out`` exactly as it was.
 """
 
 from __future__ import annotations
 
 import json
-import os
 import shutil
 import tempfile
-import time
-from dataclasses import dataclass, field
+import tomllib
 from pathlib import Path
+from types import TracebackType
 
-from bot.engine.packs import IMAGES_FILE, PACK_FILE, PACK_ID, load_pack
+from bot.engine.packs import IMAGES_FILE, PACK_FILE, PACK_ID, CharacterPack, load_pack
 from bot.errors import ExtractError, PackError
-from bot.extract.frames import FrameRequest, grab_frames, video_duration
-from bot.extract.scenes import CharacterNames, group_scenes
-from bot.extract.subtitles import SpeakerMap, SubtitleLine, decode_text, read_subtitles, read_transcript
+from bot.extract.speakers import Language
 
-NARRATOR = {"en": "Narrator", "zh": "旁白"}
-
-
-@dataclass(slots=True, frozen=True)
-class Episode:
-    subtitles: Path
-    video: Path | None = None
-
-
-@dataclass(slots=True)
-class ExtractOptions:
-    """What ``python -m bot extract`` was asked to do."""
-
-    character: str
-    out: Path
-    episodes: list[Episode] = field(default_factory=list)
-    transcripts: list[Path] = field(default_factory=list)
-    jsonl: list[Path] = field(default_factory=list)
-    aliases: list[str] = field(default_factory=list)
-    language: str | None = None
-    speaker_map: Path | None = None
-    scene_gap_s: float = 6.0
-    max_scene_lines: int = 12
-    frame_workers: int = 2
-
-
-@dataclass(slots=True, frozen=True)
-class ExtractSummary:
-    episodes: int
-    scenes: int
-    lines: int
-    images: int
-    seconds: float
-
-    def __str__(self) -> str:
-        rate = self.lines / self.seconds if self.seconds else 0.0
-        return (
-            f"{self.episodes} episode(s), {self.scenes} scenes, {self.lines} lines of the character, "
-            f"{self.images} images in {self.seconds:.1f} s ({rate:.1f} lines/s)"
-        )
-
-
-@dataclass(slots=True)
-class _Shot:
-    """A screenshot to put in the pack: a frame to grab, or an image file to copy."""
-
-    text: str
-    video: Path | None = None
-    seconds: float = 0.0
-    copy_from: Path | None = None
-
-
-@dataclass(slots=True)
-class _Scene:
-    lines: list[SubtitleLine]
-    video: Path | None = None
-    images: dict[int, Path] = field(default_factory=dict)
-    """Line position → an image file to copy for it (``--from-jsonl``)."""
-
-
-def _fmt(ms: float) -> str:
-    seconds = ms / 1000
-    return f"{int(seconds // 3600):02d}:{int(seconds % 3600 // 60):02d}:{seconds % 60:05.2f}"
-
-
-def _episode_scenes(
-    episode: Episode, options: ExtractOptions, speakers: SpeakerMap
-) -> tuple[list[_Scene], list[SubtitleLine]]:
-    lines = read_subtitles(episode.subtitles, speakers)
-    if episode.video is not None:
-        duration = video_duration(episode.video)
-        late = next((line for line in lines if line.start_ms / 1000 > duration), None)
-        if late is not None:
-            raise ExtractError(
-                f"{episode.subtitles}: line {late.index} starts at {_fmt(late.start_ms)} but {episode.video} "
-                f"ends at {_fmt(duration * 1000)}; are the subtitles for another video, or out of sync?"
-            )
-    groups = group_scenes(lines, gap_ms=round(options.scene_gap_s * 1000), max_lines=options.max_scene_lines)
-    return [_Scene(group, episode.video) for group in groups], lines
-
-
-def _jsonl_scenes(path: Path, options: ExtractOptions) -> tuple[list[_Scene], list[SubtitleLine]]:
-    """``{image, text}`` lines from another tool: each one a line of the character with its frame."""
-    files = sorted(path.glob("*.jsonl")) if path.is_dir() else [path]
-    if not files:
-        raise ExtractError(f"{path}: no .jsonl files")
-    scenes: list[_Scene] = []
-    lines: list[SubtitleLine] = []
-    for file in files:
-        for number, raw in enumerate(decode_text(file).splitlines(), start=1):
-            if not raw.strip():
-                continue
-            try:
-                entry = json.loads(raw)
-                image, text = file.parent / str(entry["image"]), str(entry["text"]).strip()
-            except (json.JSONDecodeError, KeyError, TypeError):
-                raise ExtractError(f'{file}:{number}: expected {{"image": ..., "text": ...}}') from None
-            if not image.is_file():
-                raise ExtractError(f"{file}:{number}: image {entry['image']!r} does not exist")
-            line = SubtitleLine(number, 0, 0, str(entry.get("speaker") or options.character), text, file)
-            lines.append(line)
-            if not scenes or len(scenes[-1].lines) >= options.max_scene_lines:
-                scenes.append(_Scene([]))
-            scenes[-1].images[len(scenes[-1].lines)] = image
-            scenes[-1].lines.append(line)
-    return scenes, lines
-
-
-def _language(lines: list[SubtitleLine]) -> str:
-    text = "".join(line.text for line in lines)
-    han = sum("\u4e00" <= char <= "\u9fff" for char in text)
-    return "zh" if text and han / len(text) > 0.2 else "en"
+_PERSONA = {
+    "en": (
+        "You are {name}. Speak as {name} speaks in the scenes below.\n\n"
+        "EDIT ME: this placeholder was written by `python -m bot extract`. Replace it with who {name} is, "
+        "how {name} talks (tone, catchphrases, reply length), whom {name} knows, and what {name} never "
+        "does or says."
+    ),
+    "zh": (
+        "你是{name}。像下面场景里的{name}那样说话。\n\n"
+        "【请编辑】这段人设是 `python -m bot extract` 写的占位文字。请改写成：{name}是谁、怎么说话"
+        "（语气、口头禅、回复长短）、认识哪些人、绝不会做或说什么。"
+    ),
+}
 
 
 def _toml_string(value: str) -> str:
+    """A TOML basic string: JSON's escapes are valid TOML, and non-ASCII stays readable."""
     return json.dumps(value, ensure_ascii=False)
 
 
-def _character_toml(options: ExtractOptions, language: str, sources: list[str]) -> str:
-    aliases = ", ".join(_toml_string(alias) for alias in options.aliases)
-    persona = (
-        f"You are {options.character}. (Written by the extraction tool: replace this with who "
-        f"{options.character} is, how they speak, and what they know.)"
-    )
-    return "\n".join(
-        [
-            f"name = {_toml_string(options.character)}",
-            f"aliases = [{aliases}]",
-            f"language = {_toml_string(language)}",
-            f"description = {_toml_string('Extracted from ' + ', '.join(sources))}",
-            f"persona = {_toml_string(persona)}",
-            "",
-        ]
+def character_toml(name: str, aliases: list[str], language: Language, description: str) -> str:
+    """``character.toml`` for a new pack, with a persona that says plainly it must be edited."""
+    persona = _PERSONA[language].format(name=name)
+    alias_list = ", ".join(_toml_string(alias) for alias in dict.fromkeys(aliases) if alias.strip())
+    return (
+        f"name = {_toml_string(name)}\n"
+        f"aliases = [{alias_list}]\n"
+        f"language = {_toml_string(language)}\n"
+        f"description = {_toml_string(description)}\n"
+        'greeting = ""\n'
+        f'persona = """\n{persona}\n"""\n'
     )
 
 
-def _replace(build: Path, out: Path) -> None:
-    if out.exists():
-        backup = out.with_name(f".{out.name}.old-{os.getpid()}")
-        out.rename(backup)
-        build.rename(out)
-        shutil.rmtree(backup)
-    else:
-        build.rename(out)
-
-
-def extract_pack(options: ExtractOptions) -> ExtractSummary:
-    """Build the pack ``options`` describe and move it into ``options.out``; ExtractError on bad input."""
-    started = time.perf_counter()
-    if not (options.episodes or options.transcripts or options.jsonl):
-        raise ExtractError(
-            "nothing to extract: give --video/--subtitles, --subtitles, --transcript or --from-jsonl"
-        )
-    if not PACK_ID.match(options.out.name):
-        raise ExtractError(
-            f"--out {options.out}: the folder name is the pack id: lowercase letters, digits, - or _"
-        )
-    speakers = SpeakerMap.load(options.speaker_map) if options.speaker_map else SpeakerMap()
-    names = CharacterNames(options.character, options.aliases)
-
-    scenes: list[_Scene] = []
-    every_line: list[SubtitleLine] = []
-    for episode in options.episodes:
-        found, lines = _episode_scenes(episode, options, speakers)
-        scenes += found
-        every_line += lines
-    for transcript in options.transcripts:
-        groups = read_transcript(transcript, speakers)
-        scenes += [_Scene(group) for group in groups]
-        every_line += [line for group in groups for line in group]
-    for path in options.jsonl:
-        found, lines = _jsonl_scenes(path, options)
-        scenes += found
-        every_line += lines
-    sources = [str(e.subtitles) for e in options.episodes] + [
-        str(p) for p in options.transcripts + options.jsonl
-    ]
-    names.check_speaks(every_line, ", ".join(sources))
-    kept = [scene for scene in scenes if any(line.speaker in names for line in scene.lines)]
-    language = options.language or _language([line for line in every_line if line.speaker in names])
-    narrator = NARRATOR.get(language, "Narrator")
-
-    options.out.parent.mkdir(parents=True, exist_ok=True)
-    workspace = Path(tempfile.mkdtemp(prefix=".extract-", dir=options.out.parent))
+def _listed_images(pack: Path) -> set[Path]:
+    """The images the old ``images.jsonl`` lists: they are replaced by the new extraction's."""
+    listed: set[Path] = set()
     try:
-        build = workspace / options.out.name
-        (build / "scenes").mkdir(parents=True)
-        (build / "images").mkdir()
-        shots: list[tuple[str, _Shot]] = []
-        spoken = 0
-        for number, scene in enumerate(kept, start=1):
-            scene_file = f"scenes/{number:03d}.txt"
-            rows = []
-            for position, line in enumerate(scene.lines):
-                own = line.speaker in names
-                rows.append(f"{options.character if own else (line.speaker or narrator)}:「{line.text}」")
-                if not own:
-                    continue
-                spoken += 1
-                if position in scene.images:
-                    shots.append((scene_file, _Shot(line.text, copy_from=scene.images[position])))
-                elif scene.video is not None:
-                    shots.append((scene_file, _Shot(line.text, scene.video, line.midpoint_s)))
-            (build / scene_file).write_text("\n".join(rows) + "\n", encoding="utf-8")
-
-        requests: list[FrameRequest] = []
-        entries: list[str] = []
-        for number, (scene_file, shot) in enumerate(shots, start=1):
-            suffix = shot.copy_from.suffix.lower() if shot.copy_from else ".jpg"
-            image = f"images/{number:04d}{suffix}"
-            if shot.copy_from is not None:
-                shutil.copyfile(shot.copy_from, build / image)
-            elif shot.video is not None:
-                requests.append(FrameRequest(shot.video, shot.seconds, build / image))
-            entries.append(
-                json.dumps({"image": image, "text": shot.text, "scene": scene_file}, ensure_ascii=False)
-            )
-        grab_frames(requests, workers=options.frame_workers)
-        if entries:
-            (build / IMAGES_FILE).write_text("\n".join(entries) + "\n", encoding="utf-8")
-
-        existing = options.out / PACK_FILE
-        if existing.is_file():
-            shutil.copyfile(existing, build / PACK_FILE)
-            for extra in ("avatar.png", "avatar.jpg"):
-                if (options.out / extra).is_file():
-                    shutil.copyfile(options.out / extra, build / extra)
-        else:
-            (build / PACK_FILE).write_text(_character_toml(options, language, sources), encoding="utf-8")
+        rows = (pack / IMAGES_FILE).read_text("utf-8").splitlines()
+    except (OSError, UnicodeDecodeError):
+        return listed
+    for row in rows:
         try:
-            load_pack(build)
+            entry = json.loads(row)
+        except json.JSONDecodeError:
+            continue
+        if isinstance(entry, dict) and isinstance(entry.get("image"), str):
+            listed.add((pack / entry["image"]).resolve())
+    return listed
+
+
+class PackStage:
+    """A pack being built in a hidden folder beside ``out``; :meth:`commit` swaps it in.
+
+    Use as a context manager: leaving the block without :meth:`commit` (an error, Ctrl-C) deletes the
+    hidden folder, so nothing half-written is ever left behind. For an existing pack the stage starts as
+    a copy of it without its scenes, ``images.jsonl`` and the images that file lists: ``character.toml``
+    (persona and all) and any other file are kept as they are.
+    """
+
+    def __init__(self, out: Path) -> None:
+        if not PACK_ID.match(out.name):
+            raise ExtractError(
+                f"--out {out}: the folder name is the pack id: 1-32 lowercase letters, digits, '-' or '_'"
+            )
+        if out.exists() and not out.is_dir():
+            raise ExtractError(f"--out {out}: exists and is not a folder")
+        self.out = out
+        self.existing = out.is_dir() and (out / PACK_FILE).is_file()
+        if out.is_dir() and not self.existing and any(out.iterdir()):
+            raise ExtractError(
+                f"--out {out}: the folder exists, is not empty and has no {PACK_FILE}; "
+                "refusing to replace it (choose another folder)"
+            )
+        self._created_parents: list[Path] = []
+        self._workspace: Path | None = None
+        self._committed = False
+
+    def language(self) -> Language | None:
+        """The language of the existing pack, so its narrator keeps its name; ``None`` for a new pack."""
+        if not self.existing:
+            return None
+        try:
+            data = tomllib.loads((self.out / PACK_FILE).read_text("utf-8"))
+        except (OSError, UnicodeDecodeError, tomllib.TOMLDecodeError):
+            return None
+        language = data.get("language", "en")
+        return "zh" if language == "zh" else "en" if language == "en" else None
+
+    @property
+    def root(self) -> Path:
+        """The folder the pack is being built in."""
+        if self._workspace is None:
+            raise RuntimeError("PackStage is used outside its with-block")
+        return self._workspace / self.out.name
+
+    def __enter__(self) -> PackStage:
+        parent = self.out.parent
+        missing = []
+        while not parent.exists():
+            missing.append(parent)
+            parent = parent.parent
+        for folder in reversed(missing):
+            folder.mkdir()
+            self._created_parents.insert(0, folder)
+        self._workspace = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.extract-", dir=self.out.parent))
+        if self.existing:
+            replaced = _listed_images(self.out)
+            shutil.copytree(
+                self.out,
+                self.root,
+                ignore=lambda folder, names: [
+                    name
+                    for name in names
+                    if (Path(folder) / name).resolve() in replaced
+                    or (Path(folder) == self.out and name in {"scenes", IMAGES_FILE})
+                ],
+            )
+        (self.root / "scenes").mkdir(parents=True, exist_ok=True)
+        (self.root / "images").mkdir(exist_ok=True)
+        return self
+
+    def __exit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        if self._workspace is not None:
+            shutil.rmtree(self._workspace, ignore_errors=True)
+        if not self._committed:
+            for folder in self._created_parents:
+                try:
+                    folder.rmdir()
+                except OSError:
+                    break
+
+    def commit(self) -> CharacterPack:
+        """Validate the staged pack, then move it into ``out`` (the old pack, if any, is deleted)."""
+        try:
+            load_pack(self.root)
         except PackError as exc:
-            raise ExtractError(f"the extracted pack does not validate: {exc}") from exc
-        _replace(build, options.out)
-    finally:
-        shutil.rmtree(workspace, ignore_errors=True)
-    return ExtractSummary(
-        len(options.episodes), len(kept), spoken, len(entries), time.perf_counter() - started
-    )
+            raise ExtractError(f"the extracted pack does not validate, nothing written: {exc}") from exc
+        backup = self.root.with_name(f"{self.out.name}.previous")
+        if self.out.exists():
+            self.out.rename(backup)
+        try:
+            self.root.rename(self.out)
+        except OSError as exc:
+            if backup.exists():
+                backup.rename(self.out)
+            raise ExtractError(f"--out {self.out}: cannot move the new pack into place: {exc}") from None
+        self._committed = True
+        return load_pack(self.out)
