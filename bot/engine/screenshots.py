@@ -96,13 +96,19 @@ class ScreenshotMatcher:
             entry = self._packs[pack.id]
         return entry
 
+    @staticmethod
+    def _overlaps(entry: _PackShots, text: str) -> FloatArray:
+        words = frozenset(tokenize(text))
+        return np.array([word_overlap(words, line) for line in entry.words], dtype=np.float32)
+
     def rank_sync(self, pack: CharacterPack, text: str) -> list[ScreenshotHit]:
         """Every screenshot of ``pack`` scored against ``text``, best first."""
         entry = self._entry(pack)
         if not entry.shots or not text.strip():
             return []
-        words = frozenset(tokenize(text))
-        overlaps = np.array([word_overlap(words, line) for line in entry.words], dtype=np.float32)
+        return self._rank(entry, text, self._overlaps(entry, text))
+
+    def _rank(self, entry: _PackShots, text: str, overlaps: FloatArray) -> list[ScreenshotHit]:
         similarities = np.zeros(len(entry.shots), dtype=np.float32)
         if entry.vectors is not None and self.embedder is not None:
             try:
@@ -134,10 +140,12 @@ class ScreenshotMatcher:
         _, min_overlap = self.thresholds(pack)
         best: ScreenshotHit | None = None
         for text in texts:
-            words = frozenset(tokenize(text))
-            if not any(word_overlap(words, line) >= min_overlap for line in entry.words):
+            if not entry.shots or not text.strip():
                 continue
-            for hit in self.rank_sync(pack, text):
+            overlaps = self._overlaps(entry, text)
+            if not (overlaps >= min_overlap).any():
+                continue
+            for hit in self._rank(entry, text, overlaps):
                 if self.accepts(hit, pack) and (
                     best is None or hit.similarity + hit.overlap > best.similarity + best.overlap
                 ):
