@@ -158,6 +158,16 @@ class ConsoleConfig(_Section):
 class DiscordConfig(_Section):
     enabled: bool = False
     token_env: str = "DISCORD_TOKEN"
+    """Name of the env variable holding the bot token (never the token itself)."""
+    webhooks: bool = True
+    """Post character replies through a channel webhook, under the character's name and avatar,
+    where the bot has Manage Webhooks; elsewhere replies are normal messages with the name in bold."""
+    command_guilds: list[int] = Field(default_factory=list)
+    """Register the slash commands in these servers only, where they appear at once; empty
+    registers them for every server."""
+
+    def token(self) -> str:
+        return os.environ.get(self.token_env, "").strip()
 
 
 class PlatformsConfig(_Section):

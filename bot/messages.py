@@ -56,6 +56,11 @@ class Incoming:
 
     ``text`` is the plain text with the leading mention of the bot removed; ``to_me`` is true when
     the bot was mentioned, replied to, or the chat is private.
+
+    ``parent_id`` names the chat this one hangs off (a Discord thread's channel): the parent's
+    character carries over until this chat picks its own, while memory stays per chat.
+    ``character`` is the pack id of the character the platform says is addressed, such as the
+    author of the message being replied to.
     """
 
     platform: str
@@ -65,10 +70,16 @@ class Incoming:
     text: str
     to_me: bool = False
     message_id: str | None = None
+    parent_id: str | None = None
+    character: str | None = None
 
     @property
     def key(self) -> ChatKey:
         return ChatKey.for_chat(self.platform, self.chat_type, self.chat_id)
+
+    @property
+    def parent_key(self) -> ChatKey | None:
+        return None if self.parent_id is None else ChatKey(self.platform, self.parent_id)
 
     @property
     def qualified_user(self) -> str:

@@ -1,7 +1,8 @@
 """The router: is a message a command, a call to a character, or room talk?
 
 * ``/command ...`` (with or without ``@``) → the command registry;
-* ``@bot ...`` or a private message → the chat's active character answers;
+* ``@bot ...`` or a private message → the chat's active character answers, or the character the
+  platform says is addressed (a reply to that character's message, ``Incoming.character``);
 * a message that opens with a character's name or alias (``Orla, ...`` / ``小满，...``) → that
   character answers (the active one, or another one without switching);
 * anything else → no reply.
@@ -17,6 +18,7 @@ import re
 import time
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
+from dataclasses import replace
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, parse_command
@@ -102,6 +104,15 @@ class Router:
         self.locks = ChatLocks()
         self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
 
+    def is_addressed(self, incoming: Incoming) -> bool:
+        """Whether :meth:`handle` will answer ``incoming`` (platforms show "typing…" for these)."""
+        text = incoming.text.strip()
+        if not text:
+            return False
+        if (parsed := parse_command(text)) is not None:
+            return incoming.to_me or self.commands.get(parsed[0]) is not None
+        return incoming.to_me or self.packs.called_at_start(text) is not None
+
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Everything the bot says in answer to ``incoming`` (often nothing)."""
         text = incoming.text.strip()
@@ -112,7 +123,7 @@ class Router:
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:
-                    state = await self.repository.chat_state(incoming.key)
+                    state = await self.chat_state(incoming)
                     context = CommandContext(
                         incoming,
                         self.config,
@@ -126,13 +137,27 @@ class Router:
                     return [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
                 return []
             called = self.packs.called_at_start(text)
+            addressed = self.packs.get(incoming.character) if incoming.character else None
             if called is None and not incoming.to_me:
                 return []
-            state = await self.repository.chat_state(incoming.key)
+            state = await self.chat_state(incoming)
             if called is not None:
                 pack, rest = called
                 return [await self._answer(incoming, state, pack, rest or text)]
-            return [await self._answer(incoming, state, self.active_pack(state), text)]
+            pack = addressed or self.active_pack(state)
+            return [await self._answer(incoming, state, pack, text)]
+
+    async def chat_state(self, incoming: Incoming) -> ChatState:
+        """The chat's state, with what it has not chosen itself taken from its parent chat."""
+        state = await self.repository.chat_state(incoming.key)
+        if (parent_key := incoming.parent_key) is None:
+            return state
+        parent = await self.repository.chat_state(parent_key)
+        return replace(
+            state,
+            active_character=state.active_character or parent.active_character,
+            images_enabled=parent.images_enabled if state.images_enabled is None else state.images_enabled,
+        )
 
     def active_pack(self, state: ChatState) -> CharacterPack:
         """The chat's character: the one chosen with ``/switch``, else ``[characters] default``."""

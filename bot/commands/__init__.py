@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from enum import IntEnum
+from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
 
 from bot.errors import CommandError, PermissionDenied
@@ -61,6 +61,12 @@ class CommandContext:
 Handler = Callable[[CommandContext, str], Awaitable[Reply]]
 
 
+class Completion(StrEnum):
+    """What a command's argument names, so platforms with structured commands can offer choices."""
+
+    CHARACTER = "character"
+
+
 @dataclass(slots=True, frozen=True)
 class Command:
     name: str
@@ -69,6 +75,7 @@ class Command:
     usage: str = ""
     level: Level = Level.MEMBER
     aliases: tuple[str, ...] = ()
+    completion: Completion | None = None
 
 
 def parse_command(text: str) -> tuple[str, str] | None:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from bot.commands import Command, CommandContext, CommandRegistry
+from bot.commands import Command, CommandContext, CommandRegistry, Completion
 from bot.engine.packs import CharacterPack
 from bot.errors import CommandError
 from bot.messages import Reply
@@ -54,6 +54,7 @@ def register(registry: CommandRegistry) -> None:
             handle_switch,
             usage="<id | name | alias>",
             aliases=("切换",),
+            completion=Completion.CHARACTER,
         )
     )
     registry.add(

@@ -32,6 +32,7 @@ log = logging.getLogger(__name__)
 
 PACK_FILE = "character.toml"
 IMAGES_FILE = "images.jsonl"
+AVATAR_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 PACK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _UTTERANCE = re.compile(r"^(?P<speaker>[^:：「」\n]{1,40}?)\s*[:：]\s*(?P<text>.*\S)\s*$")
 
@@ -81,6 +82,7 @@ class PackSettings(BaseModel):
     greeting: str = ""
     apology: str = ""
     avatar: str | None = None
+    """The character's picture: a file in the pack (``images/avatar.png``) or an ``https://`` URL."""
     top_k: int | None = Field(None, ge=0, le=50)
     """Overrides ``[retrieval] top_k`` for this character."""
     max_chars: int | None = Field(None, ge=20)
@@ -118,6 +120,22 @@ class CharacterPack:
     @property
     def description(self) -> str:
         return self.settings.description or self.settings.persona.strip().splitlines()[0][:80]
+
+    @property
+    def avatar_url(self) -> str | None:
+        """The avatar when ``character.toml`` gives it as a URL."""
+        avatar = self.settings.avatar
+        return avatar if avatar is not None and _is_url(avatar) else None
+
+    @property
+    def avatar_path(self) -> Path | None:
+        """The avatar when it is a file in the pack (checked to exist when the pack loads)."""
+        avatar = self.settings.avatar
+        return self.root / avatar if avatar is not None and not _is_url(avatar) else None
+
+
+def _is_url(value: str) -> bool:
+    return value.startswith(("https://", "http://"))
 
 
 def parse_scene(path: Path, text: str) -> Scene:
@@ -164,6 +182,22 @@ def _load_settings(path: Path) -> PackSettings:
         raise PackError(path, f"{key}: {message}", line=_line_of_key(raw, str(error["loc"][0]))) from None
 
 
+def _check_avatar(root: Path, settings: PackSettings) -> None:
+    if settings.avatar is None or _is_url(settings.avatar):
+        return
+    path = root / PACK_FILE
+    line = _line_of_key(path.read_text("utf-8"), "avatar")
+    avatar = (root / settings.avatar).resolve()
+    if not avatar.is_relative_to(root.resolve()):
+        raise PackError(path, f"avatar {settings.avatar!r} lies outside the pack", line=line)
+    if not avatar.is_file():
+        raise PackError(path, f"avatar {settings.avatar!r} does not exist", line=line)
+    if avatar.suffix.lower() not in AVATAR_SUFFIXES:
+        raise PackError(
+            path, f"avatar {settings.avatar!r} must be a {', '.join(sorted(AVATAR_SUFFIXES))} file", line=line
+        )
+
+
 def _line_of_key(raw: str, key: str) -> int | None:
     pattern = re.compile(rf"^\s*{re.escape(key)}\s*=")
     return next((n for n, line in enumerate(raw.splitlines(), 1) if pattern.match(line)), None)
@@ -201,6 +235,7 @@ def load_pack(root: Path) -> CharacterPack:
     if not PACK_ID.match(pack_id):
         raise PackError(root, "the folder name is the pack id: use lowercase letters, digits, '-' or '_'")
     settings = _load_settings(root / PACK_FILE)
+    _check_avatar(root, settings)
     scene_files = sorted((root / "scenes").glob("*.txt"))
     if not scene_files:
         raise PackError(root / "scenes", "no scene files (scenes/*.txt)")

@@ -63,3 +63,49 @@ def clean_reply(text: str, *, names: Iterable[str], max_chars: int) -> str:
             kept.append(line)
     joined = "\n".join(kept)
     return bound_length(joined, max_chars)
+
+
+_BREAKS = (
+    re.compile(r"\n\s*\n"),
+    re.compile(r"\n"),
+    _SENTENCE_END,
+    re.compile(r"[,，、;；:：]"),
+    re.compile(r"\s"),
+)
+
+
+def _cut(text: str, limit: int) -> int:
+    """The best place at or before ``limit`` to end a chunk of ``text`` (``len(text) > limit``)."""
+    window = text[: limit + 1]
+    for level, pattern in enumerate(_BREAKS):
+        ends = []
+        for match in pattern.finditer(window):
+            if match.end() <= limit:
+                ends.append(match.end())
+            elif match.group().isspace():
+                ends.append(match.start())
+        # Paragraph, line and sentence breaks are only worth it when they keep most of the window.
+        floor = limit // 2 if level < len(_BREAKS) - 1 else 1
+        if ends and ends[-1] >= floor:
+            return ends[-1]
+    return limit
+
+
+def split_message(text: str, limit: int) -> list[str]:
+    """``text`` in chunks of at most ``limit`` characters, for platforms that cap a message.
+
+    Chunks end at a paragraph, line, sentence or clause break, or else between words, whichever
+    keeps the chunk longest; a word is cut only when it alone is longer than ``limit``. Chinese
+    text without spaces is cut at its punctuation, then between characters.
+    """
+    if limit < 1:
+        raise ValueError("limit must be at least 1")
+    chunks: list[str] = []
+    rest = text.strip()
+    while len(rest) > limit:
+        end = _cut(rest, limit)
+        chunks.append(rest[:end].rstrip())
+        rest = rest[end:].lstrip()
+    if rest:
+        chunks.append(rest)
+    return chunks

@@ -1,0 +1,144 @@
+"""The Discord bridge: a discord.py client in the bot's event loop, feeding the core's router."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Sequence
+
+import discord
+
+from bot.config import DiscordConfig
+from bot.router import Router
+from plugins.discord_bridge.incoming import MessageReader, SpokenMessages
+from plugins.discord_bridge.outgoing import RETRY_DELAYS, Poster, typing_in
+from plugins.discord_bridge.slash import SlashCommands
+
+log = logging.getLogger(__name__)
+
+INVITE_PERMISSIONS = discord.Permissions(
+    view_channel=True,
+    send_messages=True,
+    send_messages_in_threads=True,
+    read_message_history=True,
+    embed_links=True,
+    attach_files=True,
+    manage_webhooks=True,
+)
+"""What the invite link asks for; Manage Webhooks lets characters post under their own names."""
+
+
+def intents() -> discord.Intents:
+    """Default intents plus Message Content, which must also be switched on in the Developer Portal."""
+    wanted = discord.Intents.default()
+    wanted.message_content = True
+    return wanted
+
+
+class RoleplayClient(discord.Client):
+    """The discord.py client; its events go to the bridge."""
+
+    def __init__(self, bridge: DiscordBridge) -> None:
+        # The bot has no voice features, so discord.py's warnings about voice libraries are noise.
+        discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
+        super().__init__(
+            intents=intents(),
+            allowed_mentions=discord.AllowedMentions(
+                everyone=False, roles=False, users=False, replied_user=True
+            ),
+        )
+        self.bridge = bridge
+
+    async def setup_hook(self) -> None:
+        await self.bridge.sync_commands()
+
+    async def on_ready(self) -> None:
+        await self.bridge.on_ready()
+
+    async def on_message(self, message: discord.Message) -> None:
+        await self.bridge.on_message(message)
+
+
+class DiscordBridge:
+    """Serves Discord through ``router``: messages, slash commands, and the replies to them.
+
+    Each channel is a group with its own character and memory; a thread keeps its own memory and
+    takes its channel's character until it picks one; DMs are private chats.
+    """
+
+    def __init__(
+        self, router: Router, settings: DiscordConfig, *, retry_delays: Sequence[float] = RETRY_DELAYS
+    ) -> None:
+        self.router = router
+        self.settings = settings
+        self.client = RoleplayClient(self)
+        self.spoken = SpokenMessages()
+        self.reader = MessageReader(router.packs, self.spoken)
+        self.poster = Poster(
+            self.client, router.packs, self.spoken, use_webhooks=settings.webhooks, retry_delays=retry_delays
+        )
+        self.slash = SlashCommands(self.client, router, self.spoken)
+        self._connection: asyncio.Task[None] | None = None
+
+    async def on_message(self, message: discord.Message) -> None:
+        me = self.client.user
+        if me is None or (incoming := self.reader.read(message, me)) is None:
+            return
+        try:
+            if self.router.is_addressed(incoming):
+                async with typing_in(message.channel):
+                    replies = await self.router.handle(incoming)
+            else:
+                replies = await self.router.handle(incoming)
+        except Exception:
+            log.exception("failed to handle a message in %s", incoming.key)
+            return
+        for reply in replies:
+            await self.poster.deliver(message, reply)
+
+    async def sync_commands(self) -> None:
+        """Register the slash commands: in ``command_guilds`` at once, else globally."""
+        tree = self.slash.tree
+        try:
+            if self.settings.command_guilds:
+                for guild_id in self.settings.command_guilds:
+                    guild = discord.Object(guild_id)
+                    tree.copy_global_to(guild=guild)
+                    await tree.sync(guild=guild)
+            else:
+                await tree.sync()
+        except discord.HTTPException as exc:
+            log.error("could not register the slash commands (%s); text commands still work", exc)
+
+    async def on_ready(self) -> None:
+        me = self.client.user
+        if me is None:
+            return
+        invite = discord.utils.oauth_url(
+            self.client.application_id or me.id,
+            permissions=INVITE_PERMISSIONS,
+            scopes=("bot", "applications.commands"),
+        )
+        log.info("Discord: logged in as %s in %d server(s); invite: %s", me, len(self.client.guilds), invite)
+
+    def start(self, token: str) -> None:
+        """Connect in the background; the rest of the bot keeps serving if Discord refuses."""
+        self._connection = asyncio.get_running_loop().create_task(self._connect(token))
+
+    async def _connect(self, token: str) -> None:
+        try:
+            await self.client.start(token)
+        except discord.LoginFailure:
+            log.error("Discord refused the bot token: check [platforms.discord] token_env")
+        except discord.PrivilegedIntentsRequired:
+            log.error(
+                "Discord refused the Message Content intent: switch it on in the Developer Portal "
+                "(your application → Bot → Privileged Gateway Intents)"
+            )
+        except Exception:
+            log.exception("the Discord connection stopped")
+
+    async def close(self) -> None:
+        await self.client.close()
+        if self._connection is not None:
+            await asyncio.gather(self._connection, return_exceptions=True)

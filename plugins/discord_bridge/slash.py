@@ -1,0 +1,101 @@
+"""The core's chat commands as Discord slash commands.
+
+Every command of the registry becomes an application command of the same name, with one text
+option where it takes arguments (autocompleted with the characters where the command names one).
+An invocation runs through the router exactly like the text command, so permissions and replies
+are the same on every platform.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import Any
+
+import discord
+from discord import app_commands
+
+from bot.commands import Command, Completion
+from bot.engine.packs import PackRegistry
+from bot.messages import Reply
+from bot.router import Router
+from plugins.discord_bridge.incoming import SpokenMessages, interaction_incoming
+from plugins.discord_bridge.outgoing import REFUSED_OR_UNREACHABLE, chunks, files_of, name_prefix
+
+log = logging.getLogger(__name__)
+
+DESCRIPTION_LIMIT = 100
+CHOICES_LIMIT = 25
+
+
+def character_choices(packs: PackRegistry, typed: str) -> list[app_commands.Choice[str]]:
+    """The characters whose id, name or an alias contains what the user has typed so far."""
+    wanted = typed.casefold().strip()
+    choices = [
+        app_commands.Choice(name=f"{pack.name} ({pack.id})"[:DESCRIPTION_LIMIT], value=pack.id)
+        for pack in packs
+        if not wanted or any(wanted in name.casefold() for name in pack.names)
+    ]
+    return choices[:CHOICES_LIMIT]
+
+
+class SlashCommands:
+    """Builds the command tree of ``client`` from the router's command registry."""
+
+    def __init__(self, client: discord.Client, router: Router, spoken: SpokenMessages) -> None:
+        self.router = router
+        self.spoken = spoken
+        self.tree = app_commands.CommandTree(client)
+        for command in router.commands:
+            self.tree.add_command(self._app_command(command))
+
+    def _app_command(self, command: Command) -> app_commands.Command[Any, ..., None]:
+        run = self.run
+        packs = self.router.packs
+
+        async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
+            return character_choices(packs, current)
+
+        if command.usage:
+
+            async def with_text(interaction: discord.Interaction, text: str | None = None) -> None:
+                await run(interaction, command, text or "")
+
+            callback = app_commands.describe(text=command.usage[:DESCRIPTION_LIMIT])(with_text)
+            if command.completion is Completion.CHARACTER:
+                callback = app_commands.autocomplete(text=complete)(callback)
+                callback = app_commands.rename(text="character")(callback)
+            return app_commands.Command(
+                name=command.name, description=command.summary[:DESCRIPTION_LIMIT], callback=callback
+            )
+
+        async def without_text(interaction: discord.Interaction) -> None:
+            await run(interaction, command, "")
+
+        return app_commands.Command(
+            name=command.name, description=command.summary[:DESCRIPTION_LIMIT], callback=without_text
+        )
+
+    async def run(self, interaction: discord.Interaction, command: Command, args: str) -> None:
+        """Answer the slash command the way the router answers ``/name args`` typed as text."""
+        incoming = interaction_incoming(interaction, f"/{command.name} {args}".strip())
+        await interaction.response.defer(thinking=True)
+        try:
+            replies = await self.router.handle(incoming)
+        except Exception:
+            log.exception("/%s failed in %s", command.name, incoming.key)
+            replies = [Reply("Something went wrong; the bot's log says what.")]
+        for reply in replies:
+            await self._follow_up(interaction, reply)
+
+    async def _follow_up(self, interaction: discord.Interaction, reply: Reply) -> None:
+        for text, with_files in chunks(reply, prefix=name_prefix(reply, self.router.packs)):
+            files = files_of(reply) if with_files else discord.utils.MISSING
+            try:
+                sent = await interaction.followup.send(text, files=files, wait=True)
+            except REFUSED_OR_UNREACHABLE as exc:
+                log.error(
+                    "could not answer /%s: %s", interaction.command.name if interaction.command else "?", exc
+                )
+                return
+            if reply.character is not None:
+                self.spoken.remember(sent.id, reply.character)
