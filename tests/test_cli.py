@@ -51,3 +51,19 @@ def test_db_upgrade(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(tmp_path / "bot.toml"), "db", "upgrade"]) == 0
     assert (tmp_path / "data" / "bot.sqlite3").exists()
     assert capsys.readouterr().out == "database is up to date\n"
+
+
+def test_discord_without_a_token_stops_the_start(
+    tmp_path: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.delenv("MY_DISCORD_TOKEN", raising=False)
+    write_pack(tmp_path / "characters")
+    config = tmp_path / "bot.toml"
+    config.write_text(
+        '[platforms.discord]\nenabled = true\ntoken_env = "MY_DISCORD_TOKEN"\n', encoding="utf-8"
+    )
+    assert main(["--config", str(config)]) == 2
+    assert capsys.readouterr().err == (
+        "error: [platforms.discord] is enabled but the environment variable MY_DISCORD_TOKEN is empty: "
+        "put the bot token there (README, 'Connect Discord')\n"
+    )

@@ -97,3 +97,38 @@ async def test_one_chat_is_served_in_order_others_concurrently() -> None:
     await asyncio.gather(work(a, "a1", 0.05), work(a, "a2", 0.0), work(b, "b1", 0.01))
     assert order == ["b1", "a1", "a2"]
     assert len(locks) == 0
+
+
+async def test_a_sub_chat_takes_its_parents_character_until_it_picks_one(
+    router: Router, repository: Repository
+) -> None:
+    await router.handle(group_message("/switch xiaoman", group="channel"))
+    in_thread = group_message("hello", group="thread", to_me=True)
+    in_thread.parent_id = "channel"
+    (reply,) = await router.handle(in_thread)
+    assert reply.character == "xiaoman"
+    assert await repository.count_messages(ChatKey("onebot", "channel")) == 0, (
+        "the thread keeps its own memory"
+    )
+
+    picked = group_message("/switch orla", group="thread")
+    picked.parent_id = "channel"
+    await router.handle(picked)
+    (again,) = await router.handle(in_thread)
+    assert again.character == "orla"
+
+
+async def test_the_character_a_platform_says_is_addressed_answers(router: Router) -> None:
+    message = group_message("and then?", to_me=True)
+    message.character = "xiaoman"
+    (reply,) = await router.handle(message)
+    assert reply.character == "xiaoman"
+    assert (await router.handle(group_message("and then?", to_me=True)))[0].character == "orla", "no switch"
+
+
+def test_is_addressed_tells_which_messages_get_an_answer(router: Router) -> None:
+    assert router.is_addressed(group_message("hi", to_me=True))
+    assert router.is_addressed(group_message("Orla, hi"))
+    assert router.is_addressed(group_message("/who"))
+    assert not router.is_addressed(group_message("/nosuchcommand"))
+    assert not router.is_addressed(group_message("just chatting"))

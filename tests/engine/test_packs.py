@@ -146,3 +146,28 @@ def test_shipped_packs_are_valid_and_big_enough() -> None:
         assert len(pack.screenshots) >= 5, pack.id
         assert pack.aliases
         assert pack.settings.greeting
+
+
+@pytest.mark.parametrize(
+    ("avatar", "problem"),
+    [
+        ("images/none.png", r"character\.toml:\d+: avatar 'images/none.png' does not exist"),
+        ("../outside.png", r"character\.toml:\d+: avatar '../outside.png' lies outside the pack"),
+        ("scenes/001.txt", r"character\.toml:\d+: avatar 'scenes/001.txt' must be a \.gif, \.jpeg"),
+    ],
+)
+def test_a_bad_avatar_is_reported_with_its_line(tmp_path: Path, avatar: str, problem: str) -> None:
+    (tmp_path / "outside.png").write_bytes(b"")
+    folder = write_pack(tmp_path, extra_toml=f'avatar = "{avatar}"\n')
+    with pytest.raises(PackError, match=problem):
+        load_pack(folder)
+
+
+def test_an_avatar_is_a_pack_file_or_a_url(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path, extra_toml='avatar = "avatar.png"\n')
+    (folder / "avatar.png").write_bytes(b"\x89PNG")
+    pack = load_pack(folder)
+    assert (pack.avatar_path, pack.avatar_url) == (folder / "avatar.png", None)
+    linked = write_pack(tmp_path, "linked", extra_toml='avatar = "https://example.org/orla.png"\n')
+    assert load_pack(linked).avatar_url == "https://example.org/orla.png"
+    assert load_pack(linked).avatar_path is None

@@ -36,6 +36,7 @@ class Call:
     params: dict[str, str]
     json: Any
     files: list[str]
+    status: int = 0
     response: Any = None
     """What the fake answered (for a posted message: the message object, as Discord returns it)."""
 
@@ -167,11 +168,15 @@ class FakeDiscordAPI:
         return [call for call in self.calls if call.method == method and pattern.fullmatch(call.path)]
 
     def posts(self) -> list[Call]:
-        """Every message the bot posted: as itself, through a webhook, or as an interaction follow-up."""
+        """Every message the bot posted: as itself, through a webhook, or as an interaction follow-up.
+
+        Attempts that failed are left out; they stay in :attr:`calls`.
+        """
         return [
             call
             for call in self.calls
             if call.method == "POST"
+            and call.status in (200, 201)
             and re.fullmatch(r"/channels/\d+/messages|/webhooks/\d+/[^/]+", call.path)
         ]
 
@@ -220,10 +225,12 @@ class FakeDiscordAPI:
                 fault.times -= 1
                 if fault.error is not None:
                     raise fault.error
+                call.status = fault.status
                 return FakeResponse(fault.status, fault.body, fault.headers)
         for route_method, pattern, handler in self._routes:
             if route_method == method and (match := pattern.fullmatch(path)):
                 response = handler(call, match)
+                call.status = response.status
                 call.response = json.loads(response._text) if response._text else None
                 return response
         return FakeResponse(404, {"message": f"no fake for {method} {path}", "code": 0})
@@ -337,7 +344,7 @@ class FakeDiscordAPI:
 
     def _create_emoji(self, call: Call, match: re.Match[str]) -> FakeResponse:
         payload = call.json or {}
-        emoji = {
+        emoji: Json = {
             "id": self._id(),
             "name": payload.get("name"),
             "roles": [],

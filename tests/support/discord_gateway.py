@@ -234,7 +234,7 @@ class DiscordWorld:
     def message(self, content: str, **options: Any) -> discord.Message:
         """A ``discord.Message`` built from a MESSAGE_CREATE payload, as the client's state builds it."""
         data = self.message_payload(content, **options)
-        channel, _guild = self.state._get_guild_channel(data)
+        channel, _guild = self.state._get_guild_channel(data)  # type: ignore[arg-type]
         return discord.Message(state=self.state, channel=channel, data=data)  # type: ignore[arg-type]
 
     async def say(self, content: str, **options: Any) -> list[Call]:
@@ -263,9 +263,9 @@ class DiscordWorld:
         autocomplete: bool = False,
     ) -> Json:
         interaction_id = next(self._ids)
-        permissions = EVERYONE | (
-            discord.Permissions(manage_guild=True) if author["id"] in (str(ADMIN_ID), str(OWNER_ID)) else 0
-        )
+        permissions = EVERYONE
+        if author["id"] in (str(ADMIN_ID), str(OWNER_ID)):
+            permissions = permissions | discord.Permissions(manage_guild=True)
         channel = (
             thread(THREAD_ID, CHANNEL_ID, "sea-stories")
             if channel_id == THREAD_ID
@@ -285,6 +285,7 @@ class DiscordWorld:
             "locale": "en-US",
             "guild_locale": "en-US",
             "app_permissions": str(EVERYONE.value),
+            "attachment_size_limit": 10 * 1024 * 1024,
             "entitlements": [],
             "authorizing_integration_owners": {"0": str(GUILD_ID)},
             "context": 0,
