@@ -11,10 +11,13 @@ import discord
 from bot.config import DiscordConfig
 from bot.router import Router
 from plugins.discord_bridge.incoming import MessageReader, SpokenMessages
-from plugins.discord_bridge.outgoing import RETRY_DELAYS, Poster, typing_in
+from plugins.discord_bridge.outgoing import RETRY_DELAYS, UNREACHABLE, Poster, typing_in
 from plugins.discord_bridge.slash import SlashCommands
 
 log = logging.getLogger(__name__)
+
+LOGIN_RETRY_FIRST_S = 5.0
+LOGIN_RETRY_MAX_S = 300.0
 
 INVITE_PERMISSIONS = discord.Permissions(
     view_channel=True,
@@ -126,19 +129,40 @@ class DiscordBridge:
         self._connection = asyncio.get_running_loop().create_task(self._connect(token))
 
     async def _connect(self, token: str) -> None:
-        try:
-            await self.client.start(token)
-        except discord.LoginFailure:
-            log.error("Discord refused the bot token: check [platforms.discord] token_env")
-        except discord.PrivilegedIntentsRequired:
-            log.error(
-                "Discord refused the Message Content intent: switch it on in the Developer Portal "
-                "(your application → Bot → Privileged Gateway Intents)"
-            )
-        except Exception:
-            log.exception("the Discord connection stopped")
+        """Log in and stay connected; discord.py reconnects the gateway itself once logged in.
+
+        Logging in needs Discord's REST API: while it cannot be reached (the network is not up
+        yet), try again with a growing pause instead of giving up.
+        """
+        delay = LOGIN_RETRY_FIRST_S
+        while True:
+            try:
+                await self.client.start(token)
+                return
+            except discord.LoginFailure:
+                log.error(
+                    "Discord refused the bot token: check the variable [platforms.discord] token_env names"
+                )
+                return
+            except discord.PrivilegedIntentsRequired:
+                log.error(
+                    "Discord refused the Message Content intent: switch it on in the Developer Portal "
+                    "(your application → Bot → Privileged Gateway Intents)"
+                )
+                return
+            except UNREACHABLE as exc:
+                log.warning("cannot reach Discord (%s); trying again in %.0f s", exc, delay)
+            except Exception:
+                log.exception("the Discord connection stopped")
+                return
+            # The failed login left a session whose connector it owns; the next login makes both anew.
+            await self.client.http.close()
+            self.client.http.connector = discord.utils.MISSING
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, LOGIN_RETRY_MAX_S)
 
     async def close(self) -> None:
-        await self.client.close()
         if self._connection is not None:
+            self._connection.cancel()
             await asyncio.gather(self._connection, return_exceptions=True)
+        await self.client.close()
