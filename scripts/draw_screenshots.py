@@ -8,7 +8,7 @@ name and entry index, and puts the line in a subtitle bar at the bottom.
 
 Usage::
 
-    python scripts/draw_screenshots.py [characters/orla characters/xiaoman ...]
+    python scripts/draw_screenshots.py [characters/orla characters/xiaoman ...] [--avatars-only]
 
 Without arguments every pack under ``characters/`` that has an ``images.jsonl`` is
 drawn.  Output is deterministic for a given Pillow version and set of fonts.
@@ -22,6 +22,7 @@ import json
 import math
 import random
 import sys
+import tomllib
 import unicodedata
 import zlib
 from collections.abc import Callable, Sequence
@@ -622,6 +623,35 @@ def draw_pack(pack: Path, cjk_font: Path | None) -> int:
     return len(entries)
 
 
+AVATAR_SIDE = 256
+AVATAR_CONTEXT = {"orla": "night lamp beam storm", "xiaoman": "茶 壶 灯笼 夜"}
+AVATAR_LEFT = {"orla": WIDTH - HEIGHT}
+"""Where the square is cut from the scene, for packs whose subject is off-centre (Orla's tower)."""
+
+
+def render_avatar(pack: Path) -> Image.Image:
+    """A square picture of the character's place, cropped from a painted scene without subtitles."""
+    rng = random.Random(zlib.crc32(f"{pack.name}:avatar".encode()))
+    image = Image.new("RGB", (WIDTH, HEIGHT))
+    PAINTERS.get(pack.name, paint_generic)(image, rng, AVATAR_CONTEXT.get(pack.name, ""))
+    left = AVATAR_LEFT.get(pack.name, (WIDTH - HEIGHT) // 2)
+    square = image.crop((left, 0, left + HEIGHT, HEIGHT))
+    return square.resize((AVATAR_SIDE, AVATAR_SIDE), Image.Resampling.LANCZOS)
+
+
+def draw_avatar(pack: Path) -> Path | None:
+    """Write the avatar that ``character.toml`` names as a file in the pack, if it names one."""
+    settings = tomllib.loads((pack / "character.toml").read_text(encoding="utf-8"))
+    avatar = settings.get("avatar")
+    if not isinstance(avatar, str) or avatar.startswith(("http://", "https://")):
+        return None
+    target = pack / avatar
+    target.parent.mkdir(parents=True, exist_ok=True)
+    render_avatar(pack).save(target, "PNG", optimize=True)
+    print(f"{target} ({target.stat().st_size // 1024} KB)")
+    return target
+
+
 def default_packs() -> list[Path]:
     """Return every pack folder under ``characters/`` that has an ``images.jsonl``."""
     return sorted(path.parent for path in CHARACTERS_DIR.glob("*/images.jsonl"))
@@ -631,8 +661,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     """Command-line entry point; returns the process exit status."""
     parser = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     parser.add_argument("packs", nargs="*", type=Path, help="character pack folders")
+    parser.add_argument("--avatars-only", action="store_true", help="draw only the avatars")
     args = parser.parse_args(argv)
     packs: list[Path] = args.packs or default_packs()
+    if args.avatars_only:
+        for pack in packs:
+            draw_avatar(pack)
+        return 0
     cjk_font = find_cjk_font()
     if cjk_font is None:
         print("no CJK font found; Chinese subtitles are left blank", file=sys.stderr)
@@ -641,6 +676,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             print(f"{pack}: no images.jsonl", file=sys.stderr)
             return 1
         draw_pack(pack, cjk_font)
+        draw_avatar(pack)
     return 0
 
 

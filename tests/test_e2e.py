@@ -54,7 +54,7 @@ def model_server() -> Iterator[FakeOpenAIServer]:
 class Harness:
     """A bot workdir: config, packs and database, and the process started from it."""
 
-    def __init__(self, root: Path, data: Path, llm: dict[str, Any]) -> None:
+    def __init__(self, root: Path, data: Path, llm: dict[str, Any], *, discord: bool = False) -> None:
         self.root = root
         self.port = free_port()
         characters = root / "characters"
@@ -67,7 +67,13 @@ class Harness:
         write_xiaoman(characters)
         self.config = write_bot_toml(
             root / "bot.toml",
-            {"platforms": {"onebot": {"access_token": TOKEN}, "console": {"enabled": False}}},
+            {
+                "platforms": {
+                    "onebot": {"access_token": TOKEN},
+                    "console": {"enabled": False},
+                    "discord": {"enabled": discord, "token_env": "E2E_DISCORD_TOKEN"},
+                }
+            },
             server={"host": "127.0.0.1", "port": self.port},
             llm={"timeout_s": 5, **llm},
             storage={"url": "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
@@ -80,7 +86,9 @@ class Harness:
         return f"ws://127.0.0.1:{self.port}/onebot/v11/ws"
 
     async def start(self) -> OneBotClient:
-        self.process = BotProcess(self.config, cwd=self.root).start()
+        self.process = BotProcess(
+            self.config, cwd=self.root, extra_env={"E2E_DISCORD_TOKEN": "not.a.real-token"}
+        ).start()
         await self.process.wait_ready_async("127.0.0.1", self.port, timeout=120)
         return await OneBotClient.connect(self.url, self_id=SELF_ID, access_token=TOKEN, timeout=30)
 
@@ -307,3 +315,20 @@ async def test_a_reply_close_to_a_captioned_line_comes_with_its_screenshot(
     scene = await reply_in(client, 1011)
     assert scene.text() == f"「{SCREENSHOT_LINE}」"
     assert len(decoded_images(scene)) == 1
+
+
+async def test_onebot_keeps_serving_while_discord_cannot_log_in(
+    tmp_path: Path, shared_data: Path, model_server: FakeOpenAIServer
+) -> None:
+    harness = Harness(tmp_path, shared_data, {"base_url": model_server.base_url}, discord=True)
+    client = await harness.start()
+    try:
+        await say(client, 1010, " hello through QQ")
+        assert (await reply_in(client, 1010)).text().startswith("Reply #1:")
+        assert harness.process is not None
+        log = harness.process.tail(200)
+        # Without a network Discord is unreachable; with one, it refuses the made-up token.
+        assert "cannot reach Discord" in log or "Discord refused the bot token" in log, log
+    finally:
+        await client.close()
+        harness.stop()

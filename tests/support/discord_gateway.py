@@ -16,6 +16,7 @@ from typing import Any
 import discord
 
 from plugins.discord_bridge import DiscordBridge
+from plugins.discord_bridge.bridge import INVITE_PERMISSIONS
 from tests.support.discord_api import TIMESTAMP, Call, FakeDiscordAPI, Json
 
 BOT_ID = 1000
@@ -25,15 +26,8 @@ OWNER_ID, ADMIN_ID, PIP_ID = 2001, 2002, 2003
 CHANNEL_ID, THREAD_ID, DM_CHANNEL_ID = 3000, 3001, 3100
 BOT_ROLE_ID, ADMIN_ROLE_ID = 4000, 4001
 
-EVERYONE = discord.Permissions(
-    view_channel=True,
-    send_messages=True,
-    send_messages_in_threads=True,
-    read_message_history=True,
-    embed_links=True,
-    attach_files=True,
-    use_application_commands=True,
-)
+EVERYONE = discord.Permissions(INVITE_PERMISSIONS.value, manage_webhooks=False, use_application_commands=True)
+"""What every member has: what the invite link asks for, except Manage Webhooks (the bot's role decides)."""
 
 
 def user(user_id: int, name: str, *, bot: bool = False) -> Json:
