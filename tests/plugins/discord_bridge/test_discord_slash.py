@@ -78,3 +78,9 @@ async def test_text_commands_work_as_on_qq(world: DiscordWorld) -> None:
     (post,) = await world.say("/switch 小满", author=ADMIN)
     assert post.json["username"] == "苏小满", "the greeting is spoken by the character"
     assert post.content.split("\n")[1].startswith("[苏小满]")
+
+
+async def test_slash_scene_attaches_the_screenshot(world: DiscordWorld) -> None:
+    (answer,) = await world.slash("scene", [{"name": "text", "type": 3, "value": "Barnacle fish"}])
+    assert answer.files == ["0002.jpg"]
+    assert answer.content == "**Orla Finch**: 「Barnacle has taste. Your fish does not.」"
