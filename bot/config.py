@@ -92,6 +92,10 @@ class PromptConfig(_Section):
     history_tokens: int = Field(800, ge=0)
     message_tokens: int = Field(300, ge=20)
     history_turns: int = Field(20, ge=0)
+    lore_tokens: int = Field(400, ge=0)
+    """Budget of the lorebook entries the conversation calls for."""
+    lore_scan_turns: int = Field(4, ge=0)
+    """How many recent history turns, besides the new message, are searched for lorebook keys."""
 
 
 class ReplyConfig(_Section):

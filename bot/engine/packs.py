@@ -7,6 +7,7 @@ A pack is a folder (see README "Pack format")::
       scenes/*.txt     one scene per file, one utterance per line: ``Speaker:「line」`` or ``Speaker: line``
       images/          screenshots of scenes
       images.jsonl     {"image": "images/0001.jpg", "text": "the line spoken in that frame"}
+      lorebook.json    optional: {"entries": [{"keys": [...], "content": "...", ...}]} (see LoreEntry)
 
 Every problem is a :class:`~bot.errors.PackError` naming the file and line.
 """
@@ -32,6 +33,7 @@ log = logging.getLogger(__name__)
 
 PACK_FILE = "character.toml"
 IMAGES_FILE = "images.jsonl"
+LOREBOOK_FILE = "lorebook.json"
 AVATAR_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
 PACK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _UTTERANCE = re.compile(r"^(?P<speaker>[^:：「」\n]{1,40}?)\s*[:：]\s*(?P<text>.*\S)\s*$")
@@ -93,6 +95,33 @@ class PackSettings(BaseModel):
     """Overrides ``[images] min_overlap`` for this character's screenshots."""
 
 
+class LoreEntry(BaseModel):
+    """Knowledge the prompt gets when one of its keys appears in the recent conversation.
+
+    The fields follow SillyTavern's ``character_book`` entries, so a card's lorebook imports as it is.
+    """
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    keys: list[str] = Field(default_factory=list)
+    content: str = Field(min_length=1)
+    name: str = ""
+    enabled: bool = True
+    constant: bool = False
+    """Always inserted, keys or not."""
+    case_sensitive: bool = False
+    insertion_order: int = 100
+    """Lower comes first in the prompt (and is kept first when the budget runs out)."""
+
+
+class Lorebook(BaseModel):
+    """The ``lorebook.json`` schema."""
+
+    model_config = ConfigDict(extra="ignore", frozen=True)
+
+    entries: list[LoreEntry] = Field(default_factory=list)
+
+
 @dataclass(slots=True)
 class CharacterPack:
     """A loaded, validated character pack."""
@@ -103,6 +132,7 @@ class CharacterPack:
     scenes: list[Scene]
     screenshots: list[Screenshot]
     content_hash: str
+    lore: list[LoreEntry] = field(default_factory=list)
 
     @property
     def name(self) -> str:
@@ -182,6 +212,19 @@ def _load_settings(path: Path) -> PackSettings:
         raise PackError(path, f"{key}: {message}", line=_line_of_key(raw, str(error["loc"][0]))) from None
 
 
+def _load_lorebook(root: Path) -> list[LoreEntry]:
+    path = root / LOREBOOK_FILE
+    if not path.exists():
+        return []
+    try:
+        book = Lorebook.model_validate_json(path.read_bytes())
+    except ValidationError as exc:
+        error = exc.errors()[0]
+        where = ".".join(str(part) for part in error["loc"]) or "the file"
+        raise PackError(path, f"{where}: {error['msg']}") from None
+    return [entry for entry in book.entries if entry.enabled]
+
+
 def _check_avatar(root: Path, settings: PackSettings) -> None:
     if settings.avatar is None or _is_url(settings.avatar):
         return
@@ -253,7 +296,10 @@ def load_pack(root: Path) -> CharacterPack:
     if (root / IMAGES_FILE).exists():
         digest.update((root / IMAGES_FILE).read_bytes())
     screenshots = _load_screenshots(root)
-    return CharacterPack(pack_id, root, settings, scenes, screenshots, digest.hexdigest()[:16])
+    lore = _load_lorebook(root)
+    if (root / LOREBOOK_FILE).exists():
+        digest.update((root / LOREBOOK_FILE).read_bytes())
+    return CharacterPack(pack_id, root, settings, scenes, screenshots, digest.hexdigest()[:16], lore)
 
 
 @dataclass(slots=True)

