@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 from pathlib import Path
+from typing import Any
 
 import pytest
 
@@ -14,7 +15,7 @@ from bot.engine.prompt import PromptBuilder, TokenCounter, Turn
 from bot.errors import PackError
 from tests.packs import write_pack
 
-BOOK = [
+BOOK: list[dict[str, Any]] = [
     {
         "keys": ["Barnacle"],
         "content": "Barnacle is Orla's grey cat; he steals kippers.",
