@@ -72,6 +72,8 @@ class Incoming:
     message_id: str | None = None
     parent_id: str | None = None
     character: str | None = None
+    mentions: tuple[str, ...] = ()
+    """Platform user ids of the people the message mentions (the bot itself excluded)."""
 
     @property
     def key(self) -> ChatKey:

@@ -131,6 +131,10 @@ class Router:
                         self.repository,
                         self.active_pack(state),
                         self.responder.screenshots,
+                        state,
+                        granted_admin=await self.repository.is_chat_admin(
+                            incoming.key, incoming.sender.user_id
+                        ),
                     )
                     return [await self.commands.dispatch(command, context, parsed[1])]
                 if incoming.to_me:

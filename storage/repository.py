@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import func, select
 
-from storage.models import Chat, Message
+from storage.models import Chat, ChatAdmin, DisabledCharacter, Message
 
 if TYPE_CHECKING:
     from bot.messages import ChatKey
@@ -28,6 +28,8 @@ class ChatState:
     active_character: str | None
     memory_floor: int
     images_enabled: bool | None = None
+    disabled: frozenset[str] = frozenset()
+    """Characters hidden in this chat with ``/character disable``."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -50,9 +52,61 @@ class Repository:
     async def chat_state(self, key: ChatKey) -> ChatState:
         async with self._sessions() as session:
             chat = await session.get(Chat, (key.platform, key.chat_id))
+            disabled = frozenset(
+                await session.scalars(
+                    select(DisabledCharacter.character_id).where(
+                        DisabledCharacter.platform == key.platform, DisabledCharacter.chat_id == key.chat_id
+                    )
+                )
+            )
         if chat is None:
-            return ChatState(None, 0)
-        return ChatState(chat.active_character, chat.memory_floor, chat.images_enabled)
+            return ChatState(None, 0, disabled=disabled)
+        return ChatState(chat.active_character, chat.memory_floor, chat.images_enabled, disabled)
+
+    async def set_character_disabled(self, key: ChatKey, character_id: str, disabled: bool) -> bool:
+        """Hide or show a character in one chat; ``False`` when it already was so."""
+        async with self._sessions.begin() as session:
+            row = await session.get(DisabledCharacter, (key.platform, key.chat_id, character_id))
+            if disabled and row is None:
+                session.add(
+                    DisabledCharacter(platform=key.platform, chat_id=key.chat_id, character_id=character_id)
+                )
+                return True
+            if not disabled and row is not None:
+                await session.delete(row)
+                return True
+            return False
+
+    async def grant_admin(self, key: ChatKey, user_id: str, *, granted_by: str) -> bool:
+        """Make ``user_id`` a bot admin of the chat; ``False`` when they already were."""
+        async with self._sessions.begin() as session:
+            if await session.get(ChatAdmin, (key.platform, key.chat_id, user_id)) is not None:
+                return False
+            session.add(
+                ChatAdmin(platform=key.platform, chat_id=key.chat_id, user_id=user_id, granted_by=granted_by)
+            )
+            return True
+
+    async def revoke_admin(self, key: ChatKey, user_id: str) -> bool:
+        async with self._sessions.begin() as session:
+            row = await session.get(ChatAdmin, (key.platform, key.chat_id, user_id))
+            if row is None:
+                return False
+            await session.delete(row)
+            return True
+
+    async def chat_admins(self, key: ChatKey) -> list[str]:
+        async with self._sessions() as session:
+            rows = await session.scalars(
+                select(ChatAdmin.user_id)
+                .where(ChatAdmin.platform == key.platform, ChatAdmin.chat_id == key.chat_id)
+                .order_by(ChatAdmin.created_at)
+            )
+            return list(rows)
+
+    async def is_chat_admin(self, key: ChatKey, user_id: str) -> bool:
+        async with self._sessions() as session:
+            return await session.get(ChatAdmin, (key.platform, key.chat_id, user_id)) is not None
 
     async def _update_chat(self, key: ChatKey, **values: object) -> None:
         async with self._sessions.begin() as session:

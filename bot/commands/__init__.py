@@ -20,7 +20,7 @@ if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack, PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
     from bot.messages import Incoming
-    from storage.repository import Repository
+    from storage.repository import ChatState, Repository
 
 COMMAND_PREFIXES = ("/", "／")
 
@@ -30,7 +30,8 @@ class Level(IntEnum):
 
     MEMBER = 0
     CHAT_ADMIN = 1
-    """Group admins and owners; in a private chat, the user (it is their own chat)."""
+    """Group admins and owners, users a superuser made bot admins of the chat (``/admin add``); in a
+    private chat, the user (it is their own chat)."""
     SUPERUSER = 2
 
     @property
@@ -48,12 +49,20 @@ class CommandContext:
     repository: Repository
     active: CharacterPack
     screenshots: ScreenshotMatcher
+    state: ChatState
+    granted_admin: bool = False
+    """A superuser made the sender a bot admin of this chat."""
 
     @property
     def level(self) -> Level:
+        """Rights come from the config and the platform (and ``/admin add``), never from what is typed."""
         if self.config.is_superuser(self.incoming.qualified_user):
             return Level.SUPERUSER
-        if self.incoming.chat_type == "private" or self.incoming.sender.role in (Role.ADMIN, Role.OWNER):
+        if (
+            self.incoming.chat_type == "private"
+            or self.incoming.sender.role in (Role.ADMIN, Role.OWNER)
+            or self.granted_admin
+        ):
             return Level.CHAT_ADMIN
         return Level.MEMBER
 
@@ -122,9 +131,9 @@ class CommandRegistry:
 
 def default_commands() -> CommandRegistry:
     """The registry with every built-in command."""
-    from bot.commands import characters, help, images, memory
+    from bot.commands import admins, characters, help, images, memory
 
     registry = CommandRegistry()
-    for module in (help, characters, memory, images):
+    for module in (help, characters, memory, images, admins):
         module.register(registry)
     return registry

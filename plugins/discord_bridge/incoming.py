@@ -95,6 +95,7 @@ class MessageReader:
             message_id=str(message.id),
             parent_id=parent_id,
             character=character,
+            mentions=tuple(str(user.id) for user in message.mentions if user.id != me.id),
         )
 
     @staticmethod

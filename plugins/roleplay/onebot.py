@@ -38,6 +38,11 @@ def to_incoming(event: Event) -> Incoming | None:
         role=_ROLES.get(event.sender.role or "", Role.MEMBER),
     )
     if isinstance(event, GroupMessageEvent):
+        mentions = tuple(
+            str(segment.data["qq"])
+            for segment in event.message
+            if segment.type == "at" and str(segment.data.get("qq")) not in ("all", str(event.self_id))
+        )
         return Incoming(
             PLATFORM,
             "group",
@@ -46,6 +51,7 @@ def to_incoming(event: Event) -> Incoming | None:
             event.get_plaintext(),
             event.to_me,
             str(event.message_id),
+            mentions=mentions,
         )
     return Incoming(
         PLATFORM, "private", str(event.user_id), sender, event.get_plaintext(), True, str(event.message_id)

@@ -99,6 +99,7 @@ async def test_mentions_of_people_become_names(world: DiscordWorld) -> None:
         world, f"{world.mention()} have you met <@{ADMIN_ID}> in <#{CHANNEL_ID}>?", mentions=(ADMIN,)
     )
     assert incoming.text == "have you met @Ines in #tavern?"
+    assert incoming.mentions == (str(ADMIN_ID),), "the bot's own mention is not listed"
     by_role = addressed(world, f"<@&{BOT_ROLE_ID}> ahoy")
     assert by_role.to_me, "the bot's own role stands for the bot"
     assert by_role.text == "ahoy"
