@@ -145,6 +145,12 @@ class Router:
             if called is None and not incoming.to_me:
                 return []
             state = await self.chat_state(incoming)
+            if called is not None and called[0].id in state.disabled:
+                if not incoming.to_me:
+                    return []
+                called = None
+            if addressed is not None and addressed.id in state.disabled:
+                addressed = None
             if called is not None:
                 pack, rest = called
                 return [await self._answer(incoming, state, pack, rest or text)]
@@ -164,11 +170,12 @@ class Router:
         )
 
     def active_pack(self, state: ChatState) -> CharacterPack:
-        """The chat's character: the one chosen with ``/switch``, else ``[characters] default``."""
+        """The chat's character: the one chosen with ``/switch``, else ``[characters] default``, else the
+        first one not disabled in the chat."""
         for pack_id in (state.active_character, self.config.characters.default):
-            if pack_id and (pack := self.packs.get(pack_id)) is not None:
+            if pack_id and pack_id not in state.disabled and (pack := self.packs.get(pack_id)) is not None:
                 return pack
-        return next(iter(self.packs))
+        return next((pack for pack in self.packs if pack.id not in state.disabled), next(iter(self.packs)))
 
     async def _answer(self, incoming: Incoming, state: ChatState, pack: CharacterPack, text: str) -> Reply:
         key = incoming.key
