@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import re
 from pathlib import Path
 from typing import Any
 
@@ -87,3 +88,17 @@ def test_a_bad_lorebook_is_refused_naming_the_file(pack_with_lore: Path) -> None
     (pack_with_lore / "lorebook.json").write_text('{"entries": [{"keys": ["x"]}]}', encoding="utf-8")
     with pytest.raises(PackError, match=r"lorebook\.json: entries\.0\.content: Field required"):
         load_pack(pack_with_lore)
+
+
+def test_the_documented_lorebook_loads(tmp_path: Path) -> None:
+    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
+    block = next(block for block in re.findall(r"```json\n(.+?)```", readme, re.S) if '"entries"' in block)
+    folder = write_pack(tmp_path)
+    (folder / "lorebook.json").write_text(block, encoding="utf-8")
+    lore = load_pack(folder).lore
+    assert [entry.constant for entry in lore] == [False, False, True]
+    found = contents(triggered(lore, ["Barnacle again"]))
+    assert found == [
+        "Barnacle is Orla's grey cat; he steals kippers.",
+        "Skerrow Isle lies in the cold northern sea.",
+    ]
