@@ -5,6 +5,9 @@
     python -m bot [--config PATH] [run]          start the bot (the default)
     python -m bot characters list                the packs and whether they load
     python -m bot characters validate [DIR ...]  check packs; exit 1 on the first broken one
+    python -m bot characters import PATH [--id ID] [--replace]   a card, ChatHaruhi data, corpus, pack zip
+    python -m bot characters export ID [--as zip|card|card-json] [--out FILE]
+    python -m bot characters remove ID
     python -m bot db upgrade                     apply database migrations
     python -m bot extract --video EP01.mkv --subtitles EP01.ass --character NAME --out characters/ID
                                                  video + subtitles (or a transcript) → a character pack
@@ -42,6 +45,18 @@ def build_parser() -> argparse.ArgumentParser:
         "validate", help="validate packs (default: every pack under [characters] dir)"
     )
     validate.add_argument("paths", nargs="*", type=Path)
+    importing = actions.add_parser(
+        "import", help="import a character card (PNG/JSON/CHARX), ChatHaruhi data, a corpus or a pack zip"
+    )
+    importing.add_argument("source", help="a file or folder (a file:// URL of a local file works too)")
+    importing.add_argument("--id", dest="pack_id", help="the new pack's id (default: from the name)")
+    importing.add_argument("--replace", action="store_true", help="replace a pack with the same id")
+    exporting = actions.add_parser("export", help="write a pack as a zip or a Character Card V3")
+    exporting.add_argument("pack_id", metavar="ID")
+    exporting.add_argument("--as", dest="kind", choices=["zip", "card", "card-json"], default="zip")
+    exporting.add_argument("--out", type=Path, help="default: ID.zip, ID.png or ID.json here")
+    removing = actions.add_parser("remove", help="delete a pack folder (chats keep their memories)")
+    removing.add_argument("pack_id", metavar="ID")
     database = commands.add_parser("db", help="database maintenance")
     database.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
     _add_extract(commands.add_parser("extract", help="make a character pack from video + subtitles"))
@@ -213,6 +228,48 @@ def _characters(config: BotConfig, action: str, paths: Sequence[Path]) -> int:
     return 1 if failed else 0
 
 
+def _manage_characters(config: BotConfig, args: argparse.Namespace) -> int:
+    """``characters import|export|remove``; a refused import leaves ``[characters] dir`` untouched."""
+    from urllib.parse import unquote, urlparse
+
+    from bot.engine.packs import load_pack
+    from bot.importers import export_card, export_zip, import_pack, remove_pack
+
+    directory = config.characters_dir
+    if args.action == "import":
+        source = args.source
+        if source.startswith("file://"):
+            source = unquote(urlparse(source).path)
+        result = import_pack(
+            Path(source),
+            directory,
+            pack_id=args.pack_id,
+            replace=args.replace,
+            progress=lambda step: print(f"… {step}", file=sys.stderr),
+        )
+        pack = result.pack
+        print(
+            f"imported {pack.id} ({pack.name}) from a {result.format}: {len(pack.scenes)} scenes, "
+            f"{len(pack.lore)} lorebook entries"
+        )
+        for note in result.notes:
+            print(f"  note: {note}")
+        return 0
+    if args.action == "remove":
+        remove_pack(directory, args.pack_id)
+        print(
+            f"removed {args.pack_id}; the chats that used it keep their memories and fall back to the default"
+        )
+        return 0
+    pack = load_pack(directory / args.pack_id)
+    suffix = {"zip": ".zip", "card": ".png", "card-json": ".json"}[args.kind]
+    data = export_zip(pack) if args.kind == "zip" else export_card(pack, png=args.kind == "card")
+    out: Path = args.out or Path(pack.id + suffix)
+    out.write_bytes(data)
+    print(f"wrote {out} ({len(data) // 1024} KB)")
+    return 0
+
+
 def _db_upgrade(config: BotConfig) -> int:
     from storage import Database
 
@@ -235,6 +292,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "extract":
             return _extract(args)
         config = load_config(args.config)
+        if args.command == "characters" and args.action in ("import", "export", "remove"):
+            return _manage_characters(config, args)
         if args.command == "characters":
             return _characters(config, args.action, getattr(args, "paths", []))
         if args.command == "db":

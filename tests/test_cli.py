@@ -67,3 +67,28 @@ def test_discord_without_a_token_stops_the_start(
         "error: [platforms.discord] is enabled but the environment variable MY_DISCORD_TOKEN is empty: "
         "put the bot token there (README, 'Connect Discord')\n"
     )
+
+
+def test_import_export_and_remove_a_card(tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    from tests.importers.samples import WREN, v3, write_card_png
+
+    (tmp_path / "characters").mkdir()
+    config = tmp_path / "bot.toml"
+    config.write_text("", encoding="utf-8")
+    card = write_card_png(tmp_path / "wren.png", {"ccv3": v3(WREN)})
+    base = ["--config", str(config), "characters"]
+
+    assert main([*base, "import", card.as_uri(), "--id", "wren"]) == 0
+    assert capsys.readouterr().out.startswith("imported wren (Wren")
+    assert main([*base, "import", str(card), "--id", "wren"]) == 2
+    assert "a character with id 'wren' already exists" in capsys.readouterr().err
+
+    out = tmp_path / "wren-card.png"
+    assert main([*base, "export", "wren", "--as", "card", "--out", str(out)]) == 0
+    assert main([*base, "import", str(out), "--id", "wren2"]) == 0
+    assert main([*base, "list"]) == 0
+    listed = capsys.readouterr().out
+    assert "wren2" in listed
+
+    assert main([*base, "remove", "wren2"]) == 0
+    assert sorted(path.name for path in (tmp_path / "characters").iterdir()) == ["wren"]
