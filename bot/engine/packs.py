@@ -246,18 +246,27 @@ def _line_of_key(raw: str, key: str) -> int | None:
     return next((n for n, line in enumerate(raw.splitlines(), 1) if pattern.match(line)), None)
 
 
+def json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
+    """The values of a JSON-lines text with their line numbers; blank lines are skipped.
+
+    Lines are split at ``\n`` only: ``str.splitlines`` would also split inside a string holding
+    U+2028 or a form feed, which JSON allows unescaped.
+    """
+    for number, raw in enumerate(text.split("\n"), start=1):
+        if not raw.strip():
+            continue
+        try:
+            yield number, json.loads(raw)
+        except json.JSONDecodeError as exc:
+            raise PackError(path, f"invalid JSON at column {exc.colno}: {exc.msg}", line=number) from None
+
+
 def _load_screenshots(root: Path) -> list[Screenshot]:
     path = root / IMAGES_FILE
     if not path.exists():
         return []
     shots: list[Screenshot] = []
-    for number, raw in enumerate(path.read_text("utf-8").splitlines(), start=1):
-        if not raw.strip():
-            continue
-        try:
-            entry: Any = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise PackError(path, f"invalid JSON: {exc.msg}", line=number) from None
+    for number, entry in json_lines(path, path.read_text("utf-8")):
         if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
             raise PackError(path, 'each line must be an object with "image" and "text"', line=number)
         text = entry.get("text")

@@ -15,13 +15,13 @@ from __future__ import annotations
 
 import base64
 import binascii
-import json
 import re
 from collections import Counter
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any
 
+from bot.engine.packs import json_lines
 from bot.errors import PackError
 from bot.extract.speakers import clean_speaker, split_prefix, strip_quotes
 from bot.extract.subtitles import SubtitleLine
@@ -88,13 +88,7 @@ def import_chatharuhi_jsonl(source: Path, limits: ImportLimits, pack_id: str | N
     stories: list[tuple[str, int]] = []
     columns: Counter[str] = Counter()
     notes: list[str] = []
-    for number, raw in enumerate(text.split("\n"), start=1):
-        if not raw.strip():
-            continue
-        try:
-            row: Any = json.loads(raw)
-        except json.JSONDecodeError as exc:
-            raise PackError(source, f"invalid JSON at column {exc.colno}: {exc.msg}", line=number) from None
+    for number, row in json_lines(source, text):
         if not isinstance(row, dict):
             raise PackError(source, "each line must be a JSON object with a 'text' field", line=number)
         marks = {value for key, value in row.items() if key not in _TEXT_KEYS and isinstance(value, str)}
