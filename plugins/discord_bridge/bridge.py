@@ -5,6 +5,7 @@ from __future__ import annotations
 import asyncio
 import logging
 from collections.abc import Sequence
+from contextlib import nullcontext
 
 import discord
 
@@ -87,11 +88,9 @@ class DiscordBridge:
         me = self.client.user
         if me is None or (incoming := self.reader.read(message, me)) is None:
             return
+        typing = typing_in(message.channel) if self.router.is_addressed(incoming) else nullcontext()
         try:
-            if self.router.is_addressed(incoming):
-                async with typing_in(message.channel):
-                    replies = await self.router.handle(incoming)
-            else:
+            async with typing:
                 replies = await self.router.handle(incoming)
         except Exception:
             log.exception("failed to handle a message in %s", incoming.key)
