@@ -26,9 +26,8 @@ def _python(code: str) -> list[str]:
     return [sys.executable, "-c", code]
 
 
-def test_http_server_ready_then_stopped(tmp_path: Path) -> None:
-    port = free_port()
-    argv = [
+def _http_server(port: int, directory: Path) -> list[str]:
+    return [
         sys.executable,
         "-m",
         "http.server",
@@ -36,8 +35,13 @@ def test_http_server_ready_then_stopped(tmp_path: Path) -> None:
         "--bind",
         "127.0.0.1",
         "--directory",
-        str(tmp_path),
+        str(directory),
     ]
+
+
+def test_http_server_ready_then_stopped(tmp_path: Path) -> None:
+    port = free_port()
+    argv = _http_server(port, tmp_path)
     (tmp_path / "hello.txt").write_text("hi")
     with BotProcess(cwd=tmp_path, argv=argv, log_path=tmp_path / "server.log") as proc:
         proc.wait_ready("127.0.0.1", port, timeout=15)
@@ -54,16 +58,7 @@ def test_http_server_ready_then_stopped(tmp_path: Path) -> None:
 @pytest.mark.asyncio
 async def test_async_waits(tmp_path: Path) -> None:
     port = free_port()
-    argv = [
-        sys.executable,
-        "-m",
-        "http.server",
-        str(port),
-        "--bind",
-        "127.0.0.1",
-        "--directory",
-        str(tmp_path),
-    ]
+    argv = _http_server(port, tmp_path)
     with BotProcess(cwd=tmp_path, argv=argv) as proc:
         await proc.wait_ready_async("127.0.0.1", port, timeout=15)
         match = await proc.wait_for_log_async(re.compile(r"port (\d+)"), timeout=5)
