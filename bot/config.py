@@ -126,11 +126,17 @@ class StorageConfig(_Section):
 class CharactersConfig(_Section):
     dir: Path = Path("characters")
     default: str = "orla"
+    max_import_mb: float = Field(default=20.0, gt=0)
+    """The largest file ``/character import`` fetches from a chat (and each file of an archive)."""
+    progress_every_s: float = Field(default=10.0, gt=0)
+    """The least time between two "indexing 120/400 scenes" messages in the chat that imported."""
 
 
 class AdminsConfig(_Section):
     superusers: list[str] = Field(default_factory=list)
     """``platform:user_id`` entries, e.g. ``onebot:10001``."""
+    character_managers: Literal["superusers", "group_admins"] = "superusers"
+    """Who may create, import, reload and remove characters (which every chat then sees)."""
 
     @field_validator("superusers")
     @classmethod

@@ -13,7 +13,8 @@ command)::
     ├── StorageError         the database could not be opened or migrated
     ├── ExtractError         the extraction tool's input is unusable (names the file)
     └── CommandError         a chat command was used wrongly
-        └── PermissionDenied ... by someone without the level it needs
+        ├── PermissionDenied ... by someone without the level it needs
+        └── AttachmentError  ... with a file that cannot be fetched (gone, too big, unreachable)
 """
 
 from __future__ import annotations
@@ -70,3 +71,7 @@ class CommandError(BotError):
 
 class PermissionDenied(CommandError):
     """The user lacks the permission level a command needs."""
+
+
+class AttachmentError(CommandError):
+    """A file sent in a chat cannot be fetched; the message says which file and why."""

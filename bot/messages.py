@@ -6,6 +6,7 @@ messages; nothing in ``bot/`` ever sees a platform object.
 
 from __future__ import annotations
 
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
 from pathlib import Path
@@ -50,6 +51,24 @@ class Sender:
     role: Role = Role.MEMBER
 
 
+@dataclass(slots=True, frozen=True)
+class Attachment:
+    """A file sent with a message, fetched only when a command wants it.
+
+    ``fetch(max_bytes)`` returns the file's bytes; the platform raises
+    :class:`~bot.errors.AttachmentError` when the file is gone, unreachable, or larger than
+    ``max_bytes``. ``size`` is what the platform announced, when it did.
+    """
+
+    name: str
+    fetch: Callable[[int], Awaitable[bytes]]
+    size: int | None = None
+
+
+Attachments = Callable[[], Awaitable[tuple[Attachment, ...]]]
+"""Looks up the files of another message (the one being replied to) on demand."""
+
+
 @dataclass(slots=True)
 class Incoming:
     """One message from a platform, already reduced to what the core needs.
@@ -74,6 +93,10 @@ class Incoming:
     character: str | None = None
     mentions: tuple[str, ...] = ()
     """Platform user ids of the people the message mentions (the bot itself excluded)."""
+    attachments: tuple[Attachment, ...] = ()
+    """Files sent with the message (documents, images)."""
+    quoted: Attachments | None = None
+    """The files of the message this one replies to; ``None`` when it replies to none."""
 
     @property
     def key(self) -> ChatKey:
@@ -97,6 +120,14 @@ class Image:
     caption: str = ""
 
 
+@dataclass(slots=True, frozen=True)
+class File:
+    """A document to post with a reply (an exported pack); ``name`` is what the chat shows."""
+
+    path: Path
+    name: str
+
+
 @dataclass(slots=True)
 class Reply:
     """What the bot says back, in the same chat as the message it answers.
@@ -108,5 +139,6 @@ class Reply:
 
     text: str
     images: list[Image] = field(default_factory=list)
+    files: list[File] = field(default_factory=list)
     quote: bool = True
     character: str | None = None

@@ -5,7 +5,10 @@
   platform says is addressed (a reply to that character's message, ``Incoming.character``);
 * a message that opens with a character's name or alias (``Orla, ...`` / ``小满，...``) → that
   character answers (the active one, or another one without switching);
-* anything else → no reply.
+* the next message of a user a command is asking questions (``/character create``) → that command;
+* anything else → no reply (files are remembered a while for a ``/character import`` just after).
+
+A chat whose active character was removed is told once which character took over.
 
 Messages of one chat are handled one at a time, in order; different chats run concurrently.
 """
@@ -21,14 +24,15 @@ from contextlib import asynccontextmanager
 from dataclasses import replace
 from typing import TYPE_CHECKING
 
-from bot.commands import CommandContext, CommandRegistry, parse_command
+from bot.commands import CommandContext, CommandRegistry, Conversations, RecentFiles, parse_command
 from bot.engine.prompt import Turn
 from bot.engine.screenshots import screenshot_image
 from bot.messages import ChatKey, Incoming, Reply
 
 if TYPE_CHECKING:
+    from bot.catalog import PackCatalog
     from bot.config import BotConfig
-    from bot.engine.packs import CharacterPack, PackRegistry
+    from bot.engine.packs import CharacterPack
     from bot.engine.responder import Responder
     from storage.repository import ChatState, Repository, StoredMessage
 
@@ -91,18 +95,21 @@ class Router:
         self,
         *,
         config: BotConfig,
-        packs: PackRegistry,
+        catalog: PackCatalog,
         repository: Repository,
         responder: Responder,
         commands: CommandRegistry,
     ) -> None:
         self.config = config
-        self.packs = packs
+        self.catalog = catalog
+        self.packs = catalog.packs
         self.repository = repository
         self.responder = responder
         self.commands = commands
         self.locks = ChatLocks()
         self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
+        self.conversations = Conversations()
+        self.recent_files = RecentFiles()
 
     def is_addressed(self, incoming: Incoming) -> bool:
         """Whether :meth:`handle` will answer ``incoming`` (platforms show "typing…" for these)."""
@@ -111,10 +118,13 @@ class Router:
             return False
         if (parsed := parse_command(text)) is not None:
             return incoming.to_me or self.commands.get(parsed[0]) is not None
+        if self.conversations.waiting(incoming.key, incoming.sender.user_id):
+            return True
         return incoming.to_me or self.packs.called_at_start(text) is not None
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Everything the bot says in answer to ``incoming`` (often nothing)."""
+        self.recent_files.keep(incoming)
         text = incoming.text.strip()
         if not text:
             return []
@@ -123,39 +133,65 @@ class Router:
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:
-                    state = await self.chat_state(incoming)
-                    context = CommandContext(
-                        incoming,
-                        self.config,
-                        self.packs,
-                        self.repository,
-                        self.active_pack(state),
-                        self.responder.screenshots,
-                        state,
-                        granted_admin=await self.repository.is_chat_admin(
-                            incoming.key, incoming.sender.user_id
-                        ),
-                    )
-                    return [await self.commands.dispatch(command, context, parsed[1])]
+                    context, notices = await self._command_context(incoming)
+                    return [*notices, await self.commands.dispatch(command, context, parsed[1])]
                 if incoming.to_me:
                     return [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
                 return []
+            step = self.conversations.take(incoming.key, incoming.sender.user_id)
+            if step is not None:
+                context, notices = await self._command_context(incoming)
+                return [*notices, await self.commands.continue_with(step, context, text)]
             called = self.packs.called_at_start(text)
             addressed = self.packs.get(incoming.character) if incoming.character else None
             if called is None and not incoming.to_me:
                 return []
-            state = await self.chat_state(incoming)
+            state, notices = await self._state(incoming)
             if called is not None and called[0].id in state.disabled:
                 if not incoming.to_me:
-                    return []
+                    return notices
                 called = None
             if addressed is not None and addressed.id in state.disabled:
                 addressed = None
             if called is not None:
                 pack, rest = called
-                return [await self._answer(incoming, state, pack, rest or text)]
+                return [*notices, await self._answer(incoming, state, pack, rest or text)]
             pack = addressed or self.active_pack(state)
-            return [await self._answer(incoming, state, pack, text)]
+            return [*notices, await self._answer(incoming, state, pack, text)]
+
+    async def _command_context(self, incoming: Incoming) -> tuple[CommandContext, list[Reply]]:
+        state, notices = await self._state(incoming)
+        context = CommandContext(
+            incoming,
+            self.config,
+            self.catalog,
+            self.repository,
+            self.active_pack(state),
+            state,
+            self.conversations,
+            granted_admin=await self.repository.is_chat_admin(incoming.key, incoming.sender.user_id),
+            recent_files=self.recent_files.of(incoming),
+        )
+        return context, notices
+
+    async def _state(self, incoming: Incoming) -> tuple[ChatState, list[Reply]]:
+        """The chat's state, and a notice when its active character has been removed since.
+
+        The notice comes with the chat's next message rather than at removal time, so a chat on a
+        platform that is not connected then (or a pack deleted while the bot was down) is told too.
+        """
+        state = await self.chat_state(incoming)
+        removed = state.active_character
+        if removed is None or removed in self.packs:
+            return state, []
+        for key in (incoming.key, incoming.parent_key):
+            if key is not None and (await self.repository.chat_state(key)).active_character == removed:
+                await self.repository.set_active_character(key, None)
+        state = replace(state, active_character=None)
+        successor = self.active_pack(state)
+        log.info("%s: active character %r is gone; %r takes over", incoming.key, removed, successor.id)
+        notice = f"The character '{removed}' was removed from the bot; {successor.name} takes over here."
+        return state, [Reply(notice, quote=False)]
 
     async def chat_state(self, incoming: Incoming) -> ChatState:
         """The chat's state, with what it has not chosen itself taken from its parent chat."""

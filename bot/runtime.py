@@ -8,10 +8,10 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from collections.abc import Coroutine
 from dataclasses import dataclass, field
-from typing import Any
 
+from bot.background import Background
+from bot.catalog import PackCatalog
 from bot.commands import default_commands
 from bot.config import BotConfig
 from bot.engine.embedder import Embedder, create_embedder
@@ -22,6 +22,8 @@ from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
 from bot.errors import ConfigError, PackError
+from bot.importers import ImportLimits
+from bot.outbox import Outbox
 from bot.router import Router
 from storage import Database, Repository
 
@@ -40,7 +42,10 @@ class Runtime:
     retriever: Retriever
     model: ChatModel
     router: Router
-    background: set[asyncio.Task[None]] = field(default_factory=set)
+    catalog: PackCatalog
+    outbox: Outbox
+    """Platforms register here how to post to their chats (progress of imports, notices)."""
+    background: Background = field(default_factory=Background)
 
     @staticmethod
     def load_packs(config: BotConfig) -> PackLoadReport:
@@ -93,17 +98,42 @@ class Runtime:
             model=chat_model,
             screenshots=screenshots,
         )
+        background = Background()
+        outbox = Outbox()
+        catalog = PackCatalog(
+            config.characters_dir,
+            registry,
+            retriever,
+            screenshots,
+            outbox=outbox,
+            background=background,
+            work_dir=config.data_dir / "characters",
+            limits=ImportLimits(max_file_bytes=int(config.characters.max_import_mb * 1_000_000)),
+            progress_every_s=config.characters.progress_every_s,
+        )
         router = Router(
             config=config,
-            packs=registry,
+            catalog=catalog,
             repository=Repository(database),
             responder=responder,
             commands=default_commands(),
         )
-        runtime = cls(config, database, registry, report.errors, embedder, retriever, chat_model, router)
-        runtime._in_background(runtime._index_packs())
+        runtime = cls(
+            config,
+            database,
+            registry,
+            report.errors,
+            embedder,
+            retriever,
+            chat_model,
+            router,
+            catalog,
+            outbox,
+            background,
+        )
+        background.start(catalog.index_all(), "indexing the characters' scenes")
         if (warm_up := getattr(chat_model, "warm_up", None)) is not None:
-            runtime._in_background(warm_up())
+            background.start(warm_up(), "warming up the model")
         log.info(
             "ready: %d character(s) [%s], model %s, database %s",
             len(registry),
@@ -113,30 +143,7 @@ class Runtime:
         )
         return runtime
 
-    async def _index_packs(self) -> None:
-        """Embed every pack's scenes (or load them from the cache).
-
-        Runs after start-up: until a pack is indexed its scenes are found by BM25 alone, so a cold
-        start with big packs answers at once instead of waiting minutes for the embeddings.
-        """
-        for pack in self.packs:
-            await self.retriever.index(pack)
-            await self.router.responder.screenshots.index(pack)
-        log.info("scene index ready for %d character(s)", len(self.packs))
-
-    def _in_background(self, work: Coroutine[Any, Any, None]) -> None:
-        task = asyncio.get_running_loop().create_task(work)
-        self.background.add(task)
-        task.add_done_callback(self._background_done)
-
-    def _background_done(self, task: asyncio.Task[None]) -> None:
-        self.background.discard(task)
-        if not task.cancelled() and (error := task.exception()) is not None:
-            log.error("background start-up work failed: %s", error)
-
     async def aclose(self) -> None:
-        for task in list(self.background):
-            task.cancel()
-        await asyncio.gather(*self.background, return_exceptions=True)
+        await self.background.aclose()
         await self.model.aclose()
         await self.database.aclose()

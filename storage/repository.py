@@ -117,7 +117,7 @@ class Repository:
             for name, value in values.items():
                 setattr(chat, name, value)
 
-    async def set_active_character(self, key: ChatKey, character_id: str) -> None:
+    async def set_active_character(self, key: ChatKey, character_id: str | None) -> None:
         await self._update_chat(key, active_character=character_id)
 
     async def set_images_enabled(self, key: ChatKey, enabled: bool) -> None:

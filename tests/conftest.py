@@ -7,6 +7,8 @@ from pathlib import Path
 
 import pytest
 
+from bot.background import Background
+from bot.catalog import PackCatalog
 from bot.commands import default_commands
 from bot.config import BotConfig, parse_config
 from bot.engine.embedder import HashingEmbedder
@@ -16,6 +18,7 @@ from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
+from bot.outbox import Outbox
 from bot.router import Router
 from storage import Database, Repository
 from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
@@ -47,22 +50,52 @@ def model() -> EchoChatModel:
 
 
 @pytest.fixture
-async def router(config: BotConfig, repository: Repository, model: EchoChatModel) -> Router:
+def outbox() -> Outbox:
+    return Outbox()
+
+
+@pytest.fixture
+async def background() -> AsyncIterator[Background]:
+    background = Background()
+    yield background
+    await background.aclose()
+
+
+@pytest.fixture
+async def catalog(config: BotConfig, outbox: Outbox, background: Background) -> PackCatalog:
     packs = PackRegistry(load_packs(config.characters_dir).packs)
     retriever = Retriever(HashingEmbedder(), config.data_dir, dense_weight=config.retrieval.dense_weight)
-    for pack in packs:
-        await retriever.index(pack)
+    screenshots = ScreenshotMatcher(
+        retriever.embedder, min_similarity=config.images.min_similarity, min_overlap=config.images.min_overlap
+    )
+    catalog = PackCatalog(
+        config.characters_dir,
+        packs,
+        retriever,
+        screenshots,
+        outbox=outbox,
+        background=background,
+        work_dir=config.data_dir / "characters",
+    )
+    await catalog.index_all()
+    return catalog
+
+
+@pytest.fixture
+async def router(
+    config: BotConfig, catalog: PackCatalog, repository: Repository, model: EchoChatModel
+) -> Router:
     responder = Responder(
         config=config,
-        retriever=retriever,
+        retriever=catalog.retriever,
         prompts=PromptBuilder(config.prompt, TokenCounter.default()),
         model=model,
-        screenshots=ScreenshotMatcher(
-            retriever.embedder,
-            min_similarity=config.images.min_similarity,
-            min_overlap=config.images.min_overlap,
-        ),
+        screenshots=catalog.screenshots,
     )
     return Router(
-        config=config, packs=packs, repository=repository, responder=responder, commands=default_commands()
+        config=config,
+        catalog=catalog,
+        repository=repository,
+        responder=responder,
+        commands=default_commands(),
     )

@@ -1,21 +1,29 @@
-"""Chat commands: one registry, one module per command family.
+r"""Chat commands: one registry, one module per command family.
 
 A command is a :class:`Command` with a name, Chinese or short aliases, a one-line summary and the
-permission :class:`Level` it needs. :meth:`CommandRegistry.dispatch` checks the level and turns a
-:class:`~bot.errors.CommandError` into a reply for the user, so handlers just raise.
+permission :class:`Level` it needs; a command family such as ``/character`` is one command with
+:class:`Verb`\ s, each with its own level. :meth:`CommandRegistry.dispatch` checks the level and turns
+a :class:`~bot.errors.CommandError` into a reply for the user, so handlers just raise.
+
+A handler that needs more from the user (``/character create``'s questions) calls
+:meth:`CommandContext.expect`: the user's next message in that chat goes to the given handler.
 """
 
 from __future__ import annotations
 
+import re
+import time
+from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
 from enum import IntEnum, StrEnum
 from typing import TYPE_CHECKING
 
 from bot.errors import CommandError, PermissionDenied
-from bot.messages import Reply, Role
+from bot.messages import Attachment, ChatKey, Reply, Role
 
 if TYPE_CHECKING:
+    from bot.catalog import PackCatalog
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack, PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
@@ -45,13 +53,23 @@ class CommandContext:
 
     incoming: Incoming
     config: BotConfig
-    packs: PackRegistry
+    catalog: PackCatalog
     repository: Repository
     active: CharacterPack
-    screenshots: ScreenshotMatcher
     state: ChatState
+    conversations: Conversations
     granted_admin: bool = False
     """A superuser made the sender a bot admin of this chat."""
+    recent_files: tuple[Attachment, ...] = ()
+    """Files the sender posted in this chat shortly before (see :class:`RecentFiles`)."""
+
+    @property
+    def packs(self) -> PackRegistry:
+        return self.catalog.packs
+
+    @property
+    def screenshots(self) -> ScreenshotMatcher:
+        return self.catalog.screenshots
 
     @property
     def level(self) -> Level:
@@ -66,8 +84,88 @@ class CommandContext:
             return Level.CHAT_ADMIN
         return Level.MEMBER
 
+    def expect(self, step: Handler) -> None:
+        """Send the user's next message in this chat (``@`` or not) to ``step`` instead of a character."""
+        self.conversations.expect(self.incoming.key, self.incoming.sender.user_id, step)
+
+    async def files(self) -> tuple[Attachment, ...]:
+        """The files this command is about: sent with it, else in the message it replies to, else the
+        ones the sender posted here just before."""
+        if self.incoming.attachments:
+            return self.incoming.attachments
+        if self.incoming.quoted is not None and (quoted := await self.incoming.quoted()):
+            return quoted
+        return self.recent_files
+
 
 Handler = Callable[[CommandContext, str], Awaitable[Reply]]
+LevelRule = Callable[["BotConfig"], Level]
+"""A level that the config decides (``[admins] character_managers``)."""
+
+
+def required_level(level: Level | LevelRule, config: BotConfig) -> Level:
+    return level if isinstance(level, Level) else level(config)
+
+
+class Conversations:
+    """Commands waiting for a user's next message, per chat and user, forgotten after ``ttl_s``."""
+
+    def __init__(self, ttl_s: float = 600.0, clock: Callable[[], float] = time.monotonic) -> None:
+        self.ttl_s = ttl_s
+        self._clock = clock
+        self._waiting: dict[tuple[ChatKey, str], tuple[Handler, float]] = {}
+
+    def expect(self, key: ChatKey, user_id: str, step: Handler) -> None:
+        self._waiting[(key, user_id)] = (step, self._clock() + self.ttl_s)
+
+    def waiting(self, key: ChatKey, user_id: str) -> bool:
+        entry = self._waiting.get((key, user_id))
+        return entry is not None and entry[1] > self._clock()
+
+    def take(self, key: ChatKey, user_id: str) -> Handler | None:
+        """The step waiting for this user's message, removed (a step that wants more asks again)."""
+        entry = self._waiting.pop((key, user_id), None)
+        if entry is None or entry[1] <= self._clock():
+            return None
+        return entry[0]
+
+    def cancel(self, key: ChatKey, user_id: str) -> bool:
+        return self.take(key, user_id) is not None
+
+    def __len__(self) -> int:
+        now = self._clock()
+        return sum(deadline > now for _step, deadline in self._waiting.values())
+
+
+class RecentFiles:
+    """The files each user last posted in each chat, for a command sent in a later message.
+
+    Many clients cannot send a file and text together (QQ among them), so ``/character import`` may
+    come just after the file. At most ``capacity`` entries, each kept ``ttl_s``.
+    """
+
+    def __init__(
+        self, ttl_s: float = 600.0, capacity: int = 1000, clock: Callable[[], float] = time.monotonic
+    ) -> None:
+        self.ttl_s = ttl_s
+        self.capacity = capacity
+        self._clock = clock
+        self._files: OrderedDict[tuple[ChatKey, str], tuple[tuple[Attachment, ...], float]] = OrderedDict()
+
+    def keep(self, incoming: Incoming) -> None:
+        if not incoming.attachments:
+            return
+        entry = (incoming.key, incoming.sender.user_id)
+        self._files[entry] = (incoming.attachments, self._clock() + self.ttl_s)
+        self._files.move_to_end(entry)
+        while len(self._files) > self.capacity:
+            self._files.popitem(last=False)
+
+    def of(self, incoming: Incoming) -> tuple[Attachment, ...]:
+        found = self._files.get((incoming.key, incoming.sender.user_id))
+        if found is None or found[1] <= self._clock():
+            return ()
+        return found[0]
 
 
 class Completion(StrEnum):
@@ -77,14 +175,56 @@ class Completion(StrEnum):
 
 
 @dataclass(slots=True, frozen=True)
-class Command:
+class Verb:
+    """One action of a command family: ``/character import`` is the verb ``import`` of ``character``."""
+
     name: str
     summary: str
     handler: Handler
     usage: str = ""
-    level: Level = Level.MEMBER
+    level: Level | LevelRule = Level.MEMBER
+    aliases: tuple[str, ...] = ()
+
+
+@dataclass(slots=True, frozen=True)
+class Command:
+    name: str
+    summary: str
+    handler: Handler | None = None
+    """What runs the command; ``None`` for a family that only has :attr:`verbs`."""
+    usage: str = ""
+    level: Level | LevelRule = Level.MEMBER
     aliases: tuple[str, ...] = ()
     completion: Completion | None = None
+    verbs: tuple[Verb, ...] = ()
+    default_verb: str | None = None
+    """The verb a bare ``/command`` runs; without one it answers with the usage."""
+
+    @property
+    def verb_usage(self) -> str:
+        return " · ".join(f"{verb.name} {verb.usage}".strip() for verb in self.verbs)
+
+    def resolve(self, args: str) -> tuple[str, Handler, Level | LevelRule, str]:
+        """The label (``/character import``), handler, level and arguments that ``args`` calls for."""
+        if not self.verbs:
+            assert self.handler is not None, f"/{self.name} has neither a handler nor verbs"
+            return f"/{self.name}", self.handler, self.level, args
+        first, rest = split_first(args)
+        wanted = first.casefold() or self.default_verb
+        for verb in self.verbs:
+            if wanted is not None and wanted in (verb.name, *verb.aliases):
+                return f"/{self.name} {verb.name}", verb.handler, verb.level, rest
+        raise CommandError(f"Usage: /{self.name} {self.verb_usage}")
+
+
+_FIRST_WORD = re.compile(r"\s*(\S*)\s*(.*)", re.DOTALL)
+
+
+def split_first(text: str) -> tuple[str, str]:
+    """``"create wren Wren"`` → ``("create", "wren Wren")``; any whitespace, newlines included, separates."""
+    match = _FIRST_WORD.fullmatch(text)
+    assert match is not None
+    return match[1], match[2].strip()
 
 
 def parse_command(text: str) -> tuple[str, str] | None:
@@ -92,11 +232,11 @@ def parse_command(text: str) -> tuple[str, str] | None:
     stripped = text.strip()
     if not stripped.startswith(COMMAND_PREFIXES):
         return None
-    name, _, args = stripped[1:].partition(" ")
-    name = name.strip().casefold()
-    if not name:
+    name, args = split_first(stripped[1:])
+    name = name.casefold()
+    if not name or stripped[1:2].isspace():
         return None
-    return name, args.strip()
+    return name, args
 
 
 class CommandRegistry:
@@ -120,11 +260,20 @@ class CommandRegistry:
         return iter(self._commands.values())
 
     async def dispatch(self, command: Command, context: CommandContext, args: str) -> Reply:
-        """Run ``command`` if the user's level allows it; errors become the reply text."""
+        """Run ``command`` (or the verb ``args`` names) if the user's level allows it."""
         try:
-            if context.level < command.level:
-                raise PermissionDenied(f"/{command.name} is for {command.level.label} only.")
-            return await command.handler(context, args)
+            label, handler, level, rest = command.resolve(args)
+            required = required_level(level, context.config)
+            if context.level < required:
+                raise PermissionDenied(f"{label} is for {required.label} only.")
+            return await handler(context, rest)
+        except CommandError as exc:
+            return Reply(str(exc))
+
+    async def continue_with(self, step: Handler, context: CommandContext, text: str) -> Reply:
+        """Run a step a command left waiting for the user's next message (:meth:`CommandContext.expect`)."""
+        try:
+            return await step(context, text)
         except CommandError as exc:
             return Reply(str(exc))
 

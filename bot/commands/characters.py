@@ -1,11 +1,29 @@
-"""``/switch``, ``/characters``, ``/who``, ``/character``: choosing and managing the chat's characters."""
+"""``/switch``, ``/characters``, ``/who``, ``/character``: choosing and managing the chat's characters.
+
+``/character`` verbs and who may use them:
+
+* ``info``: everyone; ``disable``/``enable`` (this chat only) and ``export``: group admins;
+* ``create``, ``import``, ``reload``, ``remove`` change the characters of every chat: the level
+  ``[admins] character_managers`` names (superusers by default).
+"""
 
 from __future__ import annotations
 
-from bot.commands import Command, CommandContext, CommandRegistry, Completion, Level
-from bot.engine.packs import CharacterPack
-from bot.errors import CommandError, PermissionDenied
-from bot.messages import Reply
+from bot.commands import Command, CommandContext, CommandRegistry, Completion, Level, Verb, split_first
+from bot.commands.creation import USAGE as CREATE_USAGE
+from bot.commands.creation import handle_create
+from bot.config import BotConfig
+from bot.engine.packs import PACK_ID, CharacterPack
+from bot.errors import CommandError, PackError
+from bot.messages import Attachment, Reply
+
+REPLACE_WORDS = frozenset({"replace", "--replace", "覆盖"})
+CARD_WORDS = frozenset({"card", "png", "卡片"})
+
+
+def character_managers(config: BotConfig) -> Level:
+    """Who may add, change and remove characters for every chat (``[admins] character_managers``)."""
+    return Level.CHAT_ADMIN if config.admins.character_managers == "group_admins" else Level.SUPERUSER
 
 
 def _entry(pack: CharacterPack) -> str:
@@ -14,6 +32,17 @@ def _entry(pack: CharacterPack) -> str:
 
 def _choices(packs: list[CharacterPack] | tuple[CharacterPack, ...]) -> str:
     return ", ".join(f"{pack.id} ({pack.name})" for pack in packs)
+
+
+def _pack_named(context: CommandContext, wanted: str) -> CharacterPack:
+    if not wanted:
+        raise CommandError(f"Which character? Available: {_choices(list(context.packs))}")
+    match = context.packs.match(wanted)
+    if match.pack is not None:
+        return match.pack
+    if match.candidates:
+        raise CommandError(f"'{wanted}' could mean {_choices(match.candidates)}. Which one?")
+    raise CommandError(f"No character matches '{wanted}'. Available: {_choices(list(context.packs))}")
 
 
 async def handle_switch(context: CommandContext, args: str) -> Reply:
@@ -41,41 +70,17 @@ async def handle_characters(context: CommandContext, args: str) -> Reply:
     return Reply("\n".join(lines))
 
 
-def _pack_named(context: CommandContext, wanted: str) -> CharacterPack:
-    match = context.packs.match(wanted)
-    if match.pack is not None:
-        return match.pack
-    if match.candidates:
-        raise CommandError(f"'{wanted}' could mean {_choices(match.candidates)}. Which one?")
-    raise CommandError(f"No character matches '{wanted}'. Available: {_choices(list(context.packs))}")
+async def handle_who(context: CommandContext, args: str) -> Reply:
+    pack = context.active
+    aliases = ", ".join(pack.aliases) or "none"
+    return Reply(f"Active character: {_entry(pack)} (call it: {aliases})")
 
 
-async def handle_character(context: CommandContext, args: str) -> Reply:
-    verb, _, rest = args.strip().partition(" ")
-    verb = verb.casefold()
-    if verb not in CHARACTER_VERBS or not rest.strip():
-        raise CommandError(f"Usage: /character {CHARACTER_USAGE}")
-    pack = _pack_named(context, rest.strip())
-    if verb == "info":
-        return Reply(_info(pack, disabled=pack.id in context.state.disabled))
-    if context.level < Level.CHAT_ADMIN:
-        raise PermissionDenied(f"/character {verb} is for {Level.CHAT_ADMIN.label} only.")
-    key = context.incoming.key
-    if verb == "disable":
-        if len(context.packs) - len(context.state.disabled | {pack.id}) < 1:
-            raise CommandError("That would leave this chat without any character.")
-        changed = await context.repository.set_character_disabled(key, pack.id, True)
-        note = ""
-        if pack.id == context.active.id:
-            note = " It was the active character; the chat falls back to the default."
-        return Reply(
-            (f"{pack.name} is disabled in this chat." if changed else f"{pack.name} already was.") + note
-        )
-    changed = await context.repository.set_character_disabled(key, pack.id, False)
-    return Reply(f"{pack.name} is enabled in this chat." if changed else f"{pack.name} already was enabled.")
+# ---------------------------------------------------------------------- /character verbs
 
 
-def _info(pack: CharacterPack, *, disabled: bool) -> str:
+async def handle_info(context: CommandContext, args: str) -> Reply:
+    pack = _pack_named(context, args)
     lines = [
         f"{pack.name} ({pack.id}) — {pack.description}",
         f"Called by: {', '.join(pack.aliases) or 'its name'} · language: {pack.settings.language}",
@@ -83,19 +88,134 @@ def _info(pack: CharacterPack, *, disabled: bool) -> str:
     ]
     if pack.settings.greeting:
         lines.append(f"Greeting: {pack.settings.greeting}")
-    if disabled:
+    if pack.id in context.state.disabled:
         lines.append("Disabled in this chat.")
-    return "\n".join(lines)
+    return Reply("\n".join(lines))
 
 
-CHARACTER_VERBS = ("info", "disable", "enable")
-CHARACTER_USAGE = "info|disable|enable <id | name>"
+async def handle_disable(context: CommandContext, args: str) -> Reply:
+    pack = _pack_named(context, args)
+    if len(context.packs) - len(context.state.disabled | {pack.id}) < 1:
+        raise CommandError("That would leave this chat without any character.")
+    changed = await context.repository.set_character_disabled(context.incoming.key, pack.id, True)
+    note = ""
+    if pack.id == context.active.id:
+        note = " It was the active character; the chat falls back to the default."
+    return Reply(
+        (f"{pack.name} is disabled in this chat." if changed else f"{pack.name} already was.") + note
+    )
 
 
-async def handle_who(context: CommandContext, args: str) -> Reply:
-    pack = context.active
-    aliases = ", ".join(pack.aliases) or "none"
-    return Reply(f"Active character: {_entry(pack)} (call it: {aliases})")
+async def handle_enable(context: CommandContext, args: str) -> Reply:
+    pack = _pack_named(context, args)
+    changed = await context.repository.set_character_disabled(context.incoming.key, pack.id, False)
+    return Reply(f"{pack.name} is enabled in this chat." if changed else f"{pack.name} already was enabled.")
+
+
+def _import_options(args: str) -> tuple[str | None, bool]:
+    """``[id] [replace]`` in any order."""
+    pack_id: str | None = None
+    replace = False
+    for word in args.split():
+        if word.casefold() in REPLACE_WORDS:
+            replace = True
+        elif PACK_ID.match(word.casefold()) and pack_id is None:
+            pack_id = word.casefold()
+        else:
+            raise CommandError(f"Usage: /character import {IMPORT_USAGE}")
+    return pack_id, replace
+
+
+async def _fetch(attachment: Attachment, limit: int) -> bytes:
+    if attachment.size is not None and attachment.size > limit:
+        raise CommandError(
+            f"{attachment.name} is {attachment.size:,} bytes, over the import limit of {limit:,} bytes."
+        )
+    return await attachment.fetch(limit)
+
+
+async def handle_import(context: CommandContext, args: str) -> Reply:
+    pack_id, replace = _import_options(args)
+    files = await context.files()
+    if not files:
+        raise CommandError(
+            "Send the file (a character card .png/.json/.charx, a pack .zip, ChatHaruhi .jsonl or a "
+            "transcript .txt) and reply to it with /character import, or send the command right after it."
+        )
+    attachment = files[0]
+    catalog = context.catalog
+    data = await _fetch(attachment, catalog.limits.max_file_bytes)
+    try:
+        result = await catalog.install_upload(
+            attachment.name, data, pack_id=pack_id, replace=replace, report_to=context.incoming.key
+        )
+    except PackError as exc:
+        raise CommandError(f"Could not import {attachment.name}: {_where(exc, attachment.name)}") from None
+    pack = result.pack
+    lines = [
+        f"Imported {pack.name} as {pack.id} ({result.format}): {len(pack.scenes)} scenes, "
+        f"{len(pack.lore)} lorebook entries. Live in every chat now: /switch {pack.id}",
+        *(f"· {note}" for note in result.notes),
+    ]
+    return Reply("\n".join(lines))
+
+
+def _where(error: PackError, upload: str) -> str:
+    """The error with the server's temp path cut down to what the user sent."""
+    path = error.path
+    parts = path.parts
+    for index, part in enumerate(parts):
+        if part.startswith("upload-") and index + 1 < len(parts):
+            inside = "/".join(parts[index + 2 :])
+            shown = f"{upload}/{inside}" if inside else upload
+            line = f":{error.line}" if error.line is not None else ""
+            return f"{shown}{line}: {error.reason}"
+    return str(error)
+
+
+async def handle_reload(context: CommandContext, args: str) -> Reply:
+    wanted = args.strip()
+    match = context.packs.match(wanted) if wanted else None
+    pack_id = match.pack.id if match is not None and match.pack is not None else wanted.casefold()
+    if not pack_id:
+        raise CommandError("Usage: /character reload <id>")
+    try:
+        pack = await context.catalog.reload(pack_id, report_to=context.incoming.key)
+    except PackError as exc:
+        raise CommandError(f"Could not reload {pack_id}: {exc}") from None
+    return Reply(f"Reloaded {pack.name} ({pack.id}): {len(pack.scenes)} scenes. Live in every chat now.")
+
+
+async def handle_remove(context: CommandContext, args: str) -> Reply:
+    pack = _pack_named(context, args)
+    try:
+        await context.catalog.remove(pack.id)
+    except PackError as exc:
+        raise CommandError(f"Could not remove {pack.name}: {exc.reason}") from None
+    return Reply(
+        f"Removed {pack.name} ({pack.id}). Chats keep their memories of it; where it was active the "
+        "default character takes over."
+    )
+
+
+async def handle_export(context: CommandContext, args: str) -> Reply:
+    wanted, form = split_first(args)
+    card = form.casefold() in CARD_WORDS
+    if form and not card and form.casefold() != "zip":
+        raise CommandError(f"Usage: /character export {EXPORT_USAGE}")
+    pack = _pack_named(context, wanted)
+    try:
+        exported = await context.catalog.export(pack.id, "card" if card else "zip")
+    except PackError as exc:
+        raise CommandError(f"Could not export {pack.name}: {exc.reason}") from None
+    what = "a Character Card V3 (PNG)" if card else "a pack zip"
+    reply = Reply(f"{pack.name} as {what}: {exported.name}")
+    reply.files.append(exported)
+    return reply
+
+
+IMPORT_USAGE = "[id] [replace] (replying to a file, or right after sending one)"
+EXPORT_USAGE = "<id> [zip|card]"
 
 
 def register(registry: CommandRegistry) -> None:
@@ -116,9 +236,19 @@ def register(registry: CommandRegistry) -> None:
     registry.add(
         Command(
             "character",
-            "a character's details; admins disable or enable it in this chat",
-            handle_character,
-            usage=CHARACTER_USAGE,
+            "see and manage characters",
             aliases=("角色管理",),
+            verbs=(
+                Verb("info", "a character's details", handle_info, "<id>", aliases=("详情",)),
+                Verb("disable", "hide a character in this chat", handle_disable, "<id>", Level.CHAT_ADMIN),
+                Verb("enable", "show it again", handle_enable, "<id>", Level.CHAT_ADMIN),
+                Verb("export", "send a character as a file", handle_export, EXPORT_USAGE, Level.CHAT_ADMIN),
+                Verb("create", "make a new character", handle_create, CREATE_USAGE, character_managers),
+                Verb(
+                    "import", "add a character from a file", handle_import, IMPORT_USAGE, character_managers
+                ),
+                Verb("reload", "read a pack folder again", handle_reload, "<id>", character_managers),
+                Verb("remove", "delete a character", handle_remove, "<id>", character_managers),
+            ),
         )
     )

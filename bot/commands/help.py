@@ -1,20 +1,43 @@
-"""``/help``."""
+"""``/help`` and ``/cancel``."""
 
 from __future__ import annotations
 
-from bot.commands import Command, CommandContext, CommandRegistry, Level
+from bot.commands import Command, CommandContext, CommandRegistry, Level, LevelRule, required_level
 from bot.messages import Reply
+
+
+def _only(level: Level | LevelRule, context: CommandContext) -> str:
+    required = required_level(level, context.config)
+    return f" [{required.label}]" if required > Level.MEMBER else ""
 
 
 def register(registry: CommandRegistry) -> None:
     async def handle_help(context: CommandContext, args: str) -> Reply:
         lines = [f"Commands (talking to {context.active.name}: @ the bot or start with its name):"]
         for command in registry:
-            usage = f" {command.usage}" if command.usage else ""
             names = "/".join(command.aliases)
             extra = f" (also /{names})" if names else ""
-            only = f" [{command.level.label}]" if command.level > Level.MEMBER else ""
-            lines.append(f"/{command.name}{usage}: {command.summary}{extra}{only}")
+            if not command.verbs:
+                usage = f" {command.usage}" if command.usage else ""
+                lines.append(
+                    f"/{command.name}{usage}: {command.summary}{extra}{_only(command.level, context)}"
+                )
+                continue
+            lines.append(f"/{command.name}: {command.summary}{extra}")
+            for verb in command.verbs:
+                usage = f" {verb.usage}" if verb.usage else ""
+                lines.append(
+                    f"  /{command.name} {verb.name}{usage}: {verb.summary}{_only(verb.level, context)}"
+                )
         return Reply("\n".join(lines))
 
+    async def handle_cancel(context: CommandContext, args: str) -> Reply:
+        incoming = context.incoming
+        if context.conversations.cancel(incoming.key, incoming.sender.user_id):
+            return Reply("Cancelled.")
+        return Reply("Nothing to cancel.")
+
     registry.add(Command("help", "list commands", handle_help, aliases=("帮助",)))
+    registry.add(
+        Command("cancel", "stop a command that is asking you questions", handle_cancel, aliases=("取消",))
+    )

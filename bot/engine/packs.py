@@ -361,7 +361,11 @@ class PackRegistry:
             self.add(pack)
 
     def add(self, pack: CharacterPack) -> None:
+        """Serve ``pack``, in place of the one with its id if there is one."""
         self._packs[pack.id] = pack
+
+    def remove(self, pack_id: str) -> CharacterPack | None:
+        return self._packs.pop(pack_id, None)
 
     def get(self, pack_id: str) -> CharacterPack | None:
         return self._packs.get(pack_id)

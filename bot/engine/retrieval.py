@@ -30,7 +30,7 @@ import re
 import tempfile
 import threading
 import time
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -184,13 +184,21 @@ def _write_cache(path: Path, vectors: FloatArray, pack_id: str) -> None:
                 other.unlink()
 
 
-def _embed_scenes(embedder: Embedder, scenes: Sequence[Scene], batch_size: int) -> FloatArray:
+Progress = Callable[[int, int], None]
+"""Hears ``(scenes done, scenes in all)`` while a pack is indexed; called from a worker thread."""
+
+
+def _embed_scenes(
+    embedder: Embedder, scenes: Sequence[Scene], batch_size: int, progress: Progress | None = None
+) -> FloatArray:
     passages = [scene_passage(scene) for scene in scenes]
     if not passages:
         return np.zeros((0, embedder.dim), dtype=np.float32)
-    batches = [
-        embedder.embed_passages(passages[i : i + batch_size]) for i in range(0, len(passages), batch_size)
-    ]
+    batches = []
+    for start in range(0, len(passages), batch_size):
+        batches.append(embedder.embed_passages(passages[start : start + batch_size]))
+        if progress is not None:
+            progress(min(start + batch_size, len(passages)), len(passages))
     vectors = np.ascontiguousarray(np.concatenate(batches), dtype=np.float32)
     if vectors.shape != (len(passages), embedder.dim):
         raise ValueError(f"embedder returned {vectors.shape}, expected ({len(passages)}, {embedder.dim})")
@@ -198,9 +206,17 @@ def _embed_scenes(embedder: Embedder, scenes: Sequence[Scene], batch_size: int) 
 
 
 def scene_vectors(
-    pack: CharacterPack, embedder: Embedder, *, data_dir: Path | None = None, batch_size: int = 32
+    pack: CharacterPack,
+    embedder: Embedder,
+    *,
+    data_dir: Path | None = None,
+    batch_size: int = 32,
+    progress: Progress | None = None,
 ) -> FloatArray | None:
-    """The embeddings of the pack's scenes, from the cache or computed (and cached); None on failure."""
+    """The embeddings of the pack's scenes, from the cache or computed (and cached); None on failure.
+
+    ``progress`` hears each batch computed (nothing when the cache has them all).
+    """
     try:
         embedder.load()
         dim = embedder.dim
@@ -220,7 +236,7 @@ def scene_vectors(
             return cached
     started = time.perf_counter()
     try:
-        vectors = _embed_scenes(embedder, pack.scenes, batch_size)
+        vectors = _embed_scenes(embedder, pack.scenes, batch_size, progress)
     except Exception as exc:
         log.warning("embedding the scenes of pack %r failed (%s); using lexical retrieval only", pack.id, exc)
         return None
@@ -404,7 +420,9 @@ class Retriever:
             if self._generations.get(index.pack_id, 0) == generation:
                 self._indexes[index.pack_id] = index
 
-    def _build_locked(self, pack: CharacterPack, *, retry_dense: bool) -> SceneIndex:
+    def _build_locked(
+        self, pack: CharacterPack, *, retry_dense: bool, progress: Progress | None = None
+    ) -> SceneIndex:
         """Build the index of ``pack``; the caller holds its build lock."""
         index = self._current(pack, want_dense=retry_dense)
         if index is not None:
@@ -419,26 +437,31 @@ class Retriever:
         else:
             # Searches meanwhile get the lexical half instead of waiting for the embeddings.
             self._publish(lexical, generation)
-            vectors = scene_vectors(pack, self.embedder, data_dir=self.data_dir, batch_size=self.batch_size)
+            vectors = scene_vectors(
+                pack, self.embedder, data_dir=self.data_dir, batch_size=self.batch_size, progress=progress
+            )
             index = lexical.with_vectors(vectors, self.embedder)
         self._publish(index, generation)
         return index
 
-    def index_sync(self, pack: CharacterPack, *, retry_dense: bool = False) -> SceneIndex:
+    def index_sync(
+        self, pack: CharacterPack, *, retry_dense: bool = False, progress: Progress | None = None
+    ) -> SceneIndex:
         """Build or load the index of ``pack`` (blocking); reuse it while the content hash is unchanged.
 
         While the scenes are being embedded, :meth:`search` already answers from the lexical half.
-        ``retry_dense`` rebuilds an index that fell back to lexical-only because the embedder failed.
+        ``retry_dense`` rebuilds an index that fell back to lexical-only because the embedder failed;
+        ``progress`` hears the scenes embedded so far.
         """
         index = self._current(pack, want_dense=retry_dense)
         if index is not None:
             return index
         with self._build_lock(pack.id):
-            return self._build_locked(pack, retry_dense=retry_dense)
+            return self._build_locked(pack, retry_dense=retry_dense, progress=progress)
 
-    async def index(self, pack: CharacterPack) -> None:
+    async def index(self, pack: CharacterPack, progress: Progress | None = None) -> SceneIndex:
         """Build or load the index of ``pack`` in a worker thread (retrying a failed embedder)."""
-        await asyncio.to_thread(self.index_sync, pack, retry_dense=True)
+        return await asyncio.to_thread(self.index_sync, pack, retry_dense=True, progress=progress)
 
     def search_sync(self, pack: CharacterPack, query: str, k: int, context: str = "") -> list[SceneHit]:
         """:meth:`search`, blocking: for worker threads and benchmarks."""

@@ -89,6 +89,10 @@ class ScreenshotMatcher:
     async def index(self, pack: CharacterPack) -> None:
         await asyncio.to_thread(self.index_sync, pack)
 
+    def forget(self, pack_id: str) -> None:
+        with self._lock:
+            self._packs.pop(pack_id, None)
+
     def _entry(self, pack: CharacterPack) -> _PackShots:
         entry = self._packs.get(pack.id)
         if entry is None or entry.content_hash != pack.content_hash:

@@ -26,17 +26,27 @@ naming the file (and entry, line or field), and leaves ``characters_dir`` as it 
 
 from __future__ import annotations
 
+from bot.importers.drafts import PackDraft
 from bot.importers.export import export_card, export_zip
-from bot.importers.install import FORMATS, ImportResult, detect_format, import_pack, remove_pack
+from bot.importers.install import (
+    FORMATS,
+    ImportResult,
+    detect_format,
+    import_pack,
+    install_draft,
+    remove_pack,
+)
 from bot.importers.limits import ImportLimits
 
 __all__ = [
     "FORMATS",
     "ImportLimits",
     "ImportResult",
+    "PackDraft",
     "detect_format",
     "export_card",
     "export_zip",
     "import_pack",
+    "install_draft",
     "remove_pack",
 ]

@@ -215,23 +215,61 @@ def import_pack(
     """
     say = progress or (lambda _line: None)
     if pack_id is not None:
-        _check_id(characters_dir, pack_id)
-        if (characters_dir / pack_id).exists() and not replace:
-            raise _exists(characters_dir / pack_id)
+        _free(characters_dir, pack_id, replace)
     fmt = _detect(source, limits)
     say(f"{source.name}: {fmt}")
+    target, converted = _install(
+        characters_dir,
+        pack_id,
+        replace,
+        lambda staged: _convert(fmt, source, staged, limits, pack_id, say),
+        source.stem,
+        say,
+    )
+    return ImportResult(load_pack(target), fmt, converted.notes)
+
+
+def install_draft(
+    draft: PackDraft, characters_dir: Path, pack_id: str, *, replace: bool = False
+) -> CharacterPack:
+    """Write ``draft`` as the pack ``characters_dir/<pack_id>``, whole or not at all (``/character create``).
+    """
+    _free(characters_dir, pack_id, replace)
+
+    def write(staged: Path) -> _Converted:
+        draft.write(staged)
+        return _Converted(draft.name, None, None, draft.notes)
+
+    target, _converted = _install(characters_dir, pack_id, replace, write, draft.name, lambda _line: None)
+    return load_pack(target)
+
+
+def _free(characters_dir: Path, pack_id: str, replace: bool) -> None:
+    """Refuse ``pack_id`` unless it is a valid id and free (or may be replaced)."""
+    _check_id(characters_dir, pack_id)
+    if (characters_dir / pack_id).exists() and not replace:
+        raise _exists(characters_dir / pack_id)
+
+
+def _install(
+    characters_dir: Path,
+    pack_id: str | None,
+    replace: bool,
+    build: Callable[[Path], _Converted],
+    fallback_name: str,
+    say: Callable[[str], None],
+) -> tuple[Path, _Converted]:
+    """Build a pack in a hidden folder with ``build``, validate it, and rename it into place."""
     created = not characters_dir.exists()
     characters_dir.mkdir(parents=True, exist_ok=True)
     workspace = Path(tempfile.mkdtemp(prefix=".import-", dir=characters_dir))
     installed = False
     try:
         staged = workspace / "staged"
-        converted = _convert(fmt, source, staged, limits, pack_id, say)
-        chosen = pack_id or converted.suggested_id or pack_id_for(converted.name or source.stem)
-        _check_id(characters_dir, chosen)
+        converted = build(staged)
+        chosen = pack_id or converted.suggested_id or pack_id_for(converted.name or fallback_name)
+        _free(characters_dir, chosen, replace)
         target = characters_dir / chosen
-        if target.exists() and not replace:
-            raise _exists(target)
         final = workspace / chosen
         staged.rename(final)
         say(f"validating {chosen}")
@@ -247,7 +285,7 @@ def import_pack(
             with contextlib.suppress(OSError):
                 characters_dir.rmdir()
     say(f"installed {target}")
-    return ImportResult(load_pack(target), fmt, converted.notes)
+    return target, converted
 
 
 def remove_pack(characters_dir: Path, pack_id: str) -> None:
