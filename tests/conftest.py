@@ -18,6 +18,7 @@ from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
+from bot.messages import ChatKey, Reply
 from bot.outbox import Outbox
 from bot.router import Router
 from storage import Database, Repository
@@ -52,6 +53,18 @@ def model() -> EchoChatModel:
 @pytest.fixture
 def outbox() -> Outbox:
     return Outbox()
+
+
+@pytest.fixture
+def announced(outbox: Outbox) -> list[tuple[ChatKey, Reply]]:
+    """What the bot posts on its own to OneBot chats, recorded through the outbox."""
+    posted: list[tuple[ChatKey, Reply]] = []
+
+    async def post(key: ChatKey, reply: Reply) -> None:
+        posted.append((key, reply))
+
+    outbox.register("onebot", post)
+    return posted
 
 
 @pytest.fixture

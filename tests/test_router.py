@@ -132,3 +132,9 @@ def test_is_addressed_tells_which_messages_get_an_answer(router: Router) -> None
     assert router.is_addressed(group_message("/who"))
     assert not router.is_addressed(group_message("/nosuchcommand"))
     assert not router.is_addressed(group_message("just chatting"))
+
+
+async def test_a_user_answering_a_command_s_question_is_addressed(router: Router) -> None:
+    await router.handle(group_message("/character create juniper Juniper", user="1"))
+    assert router.is_addressed(group_message("You are Juniper, a baker.", user="1"))
+    assert not router.is_addressed(group_message("You are Juniper, a baker.", user="42"))

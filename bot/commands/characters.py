@@ -150,7 +150,7 @@ async def handle_import(context: CommandContext, args: str) -> Reply:
             attachment.name, data, pack_id=pack_id, replace=replace, report_to=context.incoming.key
         )
     except PackError as exc:
-        raise CommandError(f"Could not import {attachment.name}: {_where(exc, attachment.name)}") from None
+        raise CommandError(f"Could not import {_where(exc, attachment.name)}") from None
     pack = result.pack
     lines = [
         f"Imported {pack.name} as {pack.id} ({result.format}): {len(pack.scenes)} scenes, "
@@ -170,7 +170,7 @@ def _where(error: PackError, upload: str) -> str:
             shown = f"{upload}/{inside}" if inside else upload
             line = f":{error.line}" if error.line is not None else ""
             return f"{shown}{line}: {error.reason}"
-    return str(error)
+    return f"{upload}: {error}"
 
 
 async def handle_reload(context: CommandContext, args: str) -> Reply:

@@ -232,7 +232,9 @@ def import_pack(
 def install_draft(
     draft: PackDraft, characters_dir: Path, pack_id: str, *, replace: bool = False
 ) -> CharacterPack:
-    """Write ``draft`` as the pack ``characters_dir/<pack_id>``, whole or not at all (``/character create``).
+    """Write ``draft`` as the pack ``characters_dir/<pack_id>``, whole or not at all.
+
+    ``/character create`` makes its pack this way.
     """
     _free(characters_dir, pack_id, replace)
 

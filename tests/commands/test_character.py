@@ -1,10 +1,20 @@
-"""``/character info|disable|enable``: one chat can hide a character the others keep."""
+"""``/character``: details for everyone, hiding per chat for group admins, and adding, reloading,
+removing and exporting characters for the character managers (superusers by default)."""
 
 from __future__ import annotations
 
-from bot.messages import Role
+import io
+import zipfile
+
+from PIL.PngImagePlugin import PngInfo
+
+from bot.config import BotConfig
+from bot.messages import Attachment, ChatKey, Reply, Role
 from bot.router import Router
-from tests.messages import group_message
+from tests.importers.samples import WREN, encode_card, picture, v3
+from tests.messages import attachment, group_message
+
+SUPERUSER = "1"
 
 
 async def say(router: Router, text: str, **options: object) -> str:
@@ -42,3 +52,116 @@ async def test_disabling_the_active_character_falls_back_and_says_so(router: Rou
     assert (await router.handle(group_message("hello", to_me=True)))[0].character == "orla"
     refused = await say(router, "/character disable orla", role=Role.ADMIN)
     assert refused == "That would leave this chat without any character."
+
+
+def card_file(name: str = "wren.png") -> Attachment:
+    """Wren's Character Card V3 as a PNG, the way a member uploads it."""
+    out = io.BytesIO()
+    info = PngInfo()
+    info.add_text("ccv3", encode_card(v3(WREN)))
+    picture().save(out, "PNG", pnginfo=info)
+    return attachment(name, out.getvalue())
+
+
+async def test_a_card_sent_with_the_command_is_imported_and_live_everywhere(
+    router: Router, announced: list[tuple[ChatKey, Reply]]
+) -> None:
+    (imported,) = await router.handle(
+        group_message("/character import wren", user=SUPERUSER, files=(card_file(),))
+    )
+    assert imported.text.startswith(
+        "Imported Wren Calloway as wren (card-png): 2 scenes, 3 lorebook entries. "
+        "Live in every chat now: /switch wren"
+    )
+    assert "\n· " in imported.text, "the importer's notes follow"
+
+    assert (await say(router, "/switch Wren", group="elsewhere")).startswith("[Wren Calloway] ")
+    answer = (await router.handle(group_message("Wren, any fog tonight?", group="elsewhere")))[0]
+    assert answer.character == "wren"
+    await router.catalog.background.wait()
+    assert (
+        ChatKey("onebot", "100"),
+        Reply("Wren Calloway: indexed 2/2 scenes, ready.", quote=False),
+    ) in announced
+
+
+async def test_a_file_is_found_in_the_message_replied_to_or_just_before(router: Router) -> None:
+    async def quoted() -> tuple[Attachment, ...]:
+        return (card_file(),)
+
+    replying = group_message("/character import", user=SUPERUSER)
+    replying.quoted = quoted
+    (imported,) = await router.handle(replying)
+    assert imported.text.startswith("Imported Wren Calloway as wren-calloway (card-png)")
+
+    assert await router.handle(group_message("", user=SUPERUSER, files=(card_file("again.png"),))) == []
+    assert (await say(router, "/character import wren2", user="7", role=Role.OWNER)) == (
+        "/character import is for bot superusers only."
+    )
+    assert (await say(router, "/character import wren2", user=SUPERUSER)).startswith(
+        "Imported Wren Calloway as wren2"
+    )
+    assert (await say(router, "/character import wren3", user=SUPERUSER, group="other")).startswith(
+        "Send the file"
+    ), "a file posted in one chat is not taken for a command in another"
+
+
+async def test_an_import_that_fails_says_what_is_wrong_with_the_file_sent(
+    router: Router, config: BotConfig
+) -> None:
+    broken = attachment("my card.json", b'{"spec": "chara_card_v3", "data": {"name": ')
+    refused = await say(router, "/character import", user=SUPERUSER, files=(broken,))
+    assert refused.startswith("Could not import my card.json:1: invalid JSON at line 1, column 44")
+    assert "JSON" in refused
+    assert str(config.data_dir) not in refused
+
+    huge = attachment("huge.png", b"\x89PNG" + bytes(router.catalog.limits.max_file_bytes))
+    too_big = await say(router, "/character import", user=SUPERUSER, files=(huge,))
+    assert too_big == f"huge.png is {huge.size:,} bytes, over the import limit of 20,000,000 bytes."
+
+    duplicate = await say(router, "/character import orla", user=SUPERUSER, files=(card_file(),))
+    assert "already exists" in duplicate
+    assert [pack.name for pack in router.packs if pack.id == "orla"] == ["Orla Finch"]
+
+
+async def test_a_removed_active_character_is_replaced_and_the_chat_told_once(router: Router) -> None:
+    await router.handle(group_message("/character import wren", user=SUPERUSER, files=(card_file(),)))
+    await say(router, "/switch wren", group="harbour")
+    await router.handle(group_message("Wren, is the ferry running?", group="harbour"))
+
+    removed = await say(router, "/character remove wren", user=SUPERUSER)
+    assert removed.startswith("Removed Wren Calloway (wren). Chats keep their memories of it")
+
+    notice, answer = await router.handle(group_message("hello?", group="harbour", to_me=True))
+    assert notice.text == "The character 'wren' was removed from the bot; Orla Finch takes over here."
+    assert answer.character == "orla"
+    (again,) = await router.handle(group_message("still there?", group="harbour", to_me=True))
+    assert again.character == "orla"
+    assert (await router.repository.recent_messages(ChatKey("onebot", "harbour"), "wren", limit=10)) != [], (
+        "the group's memory of Wren stays"
+    )
+
+
+async def test_reload_reads_a_hand_edited_pack_or_a_new_folder(router: Router, config: BotConfig) -> None:
+    toml = config.characters_dir / "orla" / "character.toml"
+    toml.write_text(toml.read_text("utf-8").replace("Orla Finch", "Orla Finch-Marsh"), "utf-8")
+    assert (await say(router, "/character reload orla", user=SUPERUSER)).startswith(
+        "Reloaded Orla Finch-Marsh (orla)"
+    )
+    assert "Orla Finch-Marsh" in await say(router, "/who")
+    missing = await say(router, "/character reload nobody", user=SUPERUSER)
+    assert missing.startswith("Could not reload nobody: ")
+    assert "no pack folder 'nobody'" in missing
+
+
+async def test_export_sends_the_pack_as_a_zip_or_a_card(router: Router) -> None:
+    assert await say(router, "/character export orla") == "/character export is for group admins only."
+    (as_zip,) = await router.handle(group_message("/character export orla", role=Role.ADMIN))
+    (file,) = as_zip.files
+    assert file.name == "orla.zip"
+    with zipfile.ZipFile(file.path) as archive:
+        assert "orla/character.toml" in archive.namelist() or "character.toml" in archive.namelist()
+
+    (as_card,) = await router.handle(group_message("/character export 小满 card", role=Role.ADMIN))
+    assert as_card.text == "苏小满 as a Character Card V3 (PNG): xiaoman.card.png"
+    assert as_card.files[0].path.read_bytes().startswith(b"\x89PNG")

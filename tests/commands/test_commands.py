@@ -2,11 +2,11 @@ from __future__ import annotations
 
 import pytest
 
-from bot.commands import parse_command
+from bot.commands import Conversations, RecentFiles, parse_command
 from bot.messages import ChatKey, Role
 from bot.router import Router
 from storage import Repository
-from tests.messages import group_message, private_message
+from tests.messages import attachment, group_message, private_message
 
 
 @pytest.mark.parametrize(
@@ -19,6 +19,11 @@ from tests.messages import group_message, private_message
         ("hello /switch", None),
         ("/", None),
         ("/ switch", None),
+        (
+            "/character create wren Wren\npersona: a pilot",
+            ("character", "create wren Wren\npersona: a pilot"),
+        ),
+        ("/help\nplease", ("help", "please")),
     ],
 )
 def test_parse_command(text: str, expected: tuple[str, str] | None) -> None:
@@ -71,7 +76,61 @@ async def test_help_and_unknown_commands(router: Router) -> None:
     for name in ("/switch", "/characters", "/who", "/reset", "/help"):
         assert name in text
     assert "/reset: clear this chat's conversation memory (also /重置) [group admins]" in text
+    assert "  /character info <id>: a character's details\n" in text
+    assert "  /character import [id] [replace]" in text
+    assert "add a character from a file [bot superusers]" in text
+    assert "/cancel: stop a command that is asking you questions" in text
     assert (await router.handle(group_message("/dance", to_me=True)))[0].text.startswith(
         "Unknown command /dance"
     )
     assert await router.handle(group_message("/dance")) == []
+
+
+async def test_a_family_without_its_verb_shows_its_usage(router: Router) -> None:
+    usage = (await router.handle(group_message("/character")))[0].text
+    assert usage.startswith(
+        "Usage: /character info <id> · disable <id> · enable <id> · export <id> [zip|card]"
+    )
+    assert (await router.handle(group_message("/character dance orla")))[0].text == usage
+    assert (await router.handle(group_message("/admin")))[0].text.startswith("No bot admins granted here")
+
+
+class Clock:
+    def __init__(self) -> None:
+        self.now = 0.0
+
+    def __call__(self) -> float:
+        return self.now
+
+
+async def test_a_waiting_conversation_is_forgotten_after_its_time() -> None:
+    clock = Clock()
+    conversations = Conversations(ttl_s=60, clock=clock)
+    key = ChatKey("onebot", "100")
+
+    async def step(context: object, text: str) -> object:
+        return text
+
+    conversations.expect(key, "42", step)  # type: ignore[arg-type]
+    assert conversations.waiting(key, "42")
+    assert not conversations.waiting(key, "7")
+    clock.now = 61
+    assert not conversations.waiting(key, "42")
+    assert conversations.take(key, "42") is None
+    assert len(conversations) == 0
+
+
+def test_recent_files_are_kept_per_chat_and_user_for_a_while() -> None:
+    clock = Clock()
+    recent = RecentFiles(ttl_s=60, capacity=2, clock=clock)
+    card = attachment("wren.png", b"png")
+    recent.keep(group_message("", user="42", files=(card,)))
+    assert recent.of(group_message("/character import", user="42")) == (card,)
+    assert recent.of(group_message("/character import", user="7")) == ()
+    assert recent.of(group_message("/character import", user="42", group="other")) == ()
+
+    recent.keep(group_message("", user="7", files=(card,)))
+    recent.keep(group_message("", user="8", files=(card,)))
+    assert recent.of(group_message("/character import", user="42")) == (), "the oldest went past capacity"
+    clock.now = 61
+    assert recent.of(group_message("/character import", user="8")) == ()
