@@ -5,7 +5,8 @@
     python -m bot [--config PATH] [run]          start the bot (the default)
     python -m bot characters list                the packs and whether they load
     python -m bot characters validate [DIR ...]  check packs; exit 1 on the first broken one
-    python -m bot characters import PATH [--id ID] [--replace]   a card, ChatHaruhi data, corpus, pack zip
+    python -m bot characters import PATH [--id ID] [--replace] [--no-index]
+                                                 a card, ChatHaruhi data, corpus or pack zip
     python -m bot characters export ID [--as zip|card|card-json] [--out FILE]
     python -m bot characters remove ID
     python -m bot db upgrade                     apply database migrations
@@ -21,9 +22,13 @@ import os
 import sys
 from collections.abc import Sequence
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import BotConfig, load_config
 from bot.errors import BotError
+
+if TYPE_CHECKING:
+    from bot.engine.packs import CharacterPack
 
 
 def _offline() -> None:
@@ -51,6 +56,12 @@ def build_parser() -> argparse.ArgumentParser:
     importing.add_argument("source", help="a file or folder (a file:// URL of a local file works too)")
     importing.add_argument("--id", dest="pack_id", help="the new pack's id (default: from the name)")
     importing.add_argument("--replace", action="store_true", help="replace a pack with the same id")
+    importing.add_argument(
+        "--no-index",
+        dest="index",
+        action="store_false",
+        help="do not embed the scenes now (the bot then does it at its next start)",
+    )
     exporting = actions.add_parser("export", help="write a pack as a zip or a Character Card V3")
     exporting.add_argument("pack_id", metavar="ID")
     exporting.add_argument("--as", dest="kind", choices=["zip", "card", "card-json"], default="zip")
@@ -254,6 +265,8 @@ def _manage_characters(config: BotConfig, args: argparse.Namespace) -> int:
         )
         for note in result.notes:
             print(f"  note: {note}")
+        if args.index:
+            _index_with_progress(config, pack)
         return 0
     if args.action == "remove":
         remove_pack(directory, args.pack_id)
@@ -268,6 +281,28 @@ def _manage_characters(config: BotConfig, args: argparse.Namespace) -> int:
     out.write_bytes(data)
     print(f"wrote {out} ({len(data) // 1024} KB)")
     return 0
+
+
+def _index_with_progress(config: BotConfig, pack: CharacterPack) -> None:
+    """Embed the pack's scenes into the cache the bot reads at start, with a progress bar."""
+    from tqdm import tqdm
+
+    from bot.engine.embedder import create_embedder
+    from bot.engine.retrieval import scene_vectors
+
+    embedder = create_embedder(config.embedding, base_dir=config.base_dir)
+    with tqdm(total=len(pack.scenes), desc=f"indexing {pack.id}", unit="scene", file=sys.stderr) as bar:
+        vectors = scene_vectors(
+            pack,
+            embedder,
+            data_dir=config.data_dir,
+            batch_size=config.embedding.batch_size,
+            progress=lambda done, _total: bar.update(done - bar.n),
+        )
+        if vectors is not None:
+            bar.update(len(pack.scenes) - bar.n)
+    if vectors is None:
+        print("  note: the scenes could not be embedded now; the bot retries at start", file=sys.stderr)
 
 
 def _db_upgrade(config: BotConfig) -> int:

@@ -79,13 +79,16 @@ def test_import_export_and_remove_a_card(tmp_path: Path, capsys: pytest.CaptureF
     base = ["--config", str(config), "characters"]
 
     assert main([*base, "import", card.as_uri(), "--id", "wren"]) == 0
-    assert capsys.readouterr().out.startswith("imported wren (Wren")
+    printed = capsys.readouterr()
+    assert printed.out.startswith("imported wren (Wren")
+    assert "indexing wren: 100%" in printed.err and "2/2" in printed.err, "a progress bar while embedding"
+    assert list((tmp_path / "data" / "embeddings").rglob("wren-*.npy")), "the bot starts with the cache warm"
     assert main([*base, "import", str(card), "--id", "wren"]) == 2
     assert "a character with id 'wren' already exists" in capsys.readouterr().err
 
     out = tmp_path / "wren-card.png"
     assert main([*base, "export", "wren", "--as", "card", "--out", str(out)]) == 0
-    assert main([*base, "import", str(out), "--id", "wren2"]) == 0
+    assert main([*base, "import", str(out), "--id", "wren2", "--no-index"]) == 0
     assert main([*base, "list"]) == 0
     listed = capsys.readouterr().out
     assert "wren2" in listed
