@@ -9,15 +9,19 @@ from __future__ import annotations
 
 import base64
 import io
+import zipfile
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
 
 import pytest
 from PIL import Image
+from PIL.PngImagePlugin import PngInfo
 
+from tests.importers.samples import WREN, encode_card, picture, v3
 from tests.packs import write_pack, write_xiaoman
 from tests.support.bot_process import BotProcess, free_port, write_bot_toml
+from tests.support.file_server import FileServer
 from tests.support.onebot_client import ApiCall, OneBotClient, image_segment
 from tests.support.openai_server import FakeOpenAIServer
 
@@ -77,7 +81,8 @@ class Harness:
             server={"host": "127.0.0.1", "port": self.port},
             llm={"timeout_s": 5, **llm},
             storage={"url": "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
-            characters={"dir": "characters", "default": "orla"},
+            characters={"dir": "characters", "default": "orla", "max_import_mb": 1},
+            admins={"character_managers": "group_admins"},
         )
         self.process: BotProcess | None = None
 
@@ -332,3 +337,73 @@ async def test_onebot_keeps_serving_while_discord_cannot_log_in(
     finally:
         await client.close()
         harness.stop()
+
+
+def wren_card() -> bytes:
+    """Wren Calloway's Character Card V3 PNG, with her lorebook (the parrot Ballast)."""
+    out = io.BytesIO()
+    info = PngInfo()
+    info.add_text("ccv3", encode_card(v3(WREN)))
+    picture().save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
+async def group_message_with(client: OneBotClient, group: int, predicate: str, within: float = 60) -> ApiCall:
+    return await client.wait_for_message(
+        group_id=group, predicate=lambda call: predicate in call.text(), timeout=within
+    )
+
+
+async def test_an_admin_imports_a_card_sent_in_the_group_and_the_character_plays_it(
+    client: OneBotClient, model_server: FakeOpenAIServer
+) -> None:
+    group, admin, member = 1020, 601, 602
+    card = await client.send_group_message(
+        group, admin, segments=[client.receive_file("wren.png", wren_card())]
+    )
+
+    await say(client, group, "/character import", user=member, reply_to=card)
+    assert (await reply_in(client, group)).text() == "/character import is for group admins only."
+
+    await client.send_group_message(group, admin, "/character import wren", role="admin", reply_to=card)
+    imported = await group_message_with(client, group, "Imported")
+    assert imported.text().startswith(
+        "Imported Wren Calloway as wren (card-png): 2 scenes, 3 lorebook entries."
+    )
+    indexed = await group_message_with(client, group, "indexed")
+    assert indexed.text() == "Wren Calloway: indexed 2/2 scenes, ready."
+
+    await say(client, group, "/switch wren", at_bot=False)
+    assert (await group_message_with(client, group, "[Wren Calloway]")).text().startswith("[Wren Calloway] ")
+    await say(client, group, "is Ballast asleep on the compass box?")
+    answer = await group_message_with(client, group, "Reply #")
+    assert "Ballast" in answer.text()
+    system = model_server.last_request.system_text()
+    assert "pilots the night ferry Marigold across Saltmere Sound" in system, "the card's persona"
+    assert "one-eyed parrot" in system, "the lorebook entry its key triggered"
+
+    await client.send_group_message(group, admin, "/character export wren", role="admin")
+    upload = await client.wait_for_call("upload_group_file", timeout=20)
+    assert upload.params["name"] == "wren.zip"
+    assert upload.group_id == group
+    with zipfile.ZipFile(upload.params["file"]) as archive:
+        assert any(name.endswith("character.toml") for name in archive.namelist())
+
+
+async def test_a_file_from_the_group_files_is_imported_and_a_big_one_refused(client: OneBotClient) -> None:
+    group, admin = 1021, 611
+    with FileServer() as files:
+        url = files.add("ferry.png", wren_card())
+        client.on_action("get_group_file_url", lambda params: {"url": url})
+        await client.send_group_upload(
+            group, admin, {"id": "/f1", "name": "ferry.png", "size": 900, "busid": 102}
+        )
+        await client.send_group_message(group, admin, "/character import ferry", role="admin")
+        imported = await group_message_with(client, group, "Imported")
+        assert imported.text().startswith("Imported Wren Calloway as ferry (card-png)")
+        assert files.requests == ["/ferry.png"]
+
+    big = client.receive_file("huge.png", b"\x89PNG" + bytes(1_200_000))
+    await client.send_group_message(group, admin, "/character import", role="admin", segments=[big])
+    refused = await group_message_with(client, group, "huge.png")
+    assert refused.text() == "huge.png is 1,200,004 bytes, over the import limit of 1,000,000 bytes."

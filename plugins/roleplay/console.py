@@ -2,16 +2,19 @@
 
 from __future__ import annotations
 
+from collections.abc import Iterable
+
 from nonebot.adapters import Bot, Event
+from nonebot.adapters.console import Bot as ConsoleBot
 from nonebot.adapters.console import Message, MessageEvent
 from nonechat.model import DIRECT
 
-from bot.messages import Incoming, Reply, Sender
+from bot.messages import ChatKey, Incoming, Reply, Sender
 
 PLATFORM = "console"
 
 
-def to_incoming(event: Event) -> Incoming | None:
+def to_incoming(bot: Bot, event: Event) -> Incoming | None:
     """Every console message is addressed to the bot; the direct channel is a private chat."""
     if not isinstance(event, MessageEvent):
         return None
@@ -25,6 +28,25 @@ def to_incoming(event: Event) -> Incoming | None:
     )
 
 
+def _text(reply: Reply) -> Message:
+    lines = [
+        reply.text,
+        *(f"[screenshot: {image.path}]" for image in reply.images),
+        *(f"[file: {file.path}]" for file in reply.files),
+    ]
+    return Message("\n".join(lines))
+
+
 async def send(bot: Bot, event: Event, reply: Reply) -> None:
-    lines = [reply.text, *(f"[screenshot: {image.path}]" for image in reply.images)]
-    await bot.send(event, Message("\n".join(lines)))
+    await bot.send(event, _text(reply))
+
+
+async def post(bots: Iterable[Bot], key: ChatKey, reply: Reply) -> None:
+    """Post on the bot's own initiative (import progress) in the console's chat ``key`` names."""
+    bot = next((bot for bot in bots if isinstance(bot, ConsoleBot)), None)
+    if bot is None:
+        raise ConnectionError("the console is not running")
+    if key.chat_id.startswith("private:"):
+        await bot.send_private_message(key.chat_id.removeprefix("private:"), _text(reply))
+    else:
+        await bot.send_message(key.chat_id, _text(reply))

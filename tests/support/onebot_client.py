@@ -22,6 +22,7 @@ Protocol notes, from the OneBot 11 spec and ``nonebot.adapters.onebot.v11.adapte
 from __future__ import annotations
 
 import asyncio
+import base64
 import contextlib
 import inspect
 import itertools
@@ -48,6 +49,7 @@ __all__ = [
     "at_segment",
     "escape_cq",
     "face_segment",
+    "file_segment",
     "image_segment",
     "message_segments",
     "parse_cq",
@@ -103,6 +105,16 @@ def reply_segment(message_id: int | str) -> Segment:
 
 def face_segment(face_id: int | str) -> Segment:
     return {"type": "face", "data": {"id": str(face_id)}}
+
+
+def file_segment(name: str, file_id: str, *, size: int | None = None, url: str | None = None) -> Segment:
+    """A file sent in a chat as NapCat reports it; without ``url`` the bot must call ``get_file``."""
+    data: dict[str, Any] = {"file": name, "file_id": file_id}
+    if size is not None:
+        data["file_size"] = str(size)
+    if url is not None:
+        data["url"] = url
+    return {"type": "file", "data": data}
 
 
 def image_segment(file: str = "test.jpg", url: str | None = None, *, summary: str = "[图片]") -> Segment:
@@ -386,6 +398,8 @@ class OneBotClient:
         self._message_ids = itertools.count(random.randint(100_000_000, 1_000_000_000))
         self._messages: dict[int, dict[str, Any]] = {}
         self._members: dict[tuple[int, int], _Member] = {}
+        self.files: dict[str, tuple[str, bytes]] = {}
+        """Files users sent, by ``file_id``: what ``get_file`` returns (see :meth:`receive_file`)."""
 
     # ------------------------------------------------------------------ connection
 
@@ -664,6 +678,45 @@ class OneBotClient:
         if stored is None:
             raise ActionFailed(1404, f"message {message_id} not found")
         return stored
+
+    def receive_file(self, name: str, data: bytes) -> Segment:
+        """Keep a file as if a user had sent it, for ``get_file``; returns the message segment."""
+        file_id = f"{len(self.files) + 1:04d}{name}"
+        self.files[file_id] = (name, data)
+        return file_segment(name, file_id, size=len(data))
+
+    def _builtin_get_file(self, call: ApiCall) -> Any:
+        """NapCat's ``get_file``: the file's name, size and (with base64 enabled) its bytes."""
+        found = self.files.get(str(call.params.get("file_id") or call.params.get("file")))
+        if found is None:
+            raise ActionFailed(1404, "file not found")
+        name, data = found
+        return {
+            "file": "",
+            "file_name": name,
+            "file_size": str(len(data)),
+            "base64": base64.b64encode(data).decode(),
+        }
+
+    def _builtin_upload_group_file(self, call: ApiCall) -> Any:
+        return None
+
+    def _builtin_upload_private_file(self, call: ApiCall) -> Any:
+        return None
+
+    async def send_group_upload(self, group_id: int, user_id: int, file: Mapping[str, Any]) -> None:
+        """go-cqhttp's notice of a file put in the group's file area (id, name, size, busid)."""
+        await self.send_event(
+            {
+                "time": int(time.time()),
+                "self_id": self.self_id,
+                "post_type": "notice",
+                "notice_type": "group_upload",
+                "group_id": group_id,
+                "user_id": user_id,
+                "file": dict(file),
+            }
+        )
 
     def _builtin_get_status(self, call: ApiCall) -> Any:
         return {"online": True, "good": True}
