@@ -79,7 +79,7 @@ def run(config: BotConfig) -> None:
         if platforms.discord.enabled:
             from plugins.discord_bridge import DiscordBridge
 
-            bridge = DiscordBridge(runtime.router, platforms.discord)
+            bridge = DiscordBridge(runtime.router, platforms.discord, outbox=runtime.outbox)
             bridge.start(discord_token)
             bridges.append(bridge)
 

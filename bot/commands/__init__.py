@@ -184,6 +184,9 @@ class Verb:
     usage: str = ""
     level: Level | LevelRule = Level.MEMBER
     aliases: tuple[str, ...] = ()
+    completion: Completion | None = None
+    takes_files: bool = False
+    """The verb reads files the user sends (platforms with structured commands offer a file option)."""
 
 
 @dataclass(slots=True, frozen=True)

@@ -215,6 +215,9 @@ async def handle_export(context: CommandContext, args: str) -> Reply:
 
 
 IMPORT_USAGE = "[id] [replace] (replying to a file, or right after sending one)"
+NAMED = Completion.CHARACTER
+ADMINS = Level.CHAT_ADMIN
+MANAGERS = character_managers
 EXPORT_USAGE = "<id> [zip|card]"
 
 
@@ -239,16 +242,37 @@ def register(registry: CommandRegistry) -> None:
             "see and manage characters",
             aliases=("角色管理",),
             verbs=(
-                Verb("info", "a character's details", handle_info, "<id>", aliases=("详情",)),
-                Verb("disable", "hide a character in this chat", handle_disable, "<id>", Level.CHAT_ADMIN),
-                Verb("enable", "show it again", handle_enable, "<id>", Level.CHAT_ADMIN),
-                Verb("export", "send a character as a file", handle_export, EXPORT_USAGE, Level.CHAT_ADMIN),
+                Verb(
+                    "info", "a character's details", handle_info, "<id>", aliases=("详情",), completion=NAMED
+                ),
+                Verb(
+                    "disable",
+                    "hide a character in this chat",
+                    handle_disable,
+                    "<id>",
+                    ADMINS,
+                    completion=NAMED,
+                ),
+                Verb("enable", "show it again", handle_enable, "<id>", ADMINS, completion=NAMED),
+                Verb(
+                    "export",
+                    "send a character as a file",
+                    handle_export,
+                    EXPORT_USAGE,
+                    ADMINS,
+                    completion=NAMED,
+                ),
                 Verb("create", "make a new character", handle_create, CREATE_USAGE, character_managers),
                 Verb(
-                    "import", "add a character from a file", handle_import, IMPORT_USAGE, character_managers
+                    "import",
+                    "add a character from a file",
+                    handle_import,
+                    IMPORT_USAGE,
+                    MANAGERS,
+                    takes_files=True,
                 ),
-                Verb("reload", "read a pack folder again", handle_reload, "<id>", character_managers),
-                Verb("remove", "delete a character", handle_remove, "<id>", character_managers),
+                Verb("reload", "read a pack folder again", handle_reload, "<id>", MANAGERS),
+                Verb("remove", "delete a character", handle_remove, "<id>", MANAGERS, completion=NAMED),
             ),
         )
     )

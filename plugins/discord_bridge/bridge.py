@@ -10,8 +10,10 @@ from contextlib import nullcontext
 import discord
 
 from bot.config import DiscordConfig
+from bot.messages import ChatKey, Reply
+from bot.outbox import Outbox
 from bot.router import Router
-from plugins.discord_bridge.incoming import MessageReader, SpokenMessages
+from plugins.discord_bridge.incoming import PLATFORM, MessageReader, SpokenMessages
 from plugins.discord_bridge.outgoing import RETRY_DELAYS, UNREACHABLE, Poster, typing_in
 from plugins.discord_bridge.slash import SlashCommands
 
@@ -67,14 +69,21 @@ class DiscordBridge:
     """Serves Discord through ``router``: messages, slash commands, and the replies to them.
 
     Each channel is a group with its own character and memory; a thread keeps its own memory and
-    takes its channel's character until it picks one; DMs are private chats.
+    takes its channel's character until it picks one; DMs are private chats. Once connected it posts
+    the ``outbox``'s announcements for Discord chats.
     """
 
     def __init__(
-        self, router: Router, settings: DiscordConfig, *, retry_delays: Sequence[float] = RETRY_DELAYS
+        self,
+        router: Router,
+        settings: DiscordConfig,
+        *,
+        outbox: Outbox,
+        retry_delays: Sequence[float] = RETRY_DELAYS,
     ) -> None:
         self.router = router
         self.settings = settings
+        self.outbox = outbox
         self.client = RoleplayClient(self)
         self.spoken = SpokenMessages()
         self.reader = MessageReader(router.packs, self.spoken)
@@ -98,6 +107,18 @@ class DiscordBridge:
         for reply in replies:
             await self.poster.deliver(message, reply)
 
+    async def post(self, key: ChatKey, reply: Reply) -> None:
+        """Post an announcement in the channel, thread or DM that ``key`` names."""
+        if key.chat_id.startswith("private:"):
+            user = await self.client.fetch_user(int(key.chat_id.removeprefix("private:")))
+            channel: object = user.dm_channel or await user.create_dm()
+        else:
+            channel_id = int(key.chat_id)
+            channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
+        if not isinstance(channel, discord.abc.Messageable):
+            raise TypeError(f"Discord chat {key.chat_id} is not a channel one can post in")
+        await self.poster.announce(channel, reply, int(getattr(channel, "id", 0)))
+
     async def sync_commands(self) -> None:
         """Register the slash commands: in ``command_guilds`` at once, else globally."""
         tree = self.slash.tree
@@ -116,6 +137,7 @@ class DiscordBridge:
         me = self.client.user
         if me is None:
             return
+        self.outbox.register(PLATFORM, self.post)
         invite = discord.utils.oauth_url(
             self.client.application_id or me.id,
             permissions=INVITE_PERMISSIONS,
@@ -161,6 +183,7 @@ class DiscordBridge:
             delay = min(delay * 2, LOGIN_RETRY_MAX_S)
 
     async def close(self) -> None:
+        self.outbox.unregister(PLATFORM)
         if self._connection is not None:
             self._connection.cancel()
             await asyncio.gather(self._connection, return_exceptions=True)

@@ -2,13 +2,18 @@
 
 from __future__ import annotations
 
+import logging
 import re
 from collections import OrderedDict
 
+import aiohttp
 import discord
 
 from bot.engine.packs import PackRegistry
-from bot.messages import ChatType, Incoming, Role, Sender
+from bot.errors import AttachmentError
+from bot.messages import Attachment, Attachments, ChatType, Incoming, Role, Sender
+
+log = logging.getLogger(__name__)
 
 PLATFORM = "discord"
 
@@ -44,6 +49,46 @@ def chat_of(
     if isinstance(channel, discord.Thread):
         return "group", str(channel_id), str(channel.parent_id)
     return "group", str(channel_id), None
+
+
+def attachment_of(file: discord.Attachment) -> Attachment:
+    """A file posted on Discord, downloaded from Discord's CDN when a command wants it."""
+
+    async def fetch(max_bytes: int) -> bytes:
+        if file.size > max_bytes:
+            raise AttachmentError(
+                f"{file.filename} is {file.size:,} bytes, over the import limit of {max_bytes:,} bytes."
+            )
+        try:
+            return await file.read()
+        except (discord.HTTPException, aiohttp.ClientError, OSError) as exc:
+            raise AttachmentError(f"Could not download {file.filename} from Discord: {exc}") from None
+
+    return Attachment(file.filename, fetch, file.size)
+
+
+def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
+    return tuple(attachment_of(file) for file in message.attachments)
+
+
+def quoted_files(message: discord.Message) -> Attachments | None:
+    """The files of the message ``message`` replies to, fetched when a command asks for them."""
+    reference = message.reference
+    if reference is None or reference.message_id is None:
+        return None
+    replied_id = reference.message_id
+
+    async def quoted() -> tuple[Attachment, ...]:
+        replied = reference.resolved
+        if not isinstance(replied, discord.Message):
+            try:
+                replied = await message.channel.fetch_message(replied_id)
+            except discord.HTTPException as exc:
+                log.warning("could not fetch the message %s replied to: %s", replied_id, exc)
+                return ()
+        return attachments_of(replied)
+
+    return quoted
 
 
 class SpokenMessages:
@@ -96,6 +141,8 @@ class MessageReader:
             parent_id=parent_id,
             character=character,
             mentions=tuple(str(user.id) for user in message.mentions if user.id != me.id),
+            attachments=attachments_of(message),
+            quoted=quoted_files(message),
         )
 
     @staticmethod
@@ -159,8 +206,11 @@ class MessageReader:
         return next((pack.id for pack in self.packs if pack.name == name), None)
 
 
-def interaction_incoming(interaction: discord.Interaction, text: str) -> Incoming:
-    """A slash command as the text command it stands for, addressed to the bot."""
+def interaction_incoming(
+    interaction: discord.Interaction, text: str, files: tuple[Attachment, ...] = ()
+) -> Incoming:
+    """A slash command as the text command it stands for, addressed to the bot (with the files its
+    options carry)."""
     chat_type, chat_id, parent_id = chat_of(
         interaction.channel, interaction.channel_id or 0, interaction.guild_id, interaction.user.id
     )
@@ -173,4 +223,5 @@ def interaction_incoming(interaction: discord.Interaction, text: str) -> Incomin
         to_me=True,
         message_id=str(interaction.id),
         parent_id=parent_id,
+        attachments=files,
     )

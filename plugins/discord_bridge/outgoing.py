@@ -64,12 +64,17 @@ def chunks(reply: Reply, *, prefix: str = "") -> list[tuple[str, bool]]:
     parts = split_message(reply.text, MESSAGE_LIMIT - len(prefix)) or [""]
     parts[0] = prefix + parts[0]
     last = len(parts) - 1
-    return [(part, bool(reply.images) and index == last) for index, part in enumerate(parts)]
+    with_files = bool(reply.images or reply.files)
+    return [(part, with_files and index == last) for index, part in enumerate(parts)]
 
 
 def files_of(reply: Reply) -> list[discord.File]:
-    """Fresh :class:`discord.File` objects for the reply's screenshots (discord.py closes them)."""
-    return [discord.File(image.path, filename=image.path.name) for image in reply.images]
+    """Fresh :class:`discord.File` objects for the reply's screenshots and documents (discord.py
+    closes them)."""
+    return [
+        *(discord.File(image.path, filename=image.path.name) for image in reply.images),
+        *(discord.File(file.path, filename=file.name) for file in reply.files),
+    ]
 
 
 @asynccontextmanager
@@ -240,6 +245,13 @@ class Poster:
                 )
         return await self._as_bot(message, reply)
 
+    async def announce(self, channel: discord.abc.Messageable, reply: Reply, channel_id: int) -> None:
+        """Post ``reply`` on the bot's own initiative (import progress): as the bot, answering nothing."""
+        for text, with_files in chunks(reply, prefix=name_prefix(reply, self.packs)):
+            post = partial(self._post_as_bot, channel, text, reply if with_files else None, None)
+            if await self._retrying(post, channel_id) is None:
+                return
+
     async def _as_bot(self, message: discord.Message, reply: Reply) -> list[discord.Message]:
         posted: list[discord.Message] = []
         for index, (text, with_files) in enumerate(chunks(reply, prefix=name_prefix(reply, self.packs))):
@@ -250,7 +262,7 @@ class Poster:
                 reply if with_files else None,
                 message if index == 0 and reply.quote else None,
             )
-            if (sent := await self._retrying(post, message)) is None:
+            if (sent := await self._retrying(post, message.channel.id)) is None:
                 break
             posted.append(sent)
         self._remember(posted, reply)
@@ -301,18 +313,18 @@ class Poster:
     ) -> discord.Message | None:
         hook = await self.webhooks.get(home)
         try:
-            return await self._retrying(partial(post.send, hook), message)
+            return await self._retrying(partial(post.send, hook), message.channel.id)
         except discord.NotFound:
             self.webhooks.forget(home)  # someone deleted it: make a new one, once
             hook = await self.webhooks.get(home)
-            return await self._retrying(partial(post.send, hook), message)
+            return await self._retrying(partial(post.send, hook), message.channel.id)
 
     def _remember(self, posted: list[discord.Message], reply: Reply) -> None:
         if reply.character is not None:
             for sent in posted:
                 self.spoken.remember(sent.id, reply.character)
 
-    async def _retrying(self, send: Callable[[], Awaitable[T]], message: discord.Message) -> T | None:
+    async def _retrying(self, send: Callable[[], Awaitable[T]], channel_id: int) -> T | None:
         """``send()``, tried again while Discord cannot be reached; ``None`` when it never could.
 
         The reply is already in the chat's memory, so a lost connection costs the post, not the
@@ -325,7 +337,7 @@ class Poster:
                 if delay is None:
                     log.error(
                         "could not post a reply in channel %s after %d tries: %s",
-                        message.channel.id,
+                        channel_id,
                         len(self.retry_delays) + 1,
                         exc,
                     )

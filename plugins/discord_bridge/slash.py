@@ -1,7 +1,8 @@
 """The core's chat commands as Discord slash commands.
 
 Every command of the registry becomes an application command of the same name, with one text
-option where it takes arguments (autocompleted with the characters where the command names one).
+option where it takes arguments (autocompleted with the characters where the command names one);
+a command family becomes a group of subcommands.
 An invocation runs through the router exactly like the text command, so permissions and replies
 are the same on every platform.
 """
@@ -14,17 +15,18 @@ from typing import Any
 import discord
 from discord import app_commands
 
-from bot.commands import Command, Completion
+from bot.commands import Command, Completion, Verb
 from bot.engine.packs import PackRegistry
-from bot.messages import Reply
+from bot.messages import Attachment, Reply
 from bot.router import Router
-from plugins.discord_bridge.incoming import SpokenMessages, interaction_incoming
+from plugins.discord_bridge.incoming import SpokenMessages, attachment_of, interaction_incoming
 from plugins.discord_bridge.outgoing import REFUSED_OR_UNREACHABLE, chunks, files_of, name_prefix
 
 log = logging.getLogger(__name__)
 
 DESCRIPTION_LIMIT = 100
 CHOICES_LIMIT = 25
+FILE_OPTION = "a character card (.png/.json/.charx), a pack .zip, ChatHaruhi .jsonl or a transcript"
 
 
 def character_choices(packs: PackRegistry, typed: str) -> list[app_commands.Choice[str]]:
@@ -39,50 +41,75 @@ def character_choices(packs: PackRegistry, typed: str) -> list[app_commands.Choi
 
 
 class SlashCommands:
-    """Builds the command tree of ``client`` from the router's command registry."""
+    """Builds the command tree of ``client`` from the router's command registry.
+
+    A command family (``/character``) becomes a group whose verbs are its subcommands; a verb that
+    reads files (``/character import``) gets a ``file`` option.
+    """
 
     def __init__(self, client: discord.Client, router: Router, spoken: SpokenMessages) -> None:
         self.router = router
         self.spoken = spoken
         self.tree = app_commands.CommandTree(client)
         for command in router.commands:
-            self.tree.add_command(self._app_command(command))
+            if command.verbs:
+                group = app_commands.Group(name=command.name, description=command.summary[:DESCRIPTION_LIMIT])
+                for verb in command.verbs:
+                    group.add_command(self._app_command(f"{command.name} {verb.name}", verb))
+                self.tree.add_command(group)
+            else:
+                self.tree.add_command(self._app_command(command.name, command))
 
-    def _app_command(self, command: Command) -> app_commands.Command[Any, ..., None]:
+    def _app_command(self, label: str, spec: Command | Verb) -> app_commands.Command[Any, ..., None]:
+        """The application command for ``/label``; invoking it runs the text ``/label <text>``."""
         run = self.run
         packs = self.router.packs
+        name = label.rpartition(" ")[2]
+        description = spec.summary[:DESCRIPTION_LIMIT]
 
         async def complete(interaction: discord.Interaction, current: str) -> list[app_commands.Choice[str]]:
             return character_choices(packs, current)
 
-        if command.usage:
+        if isinstance(spec, Verb) and spec.takes_files:
+
+            async def with_file(
+                interaction: discord.Interaction,
+                text: str | None = None,
+                file: discord.Attachment | None = None,
+            ) -> None:
+                await run(interaction, label, text or "", (attachment_of(file),) if file is not None else ())
+
+            described = app_commands.describe(text=spec.usage[:DESCRIPTION_LIMIT], file=FILE_OPTION)(
+                with_file
+            )
+            return app_commands.Command(name=name, description=description, callback=described)
+
+        if spec.usage:
 
             async def with_text(interaction: discord.Interaction, text: str | None = None) -> None:
-                await run(interaction, command, text or "")
+                await run(interaction, label, text or "")
 
-            callback = app_commands.describe(text=command.usage[:DESCRIPTION_LIMIT])(with_text)
-            if command.completion is Completion.CHARACTER:
+            callback = app_commands.describe(text=spec.usage[:DESCRIPTION_LIMIT])(with_text)
+            if spec.completion is Completion.CHARACTER:
                 callback = app_commands.autocomplete(text=complete)(callback)
                 callback = app_commands.rename(text="character")(callback)
-            return app_commands.Command(
-                name=command.name, description=command.summary[:DESCRIPTION_LIMIT], callback=callback
-            )
+            return app_commands.Command(name=name, description=description, callback=callback)
 
         async def without_text(interaction: discord.Interaction) -> None:
-            await run(interaction, command, "")
+            await run(interaction, label, "")
 
-        return app_commands.Command(
-            name=command.name, description=command.summary[:DESCRIPTION_LIMIT], callback=without_text
-        )
+        return app_commands.Command(name=name, description=description, callback=without_text)
 
-    async def run(self, interaction: discord.Interaction, command: Command, args: str) -> None:
-        """Answer the slash command the way the router answers ``/name args`` typed as text."""
-        incoming = interaction_incoming(interaction, f"/{command.name} {args}".strip())
+    async def run(
+        self, interaction: discord.Interaction, label: str, args: str, files: tuple[Attachment, ...] = ()
+    ) -> None:
+        """Answer the slash command the way the router answers ``/label args`` typed as text."""
+        incoming = interaction_incoming(interaction, f"/{label} {args}".strip(), files)
         await interaction.response.defer(thinking=True)
         try:
             replies = await self.router.handle(incoming)
         except Exception:
-            log.exception("/%s failed in %s", command.name, incoming.key)
+            log.exception("/%s failed in %s", label, incoming.key)
             replies = [Reply("Something went wrong; the bot's log says what.")]
         for reply in replies:
             await self._follow_up(interaction, reply)

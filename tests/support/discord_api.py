@@ -78,6 +78,31 @@ class FakeResponse:
         return self._text.encode()
 
 
+class _CdnResponse(FakeResponse):
+    """A file from Discord's CDN: raw bytes, not JSON."""
+
+    def __init__(self, data: bytes | None) -> None:
+        super().__init__(200 if data is not None else 404)
+        self._data = data or b""
+
+    async def read(self) -> bytes:
+        return self._data
+
+
+class _CdnExchange:
+    def __init__(self, data: bytes | None) -> None:
+        self.data = data
+
+    async def __aenter__(self) -> FakeResponse:
+        await asyncio.sleep(0)
+        return _CdnResponse(self.data)
+
+    async def __aexit__(
+        self, kind: type[BaseException] | None, error: BaseException | None, trace: TracebackType | None
+    ) -> None:
+        return None
+
+
 class _Exchange:
     def __init__(self, api: FakeDiscordAPI, method: str, url: str, kwargs: dict[str, Any]) -> None:
         self.api, self.method, self.url, self.kwargs = api, method, url, kwargs
@@ -123,6 +148,9 @@ class FakeDiscordAPI:
         self.calls: list[Call] = []
         self.webhooks: dict[int, list[Json]] = {}
         self.emojis: list[Json] = []
+        self.cdn: dict[str, bytes] = {}
+        """Files users posted, by CDN URL (see :meth:`upload`); fetched with ``GET`` on the session."""
+        self.cdn_fetches: list[str] = []
         self.faults: list[Fault] = []
         self._ids = count(9_000_000_000_000_000)
         self._changed = asyncio.Condition()
@@ -143,8 +171,20 @@ class FakeDiscordAPI:
     def request(self, method: str, url: str, **kwargs: Any) -> _Exchange:
         return _Exchange(self, method, url, kwargs)
 
+    def get(self, url: str, **kwargs: Any) -> _CdnExchange:
+        """discord.py downloads attachments with ``session.get(url)`` (``HTTPClient.get_from_cdn``)."""
+        self.cdn_fetches.append(url)
+        return _CdnExchange(self.cdn.get(url))
+
     async def close(self) -> None:
         self.closed = True
+
+    def upload(self, channel_id: int, name: str, data: bytes) -> Json:
+        """An attachment a user posted: its payload, with the bytes served at its CDN URL."""
+        attachment_id = self._id()
+        url = f"https://cdn.discordapp.com/attachments/{channel_id}/{attachment_id}/{name}"
+        self.cdn[url] = data
+        return {"id": attachment_id, "filename": name, "size": len(data), "url": url, "proxy_url": url}
 
     # -- what tests use --------------------------------------------------------------------------
 

@@ -206,8 +206,10 @@ class DiscordWorld:
         mentions: tuple[Json, ...] = (),
         dm: bool = False,
         webhook_id: str | None = None,
+        attachments: tuple[Json, ...] = (),
     ) -> Json:
         data = self.api.message(channel_id, content, author, id=str(next(self._ids)))
+        data["attachments"] = list(attachments)
         data["mentions"] = [{**mentioned, "member": member(mentioned)} for mentioned in mentions]
         if not dm:
             data["guild_id"] = str(GUILD_ID)
@@ -255,6 +257,7 @@ class DiscordWorld:
         author: Json = PIP,
         channel_id: int = CHANNEL_ID,
         autocomplete: bool = False,
+        resolved: Json | None = None,
     ) -> Json:
         interaction_id = next(self._ids)
         permissions = EVERYONE
@@ -275,7 +278,13 @@ class DiscordWorld:
             "channel_id": str(channel_id),
             "channel": channel,
             "member": {**member(author), "permissions": str(permissions.value)},
-            "data": {"id": "77", "name": command, "type": 1, "options": options or []},
+            "data": {
+                "id": "77",
+                "name": command,
+                "type": 1,
+                "options": options or [],
+                **({"resolved": resolved} if resolved is not None else {}),
+            },
             "locale": "en-US",
             "guild_locale": "en-US",
             "app_permissions": str(EVERYONE.value),
