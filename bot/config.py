@@ -117,6 +117,16 @@ class ImagesConfig(_Section):
     """Bigger files are re-encoded as JPEG before sending."""
 
 
+class MemoryConfig(_Section):
+    """What a group's characters remember besides their own exchanges."""
+
+    room_context: bool = True
+    """Keep group talk addressed to no character, so replies understand the ongoing conversation
+    (a group admin turns it off for one group with ``/room off``)."""
+    room_keep: int = Field(default=200, ge=1)
+    """The most such messages kept per group; older ones are deleted."""
+
+
 class StorageConfig(_Section):
     url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
     data_dir: Path = Path("data")
@@ -196,6 +206,7 @@ class BotConfig(_Section):
     prompt: PromptConfig = PromptConfig()
     reply: ReplyConfig = ReplyConfig()
     images: ImagesConfig = ImagesConfig()
+    memory: MemoryConfig = MemoryConfig()
     storage: StorageConfig = StorageConfig()
     characters: CharactersConfig = CharactersConfig()
     admins: AdminsConfig = AdminsConfig()

@@ -145,10 +145,12 @@ class Router:
             called = self.packs.called_at_start(text)
             addressed = self.packs.get(incoming.character) if incoming.character else None
             if called is None and not incoming.to_me:
+                await self._keep_room_talk(incoming, text)
                 return []
             state, notices = await self._state(incoming)
             if called is not None and called[0].id in state.disabled:
                 if not incoming.to_me:
+                    await self._keep_room_talk(incoming, text)
                     return notices
                 called = None
             if addressed is not None and addressed.id in state.disabled:
@@ -213,9 +215,29 @@ class Router:
                 return pack
         return next((pack for pack in self.packs if pack.id not in state.disabled), next(iter(self.packs)))
 
+    async def _speaker(self, incoming: Incoming) -> tuple[str, str]:
+        """The sender's display name now (made safe for the script) and their stable name here."""
+        display = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
+        return display, await self.repository.participant_name(incoming.key, incoming.sender.user_id, display)
+
+    async def _keep_room_talk(self, incoming: Incoming, text: str) -> None:
+        """Remember group talk addressed to no character, for every character's context."""
+        if incoming.chat_type != "group":
+            return
+        display, _name = await self._speaker(incoming)
+        await self.repository.add_room_message(
+            incoming.key,
+            user_id=incoming.sender.user_id,
+            user_name=display,
+            text=text,
+            platform_message_id=incoming.message_id,
+            default_on=self.config.memory.room_context,
+            keep=self.config.memory.room_keep,
+        )
+
     async def _answer(self, incoming: Incoming, state: ChatState, pack: CharacterPack, text: str) -> Reply:
         key = incoming.key
-        user = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
+        display, user = await self._speaker(incoming)
         stored = await self.repository.recent_messages(
             key, pack.id, limit=max(self.config.prompt.history_turns, 1)
         )
@@ -226,7 +248,7 @@ class Router:
             role="user",
             character_id=pack.id,
             user_id=incoming.sender.user_id,
-            user_name=user,
+            user_name=display,
             text=text,
             platform_message_id=incoming.message_id,
         )
@@ -253,4 +275,4 @@ class Router:
     def _turn(message: StoredMessage, pack: CharacterPack) -> Turn:
         if message.role == "character":
             return Turn(pack.name, message.text, from_character=True)
-        return Turn(message.user_name, message.text)
+        return Turn(message.speaker, message.text)

@@ -7,7 +7,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, Text
+from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, Text, UniqueConstraint
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -39,6 +39,8 @@ class Chat(Base):
     """Messages with an id at or below this are forgotten by ``/reset`` (kept, but not recalled)."""
     images_enabled: Mapped[bool | None] = mapped_column(Boolean)
     """``/images on|off``; ``None`` follows ``[images] enabled``."""
+    room_context: Mapped[bool | None] = mapped_column(Boolean)
+    """``/room on|off``: keep talk addressed to no character; ``None`` follows ``[memory] room_context``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -47,7 +49,9 @@ class Message(Base):
     """A message said in a chat, by a user or by a character.
 
     ``character_id`` is the character the message was addressed to (user) or spoken by
-    (character); the history of a character in a chat is the messages carrying its id.
+    (character), ``None`` for talk in the room addressed to no one. A character's history in a chat is
+    the messages carrying its id plus the room talk: the witness rule. ``user_name`` is the display
+    name at the time; prompts use the participant's stable name.
     """
 
     __tablename__ = "messages"
@@ -87,3 +91,21 @@ class DisabledCharacter(Base):
     chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     character_id: Mapped[str] = mapped_column(String(64), primary_key=True)
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Participant(Base):
+    """A user of a chat and the name characters know them by, fixed when first seen.
+
+    Renaming oneself on the platform does not change it, so nobody can take another's name in the
+    prompt; a name already taken in the chat gets the end of the user id appended.
+    """
+
+    __tablename__ = "participants"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    name: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+    __table_args__ = (UniqueConstraint("platform", "chat_id", "name"),)

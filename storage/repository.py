@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import func, select
+from sqlalchemy import delete, func, or_, select
 
-from storage.models import Chat, ChatAdmin, DisabledCharacter, Message
+from storage.models import Chat, ChatAdmin, DisabledCharacter, Message, Participant
 
 if TYPE_CHECKING:
     from bot.messages import ChatKey
@@ -30,6 +30,8 @@ class ChatState:
     images_enabled: bool | None = None
     disabled: frozenset[str] = frozenset()
     """Characters hidden in this chat with ``/character disable``."""
+    room_context: bool | None = None
+    """``/room on|off``; ``None`` follows ``[memory] room_context``."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -39,8 +41,11 @@ class StoredMessage:
     role: MessageRole
     user_id: str
     user_name: str
+    """The display name when the message was sent."""
     text: str
     created_at: datetime
+    speaker: str = ""
+    """The user's stable name in the chat (see :meth:`Repository.participant_name`)."""
 
 
 class Repository:
@@ -61,7 +66,9 @@ class Repository:
             )
         if chat is None:
             return ChatState(None, 0, disabled=disabled)
-        return ChatState(chat.active_character, chat.memory_floor, chat.images_enabled, disabled)
+        return ChatState(
+            chat.active_character, chat.memory_floor, chat.images_enabled, disabled, chat.room_context
+        )
 
     async def set_character_disabled(self, key: ChatKey, character_id: str, disabled: bool) -> bool:
         """Hide or show a character in one chat; ``False`` when it already was so."""
@@ -153,17 +160,25 @@ class Repository:
     async def recent_messages(
         self, key: ChatKey, character_id: str, *, limit: int, before_id: int | None = None
     ) -> list[StoredMessage]:
-        """The chat's latest messages with ``character_id`` since the last ``/reset``, oldest first."""
+        """What ``character_id`` witnessed in the chat since the last ``/reset``, oldest first: the
+        messages to and from it, and the room talk addressed to no one (never another character's
+        exchanges). User messages carry the sender's stable name as ``speaker``."""
         async with self._sessions() as session:
             floor = await session.scalar(
                 select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
             )
             query = (
-                select(Message)
+                select(Message, Participant.name)
+                .outerjoin(
+                    Participant,
+                    (Participant.platform == Message.platform)
+                    & (Participant.chat_id == Message.chat_id)
+                    & (Participant.user_id == Message.user_id),
+                )
                 .where(
                     Message.platform == key.platform,
                     Message.chat_id == key.chat_id,
-                    Message.character_id == character_id,
+                    or_(Message.character_id == character_id, Message.character_id.is_(None)),
                     Message.id > (floor or 0),
                 )
                 .order_by(Message.id.desc())
@@ -171,7 +186,7 @@ class Repository:
             )
             if before_id is not None:
                 query = query.where(Message.id < before_id)
-            rows = (await session.scalars(query)).all()
+            rows = (await session.execute(query)).all()
         return [
             StoredMessage(
                 row.id,
@@ -181,9 +196,126 @@ class Repository:
                 row.user_name,
                 row.text,
                 row.created_at,
+                speaker=name or row.user_name,
             )
-            for row in reversed(rows)
+            for row, name in reversed(rows)
         ]
+
+    async def participant_name(self, key: ChatKey, user_id: str, display_name: str) -> str:
+        """The name characters know ``user_id`` by in this chat: fixed the first time they speak.
+
+        A later rename on the platform changes nothing here, so nobody can take another's name; a name
+        already held by someone else in the chat gets ``#`` and the end of the user id.
+        """
+        async with self._sessions.begin() as session:
+            known = await session.get(Participant, (key.platform, key.chat_id, user_id))
+            if known is not None:
+                return known.name
+            taken = set(
+                await session.scalars(
+                    select(Participant.name).where(
+                        Participant.platform == key.platform, Participant.chat_id == key.chat_id
+                    )
+                )
+            )
+            name = display_name[:48]
+            if name in taken:
+                name = f"{display_name[:40]}#{user_id[-6:]}"
+            suffix = 2
+            while name in taken:
+                name = f"{display_name[:40]}#{user_id[-6:]}-{suffix}"
+                suffix += 1
+            session.add(Participant(platform=key.platform, chat_id=key.chat_id, user_id=user_id, name=name))
+            return name
+
+    async def add_room_message(
+        self,
+        key: ChatKey,
+        *,
+        user_id: str,
+        user_name: str,
+        text: str,
+        platform_message_id: str | None,
+        default_on: bool,
+        keep: int,
+    ) -> bool:
+        """Keep talk addressed to no character, unless the chat turned that off; only the latest
+        ``keep`` such messages of the chat are kept. Returns whether it was stored."""
+        async with self._sessions.begin() as session:
+            chat = await session.get(Chat, (key.platform, key.chat_id))
+            enabled = chat.room_context if chat is not None and chat.room_context is not None else default_on
+            if not enabled:
+                return False
+            session.add(
+                Message(
+                    platform=key.platform,
+                    chat_id=key.chat_id,
+                    character_id=None,
+                    role="user",
+                    user_id=user_id,
+                    user_name=user_name,
+                    text=text,
+                    platform_message_id=platform_message_id,
+                )
+            )
+            await session.flush()
+            room = (
+                Message.platform == key.platform,
+                Message.chat_id == key.chat_id,
+                Message.character_id.is_(None),
+            )
+            oldest_kept = await session.scalar(
+                select(Message.id).where(*room).order_by(Message.id.desc()).offset(keep - 1).limit(1)
+            )
+            if oldest_kept is not None:
+                await session.execute(delete(Message).where(*room, Message.id < oldest_kept))
+            return True
+
+    async def set_room_context(self, key: ChatKey, enabled: bool) -> None:
+        await self._update_chat(key, room_context=enabled)
+
+    async def character_memory(self, key: ChatKey, character_id: str) -> tuple[int, datetime | None]:
+        """How many messages ``character_id`` exchanged in the chat (since ``/reset``), and since when."""
+        async with self._sessions() as session:
+            floor = await session.scalar(
+                select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
+            )
+            count, first = (
+                await session.execute(
+                    select(func.count(Message.id), func.min(Message.created_at)).where(
+                        Message.platform == key.platform,
+                        Message.chat_id == key.chat_id,
+                        Message.character_id == character_id,
+                        Message.id > (floor or 0),
+                    )
+                )
+            ).one()
+        return count or 0, first
+
+    async def forget_character(self, key: ChatKey, character_id: str) -> int:
+        """Delete everything said to and by ``character_id`` in the chat; returns how many messages."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(Message).where(
+                    Message.platform == key.platform,
+                    Message.chat_id == key.chat_id,
+                    Message.character_id == character_id,
+                )
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def forget_user(self, platform: str, user_id: str) -> int:
+        """Delete every message ``user_id`` wrote on ``platform``, in every chat, and their names."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(Message).where(
+                    Message.platform == platform, Message.user_id == user_id, Message.role == "user"
+                )
+            )
+            await session.execute(
+                delete(Participant).where(Participant.platform == platform, Participant.user_id == user_id)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
 
     async def reset_memory(self, key: ChatKey) -> int:
         """Forget the chat's conversation so far; returns how many messages were forgotten.

@@ -25,11 +25,13 @@ async def test_calling_an_alias_answers_without_a_mention(router: Router) -> Non
     assert [reply.character for reply in chinese] == ["xiaoman"]
 
 
-async def test_room_talk_is_ignored(router: Router, model: EchoChatModel, repository: Repository) -> None:
+async def test_room_talk_gets_no_answer_but_is_kept_as_context(
+    router: Router, model: EchoChatModel, repository: Repository
+) -> None:
     assert await router.handle(group_message("lunch anyone?")) == []
     assert await router.handle(group_message("   ", to_me=True)) == []
     assert model.prompts == []
-    assert await repository.count_messages(ChatKey("onebot", "100")) == 0
+    assert await repository.count_messages(ChatKey("onebot", "100")) == 1
 
 
 async def test_history_is_per_group_and_per_character(router: Router, model: EchoChatModel) -> None:
