@@ -127,6 +127,15 @@ class MemoryConfig(_Section):
     """The most such messages kept per group; older ones are deleted."""
 
 
+class GroupsConfig(_Section):
+    """Manners of characters in busy groups."""
+
+    max_characters_per_message: int = Field(default=2, ge=1)
+    """How many characters one message may call (``Orla, 小满, ...`` or ``@Orla @小满 ...``)."""
+    replies_per_minute: int = Field(default=20, ge=1)
+    """The most character replies one chat gets in a minute; more calls stay unanswered."""
+
+
 class StorageConfig(_Section):
     url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
     data_dir: Path = Path("data")
@@ -207,6 +216,7 @@ class BotConfig(_Section):
     reply: ReplyConfig = ReplyConfig()
     images: ImagesConfig = ImagesConfig()
     memory: MemoryConfig = MemoryConfig()
+    groups: GroupsConfig = GroupsConfig()
     storage: StorageConfig = StorageConfig()
     characters: CharactersConfig = CharactersConfig()
     admins: AdminsConfig = AdminsConfig()

@@ -19,6 +19,7 @@ import asyncio
 import logging
 import re
 import time
+from collections import deque
 from collections.abc import AsyncIterator, Callable
 from contextlib import asynccontextmanager
 from dataclasses import replace
@@ -88,6 +89,26 @@ class ScreenshotCooldown:
         self._last[key] = self._clock()
 
 
+class ReplyRate:
+    """At most ``per_minute`` character replies per chat in any minute: a cascade stops there."""
+
+    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
+        self.per_minute = per_minute
+        self._clock = clock
+        self._sent: dict[ChatKey, deque[float]] = {}
+
+    def allow(self, key: ChatKey) -> bool:
+        """Whether ``key`` may have one more reply now; counts it when so."""
+        now = self._clock()
+        sent = self._sent.setdefault(key, deque())
+        while sent and now - sent[0] >= 60.0:
+            sent.popleft()
+        if len(sent) >= self.per_minute:
+            return False
+        sent.append(now)
+        return True
+
+
 class Router:
     """Routes each :class:`Incoming` to a command or a character and returns the replies."""
 
@@ -108,6 +129,7 @@ class Router:
         self.commands = commands
         self.locks = ChatLocks()
         self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
+        self.rate = ReplyRate(config.groups.replies_per_minute)
         self.conversations = Conversations()
         self.recent_files = RecentFiles()
 
@@ -120,7 +142,7 @@ class Router:
             return incoming.to_me or self.commands.get(parsed[0]) is not None
         if self.conversations.waiting(incoming.key, incoming.sender.user_id):
             return True
-        return incoming.to_me or self.packs.called_at_start(text) is not None
+        return incoming.to_me or bool(self.packs.called(text, 1)[0])
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
         """Everything the bot says in answer to ``incoming`` (often nothing)."""
@@ -142,24 +164,31 @@ class Router:
             if step is not None:
                 context, notices = await self._command_context(incoming)
                 return [*notices, await self.commands.continue_with(step, context, text)]
-            called = self.packs.called_at_start(text)
-            addressed = self.packs.get(incoming.character) if incoming.character else None
-            if called is None and not incoming.to_me:
+            calls, rest = self.packs.called(text, self.config.groups.max_characters_per_message)
+            if not calls and not incoming.to_me:
                 await self._keep_room_talk(incoming, text)
                 return []
             state, notices = await self._state(incoming)
-            if called is not None and called[0].id in state.disabled:
-                if not incoming.to_me:
-                    await self._keep_room_talk(incoming, text)
-                    return notices
-                called = None
+            calls = [pack for pack in calls if pack.id not in state.disabled]
+            if not calls and not incoming.to_me:
+                await self._keep_room_talk(incoming, text)
+                return notices
+            addressed = self.packs.get(incoming.character) if incoming.character else None
             if addressed is not None and addressed.id in state.disabled:
                 addressed = None
-            if called is not None:
-                pack, rest = called
-                return [*notices, await self._answer(incoming, state, pack, rest or text)]
-            pack = addressed or self.active_pack(state)
-            return [*notices, await self._answer(incoming, state, pack, text)]
+            speakers = calls or [addressed or self.active_pack(state)]
+            said = (rest or text) if calls else text
+            answers: list[Reply] = []
+            for pack in speakers:
+                if not self.rate.allow(incoming.key):
+                    log.warning(
+                        "%s: over [groups] replies_per_minute; %s stays silent", incoming.key, pack.id
+                    )
+                    break
+                answers.append(await self._answer(incoming, state, pack, said))
+            if not answers:
+                await self._keep_room_talk(incoming, text)
+            return [*notices, *answers]
 
     async def _command_context(self, incoming: Incoming) -> tuple[CommandContext, list[Reply]]:
         state, notices = await self._state(incoming)

@@ -57,3 +57,28 @@ async def test_room_context_is_bounded_and_can_be_turned_off(
     assert done.text == "Group talk not addressed to a character is no longer kept."
     await router.handle(group_message("this is not kept", user="7", name="Tam"))
     assert await repository.count_messages(GROUP) == router.config.memory.room_keep
+
+
+async def test_two_characters_called_in_one_message_both_answer_in_order(
+    router: Router, model: EchoChatModel
+) -> None:
+    replies = await router.handle(group_message("Orla, 小满, what should we cook tonight?"))
+    assert [reply.character for reply in replies] == ["orla", "xiaoman"]
+    assert [prompt.message.text for prompt in model.prompts] == ["what should we cook tonight?"] * 2
+
+    tagged = await router.handle(group_message("what do you say, @小满?"))
+    assert [reply.character for reply in tagged] == ["xiaoman"]
+    assert model.prompts[-1].message.text == "what do you say?"
+
+
+async def test_calls_are_capped_per_message_and_replies_per_minute(router: Router) -> None:
+    groups = router.config.groups.model_copy(
+        update={"max_characters_per_message": 1, "replies_per_minute": 3}
+    )
+    router.config = router.config.model_copy(update={"groups": groups})
+    router.rate.per_minute = 3
+
+    (only,) = await router.handle(group_message("Orla, 小满, hello both"))
+    assert only.character == "orla"
+    answered = [await router.handle(group_message(f"Orla, question {n}")) for n in range(4)]
+    assert [len(replies) for replies in answered] == [1, 1, 0, 0], "three replies a minute, then silence"

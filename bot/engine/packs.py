@@ -352,6 +352,12 @@ def _fold(name: str) -> str:
     return name.casefold().strip()
 
 
+_CALL_JOINER = re.compile(r"^\s*(?:and|&|和|跟|与|还有)\s*", re.IGNORECASE)
+_AT_NAME = re.compile(r"(?<![\w.])([@＠][^\s@＠,，:：!！?？.。]+)")
+_SPACES = re.compile(r"\s{2,}")
+_DANGLING_COMMA = re.compile(r"[\s,，]+([?？!！.。]|$)")
+
+
 class PackRegistry:
     """The packs the bot serves, found by id, name, alias, or a close misspelling of one."""
 
@@ -404,6 +410,33 @@ class PackRegistry:
             if found:
                 return PackMatch(None, tuple(found))
         return PackMatch(None)
+
+    def called(self, text: str, limit: int) -> tuple[list[CharacterPack], str]:
+        """Every character ``text`` calls, in order, at most ``limit``; and the text without the calls.
+
+        A message may open with several names (``Orla, 小满, what do you think?``, ``@Orla @小满 hi``,
+        ``Orla and Tam: ...``) and may ``@`` a character anywhere (``what do you say, @小满?``).
+        """
+        found: list[CharacterPack] = []
+        rest = text.strip()
+        while (call := self.called_at_start(rest.removeprefix("@").removeprefix("＠"))) is not None:
+            pack, rest = call
+            if pack not in found:
+                found.append(pack)
+            rest = _CALL_JOINER.sub("", rest, count=1)
+        words: list[str] = []
+        for word in _AT_NAME.split(rest):
+            named = self._named_exactly(word[1:]) if _AT_NAME.fullmatch(word) else None
+            if named is None:
+                words.append(word)
+            elif named not in found:
+                found.append(named)
+        cleaned = _DANGLING_COMMA.sub(r"\1", _SPACES.sub(" ", "".join(words))).strip(" ,，")
+        return found[:limit], cleaned
+
+    def _named_exactly(self, name: str) -> CharacterPack | None:
+        folded = _fold(name)
+        return next((pack for pack in self if folded in (_fold(other) for other in pack.names)), None)
 
     def called_at_start(self, text: str) -> tuple[CharacterPack, str] | None:
         """The pack whose name or alias opens ``text`` as a call (``Orla, ...`` / ``小满，...``).

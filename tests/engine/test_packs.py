@@ -171,3 +171,25 @@ def test_an_avatar_is_a_pack_file_or_a_url(tmp_path: Path) -> None:
     linked = write_pack(tmp_path, "linked", extra_toml='avatar = "https://example.org/orla.png"\n')
     assert load_pack(linked).avatar_url == "https://example.org/orla.png"
     assert load_pack(linked).avatar_path is None
+
+
+@pytest.mark.parametrize(
+    ("text", "ids", "rest"),
+    [
+        ("Orla, 小满, what do you think?", ["orla", "xiaoman"], "what do you think?"),
+        ("@Orla @小满 hi", ["orla", "xiaoman"], "hi"),
+        ("Orla and 小满: tea?", ["orla", "xiaoman"], "tea?"),
+        ("小满和Orla，吃饭了吗", ["xiaoman", "orla"], "吃饭了吗"),
+        ("what do you say, @小满?", ["xiaoman"], "what do you say?"),
+        ("Orla, Orla, hello", ["orla"], "hello"),
+        ("mail me@Orla.example", [], "mail me@Orla.example"),
+        ("ask @Orlando", ["orlando"], "ask"),
+        ("hello there", [], "hello there"),
+    ],
+)
+def test_every_character_a_message_calls(
+    registry: PackRegistry, text: str, ids: list[str], rest: str
+) -> None:
+    packs, left = registry.called(text, limit=3)
+    assert [pack.id for pack in packs] == ids
+    assert left == rest
