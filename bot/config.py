@@ -96,6 +96,8 @@ class PromptConfig(_Section):
     """Budget of the lorebook entries the conversation calls for."""
     lore_scan_turns: int = Field(4, ge=0)
     """How many recent history turns, besides the new message, are searched for lorebook keys."""
+    summary_tokens: int = Field(300, ge=0)
+    """Budget of the character's summary of the chat's older messages."""
 
 
 class ReplyConfig(_Section):
@@ -125,6 +127,10 @@ class MemoryConfig(_Section):
     (a group admin turns it off for one group with ``/room off``)."""
     room_keep: int = Field(default=200, ge=1)
     """The most such messages kept per group; older ones are deleted."""
+    summary_every_min: float = Field(default=5.0, gt=0)
+    """How often the background job looks for chats whose history outgrew the prompt."""
+    summary_batch: int = Field(default=20, ge=2)
+    """Summarise once this many messages have fallen out of the prompt's history window."""
 
 
 class GroupsConfig(_Section):

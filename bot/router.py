@@ -35,6 +35,7 @@ if TYPE_CHECKING:
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack
     from bot.engine.responder import Responder
+    from bot.scheduler import Scheduler
     from storage.repository import ChatState, Repository, StoredMessage
 
 log = logging.getLogger(__name__)
@@ -120,8 +121,10 @@ class Router:
         repository: Repository,
         responder: Responder,
         commands: CommandRegistry,
+        scheduler: Scheduler,
     ) -> None:
         self.config = config
+        self.scheduler = scheduler
         self.catalog = catalog
         self.packs = catalog.packs
         self.repository = repository
@@ -200,6 +203,7 @@ class Router:
             self.active_pack(state),
             state,
             self.conversations,
+            self.scheduler,
             granted_admin=await self.repository.is_chat_admin(incoming.key, incoming.sender.user_id),
             recent_files=self.recent_files.of(incoming),
         )
@@ -283,8 +287,9 @@ class Router:
         )
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
+        summary, _covered = await self.repository.summary(key, pack.id)
         result = await self.responder.respond(
-            pack, history, Turn(user, text), with_screenshot=with_screenshot
+            pack, history, Turn(user, text), with_screenshot=with_screenshot, summary=summary
         )
         if not result.failed:
             await self.repository.add_message(

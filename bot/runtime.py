@@ -21,10 +21,12 @@ from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
+from bot.engine.summaries import Summarizer
 from bot.errors import ConfigError, PackError
 from bot.importers import ImportLimits
 from bot.outbox import Outbox
 from bot.router import Router
+from bot.scheduler import Scheduler
 from storage import Database, Repository
 
 log = logging.getLogger(__name__)
@@ -45,6 +47,7 @@ class Runtime:
     catalog: PackCatalog
     outbox: Outbox
     """Platforms register here how to post to their chats (progress of imports, notices)."""
+    scheduler: Scheduler
     background: Background = field(default_factory=Background)
 
     @staticmethod
@@ -111,12 +114,17 @@ class Runtime:
             limits=ImportLimits(max_file_bytes=int(config.characters.max_import_mb * 1_000_000)),
             progress_every_s=config.characters.progress_every_s,
         )
+        repository = Repository(database)
+        scheduler = Scheduler()
+        summarizer = Summarizer(config, repository, chat_model, registry, TokenCounter.default())
+        scheduler.every("summaries", "rolling summaries", config.memory.summary_every_min, summarizer.run)
         router = Router(
             config=config,
             catalog=catalog,
-            repository=Repository(database),
+            repository=repository,
             responder=responder,
             commands=default_commands(),
+            scheduler=scheduler,
         )
         runtime = cls(
             config,
@@ -129,8 +137,10 @@ class Runtime:
             router,
             catalog,
             outbox,
+            scheduler,
             background,
         )
+        scheduler.start()
         background.start(catalog.index_all(), "indexing the characters' scenes")
         if (warm_up := getattr(chat_model, "warm_up", None)) is not None:
             background.start(warm_up(), "warming up the model")
@@ -144,6 +154,7 @@ class Runtime:
         return runtime
 
     async def aclose(self) -> None:
+        self.scheduler.shutdown()
         await self.background.aclose()
         await self.model.aclose()
         await self.database.aclose()

@@ -109,3 +109,19 @@ class Participant(Base):
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
     __table_args__ = (UniqueConstraint("platform", "chat_id", "name"),)
+
+
+class Summary(Base):
+    """What a character remembers of a chat's older messages, in the model's words.
+
+    It covers the character's messages up to ``upto_id``; newer ones are still read as they were.
+    """
+
+    __tablename__ = "summaries"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    character_id: Mapped[str] = mapped_column(String(64), primary_key=True)
+    text: Mapped[str] = mapped_column(Text)
+    upto_id: Mapped[int] = mapped_column(BigInteger)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)

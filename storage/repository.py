@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING, Literal
 
 from sqlalchemy import delete, func, or_, select
 
-from storage.models import Chat, ChatAdmin, DisabledCharacter, Message, Participant
+from storage.models import Chat, ChatAdmin, DisabledCharacter, Message, Participant, Summary
 
 if TYPE_CHECKING:
     from bot.messages import ChatKey
@@ -46,6 +46,16 @@ class StoredMessage:
     created_at: datetime
     speaker: str = ""
     """The user's stable name in the chat (see :meth:`Repository.participant_name`)."""
+
+
+@dataclass(slots=True, frozen=True)
+class SummaryDue:
+    """A chat where a character has more unsummarised messages than its history window holds."""
+
+    platform: str
+    chat_id: str
+    character_id: str
+    pending: int
 
 
 class Repository:
@@ -349,3 +359,56 @@ class Repository:
                 )
             )
         return total or 0
+
+    # ------------------------------------------------------------------ summaries
+
+    async def summary(self, key: ChatKey, character_id: str) -> tuple[str, int]:
+        """The character's summary of the chat and the last message id it covers (``("", 0)`` when none)."""
+        async with self._sessions() as session:
+            found = await session.get(Summary, (key.platform, key.chat_id, character_id))
+        return (found.text, found.upto_id) if found is not None else ("", 0)
+
+    async def save_summary(self, key: ChatKey, character_id: str, text: str, upto_id: int) -> None:
+        async with self._sessions.begin() as session:
+            found = await session.get(Summary, (key.platform, key.chat_id, character_id))
+            if found is None:
+                session.add(
+                    Summary(
+                        platform=key.platform,
+                        chat_id=key.chat_id,
+                        character_id=character_id,
+                        text=text,
+                        upto_id=upto_id,
+                    )
+                )
+            else:
+                found.text, found.upto_id = text, upto_id
+
+    async def summaries_due(self, keep: int, batch: int) -> list[SummaryDue]:
+        """Chats and characters with at least ``keep + batch`` messages past their summary: the newest
+        ``keep`` stay verbatim in prompts, the older ones are due to be summarised."""
+        covered = func.coalesce(Summary.upto_id, 0)
+        floor = func.coalesce(Chat.memory_floor, 0)
+        query = (
+            select(Message.platform, Message.chat_id, Message.character_id, func.count(Message.id))
+            .outerjoin(
+                Summary,
+                (Summary.platform == Message.platform)
+                & (Summary.chat_id == Message.chat_id)
+                & (Summary.character_id == Message.character_id),
+            )
+            .outerjoin(Chat, (Chat.platform == Message.platform) & (Chat.chat_id == Message.chat_id))
+            .where(Message.character_id.is_not(None), Message.id > covered, Message.id > floor)
+            .group_by(Message.platform, Message.chat_id, Message.character_id)
+            .having(func.count(Message.id) >= keep + batch)
+        )
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [SummaryDue(platform, chat, str(who), count) for platform, chat, who, count in rows]
+
+    async def messages_to_summarise(self, key: ChatKey, character_id: str, keep: int) -> list[StoredMessage]:
+        """The character's messages past its summary except the newest ``keep``, oldest first."""
+        _text, upto = await self.summary(key, character_id)
+        recent = await self.recent_messages(key, character_id, limit=5_000)
+        mine = [message for message in recent if message.character_id == character_id and message.id > upto]
+        return mine[: max(len(mine) - keep, 0)]

@@ -21,6 +21,7 @@ from bot.engine.screenshots import ScreenshotMatcher
 from bot.messages import ChatKey, Reply
 from bot.outbox import Outbox
 from bot.router import Router
+from bot.scheduler import Scheduler
 from storage import Database, Repository
 from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
 
@@ -111,4 +112,5 @@ async def router(
         repository=repository,
         responder=responder,
         commands=default_commands(),
+        scheduler=Scheduler(),
     )

@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack, PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
     from bot.messages import Incoming
+    from bot.scheduler import Scheduler
     from storage.repository import ChatState, Repository
 
 COMMAND_PREFIXES = ("/", "／")
@@ -58,6 +59,7 @@ class CommandContext:
     active: CharacterPack
     state: ChatState
     conversations: Conversations
+    scheduler: Scheduler
     granted_admin: bool = False
     """A superuser made the sender a bot admin of this chat."""
     recent_files: tuple[Attachment, ...] = ()

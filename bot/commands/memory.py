@@ -1,4 +1,5 @@
-"""``/reset``, ``/memory``, ``/forget``, ``/room``: what the characters remember of a chat."""
+"""``/reset``, ``/memory``, ``/forget``, ``/room``, ``/jobs``: what the characters remember of a chat,
+and the jobs that keep it."""
 
 from __future__ import annotations
 
@@ -30,7 +31,21 @@ async def handle_memory(context: CommandContext, args: str) -> Reply:
     if context.incoming.chat_type == "group":
         room = "on" if _room_on(context) else "off"
         lines.append(f"Talk addressed to no character is kept as context: {room} (/room on|off).")
+    summary, _covered = await context.repository.summary(context.incoming.key, pack.id)
+    if summary:
+        lines.append(f"In short: {summary}")
     lines.append(f"Other characters' exchanges here are not part of what {pack.name} knows.")
+    return Reply("\n".join(lines))
+
+
+async def handle_jobs(context: CommandContext, args: str) -> Reply:
+    jobs = context.scheduler.jobs()
+    if not jobs:
+        return Reply("No scheduled jobs.")
+    lines = ["Scheduled jobs:"]
+    for job in jobs:
+        when = job.next_run.strftime("%Y-%m-%d %H:%M %Z") if job.next_run is not None else "not scheduled"
+        lines.append(f"• {job.name} ({job.id}): next run {when}")
     return Reply("\n".join(lines))
 
 
@@ -93,6 +108,9 @@ def register(registry: CommandRegistry) -> None:
                 Verb("me", "erase everything you said, in every chat", handle_forget_me, aliases=("我",)),
             ),
         )
+    )
+    registry.add(
+        Command("jobs", "the bot's scheduled jobs", handle_jobs, level=Level.CHAT_ADMIN, aliases=("任务",))
     )
     registry.add(
         Command(

@@ -68,10 +68,11 @@ class PromptTokens:
     history: int
     message: int
     lore: int = 0
+    summary: int = 0
 
     @property
     def total(self) -> int:
-        return self.persona + self.scenes + self.history + self.message + self.lore
+        return self.persona + self.scenes + self.history + self.message + self.lore + self.summary
 
 
 @dataclass(slots=True)
@@ -91,6 +92,8 @@ class Prompt:
     tokens: PromptTokens
     lore: list[str] = field(default_factory=list)
     """Lorebook entries the conversation called for, in insertion order."""
+    summary: str = ""
+    """What the character remembers of the chat's older messages (rolling summary)."""
 
     @property
     def scene_ids(self) -> list[str]:
@@ -98,6 +101,11 @@ class Prompt:
 
     def system_text(self) -> str:
         parts = [self.persona.strip()]
+        if self.summary:
+            heading = (
+                "你记得这里早先的事：" if self.language == "zh" else "What you remember of this chat so far:"
+            )
+            parts.append(heading + "\n" + self.summary)
         if self.lore:
             heading = "你知道的相关事情：" if self.language == "zh" else "What you know that bears on this:"
             parts.append(heading + "\n" + "\n".join(f"- {entry}" for entry in self.lore))
@@ -143,6 +151,7 @@ class PromptBuilder:
         scenes: Sequence[Scene],
         history: Sequence[Turn],
         message: Turn,
+        summary: str = "",
     ) -> Prompt:
         """Fill each part up to its budget.
 
@@ -189,6 +198,7 @@ class PromptBuilder:
             lore.append(entry.content.strip())
             lore_tokens += cost
 
+        summary = self.counter.truncate(summary.strip(), self.budgets.summary_tokens)
         return Prompt(
             character=pack.name,
             language=pack.settings.language,
@@ -197,7 +207,13 @@ class PromptBuilder:
             history=kept,
             message=message,
             tokens=PromptTokens(
-                count(persona), scene_tokens, history_tokens, count(message.render()), lore_tokens
+                count(persona),
+                scene_tokens,
+                history_tokens,
+                count(message.render()),
+                lore_tokens,
+                count(summary) if summary else 0,
             ),
             lore=lore,
+            summary=summary,
         )

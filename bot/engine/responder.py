@@ -59,7 +59,13 @@ class Responder:
         self.screenshots = screenshots
 
     async def respond(
-        self, pack: CharacterPack, history: Sequence[Turn], message: Turn, *, with_screenshot: bool = False
+        self,
+        pack: CharacterPack,
+        history: Sequence[Turn],
+        message: Turn,
+        *,
+        with_screenshot: bool = False,
+        summary: str = "",
     ) -> ResponderResult:
         """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception.
 
@@ -69,7 +75,7 @@ class Responder:
         top_k = pack.settings.top_k if pack.settings.top_k is not None else self.config.retrieval.top_k
         context = history[-1].text if history else ""
         hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
-        prompt = self.prompts.build(pack, [hit.scene for hit in hits], history, message)
+        prompt = self.prompts.build(pack, [hit.scene for hit in hits], history, message, summary)
         max_chars = pack.settings.max_chars or self.config.reply.max_chars
         try:
             completion = await self.model.complete(prompt)

@@ -48,4 +48,4 @@ async def test_sqlite_runs_in_wal_mode(config: BotConfig, database: Database) ->
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    assert version == "0004"
+    assert version == "0005"

@@ -1,0 +1,83 @@
+"""Rolling summaries, written by a real OpenAI-compatible server, stored in SQLite, read back in prompts."""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Iterator
+
+import pytest
+
+from bot.config import BotConfig
+from bot.engine.model import EchoChatModel, OpenAIChatModel
+from bot.engine.prompt import TokenCounter
+from bot.engine.summaries import Summarizer
+from bot.messages import ChatKey
+from bot.router import Router
+from storage import Repository
+from tests.messages import group_message
+from tests.support.openai_server import FakeOpenAIServer
+
+GROUP = ChatKey("onebot", "100")
+MEMORY = "Pip keeps a blue key for the lamp room and owes Orla a pie."
+
+
+@pytest.fixture
+def server() -> Iterator[FakeOpenAIServer]:
+    with FakeOpenAIServer() as server:
+        server.reply_with(lambda body: MEMORY)
+        yield server
+
+
+@pytest.fixture
+async def summarizer(
+    router: Router, config: BotConfig, repository: Repository, server: FakeOpenAIServer
+) -> AsyncIterator[Summarizer]:
+    router.rate.per_minute = 1000  # a long chat in one test minute
+    model = OpenAIChatModel(
+        model="fake-model", base_url=server.base_url, api_key="x", timeout_s=5, max_retries=0
+    )
+    yield Summarizer(config, repository, model, router.packs, TokenCounter.default())
+    await model.aclose()
+
+
+async def chat(router: Router, exchanges: int) -> None:
+    for number in range(exchanges):
+        await router.handle(group_message(f"Orla, note number {number}: the blue key is mine", user="42"))
+
+
+async def test_older_messages_are_summarised_and_the_summary_reaches_the_prompt(
+    router: Router,
+    summarizer: Summarizer,
+    server: FakeOpenAIServer,
+    model: EchoChatModel,
+    repository: Repository,
+) -> None:
+    await chat(router, 19)
+    assert (await summarizer.run()).summarised == 0, "38 messages: not yet 20 past the 20-message window"
+
+    await chat(router, 1)
+    run = await summarizer.run()
+    assert run.summarised == 1
+    request = server.last_request
+    assert "You keep the memory of Orla Finch" in request.system_text()
+    assert "Pip:「note number 0: the blue key is mine」" in request.all_text(), "the oldest messages"
+    assert "note number 19" not in request.all_text(), "the history window stays verbatim"
+
+    text, covered = await repository.summary(GROUP, "orla")
+    assert text == MEMORY
+    assert covered > 0
+    await router.handle(group_message("Orla, what do I owe you?"))
+    assert model.prompts[-1].summary == MEMORY
+    assert model.prompts[-1].tokens.summary > 0
+    (shown,) = await router.handle(group_message("/memory"))
+    assert f"In short: {MEMORY}" in shown.text
+
+
+async def test_a_failed_summary_is_tried_again_at_the_next_run(
+    router: Router, summarizer: Summarizer, server: FakeOpenAIServer, repository: Repository
+) -> None:
+    await chat(router, 20)
+    server.fail_next(500)
+    assert (await summarizer.run()).failed == 1
+    assert await repository.summary(GROUP, "orla") == ("", 0)
+    assert (await summarizer.run()).summarised == 1
+    assert (await repository.summary(GROUP, "orla"))[0] == MEMORY
