@@ -111,9 +111,10 @@ async def main(messages: int) -> None:
     everything = await repository.recent_messages(ChatKey("onebot", long_group), "orla", limit=stored + 10)
     unbounded = sum(counter.count(f"{message.speaker}:「{message.text}」") + 4 for message in everything)
 
-    print(
-        f"{'prompt of the next reply':<34} {'total':>6} {'persona':>8} {'scenes':>7} {'history':>8} {'summary':>8} {'lore':>5} {'message':>8}"
+    header = zip(
+        ("total", "persona", "scenes", "history", "summary", "lore", "message"), (6, 8, 7, 8, 8, 5, 8)
     )
+    print(f"{'prompt of the next reply':<34} " + " ".join(f"{name:>{width}}" for name, width in header))
     print(row(f"group with {stored} stored messages", long_prompt.tokens))
     print(row("group with 20 messages", short_prompt.tokens))
     print(f"every stored message in the prompt instead: {unbounded} history tokens")
