@@ -112,7 +112,9 @@ async def main(messages: int) -> None:
     unbounded = sum(counter.count(f"{message.speaker}:「{message.text}」") + 4 for message in everything)
 
     header = zip(
-        ("total", "persona", "scenes", "history", "summary", "lore", "message"), (6, 8, 7, 8, 8, 5, 8)
+        ("total", "persona", "scenes", "history", "summary", "lore", "message"),
+        (6, 8, 7, 8, 8, 5, 8),
+        strict=True,
     )
     print(f"{'prompt of the next reply':<34} " + " ".join(f"{name:>{width}}" for name, width in header))
     print(row(f"group with {stored} stored messages", long_prompt.tokens))
