@@ -98,6 +98,8 @@ class PromptConfig(_Section):
     """How many recent history turns, besides the new message, are searched for lorebook keys."""
     summary_tokens: int = Field(300, ge=0)
     """Budget of the character's summary of the chat's older messages."""
+    recall_tokens: int = Field(250, ge=0)
+    """Budget of the older messages recalled because the new message is about them."""
 
 
 class ReplyConfig(_Section):
@@ -131,6 +133,10 @@ class MemoryConfig(_Section):
     """How often the background job looks for chats whose history outgrew the prompt."""
     summary_batch: int = Field(default=20, ge=2)
     """Summarise once this many messages have fallen out of the prompt's history window."""
+    recall_k: int = Field(default=3, ge=0)
+    """How many older messages (before the history window) a reply may recall; 0 turns recall off."""
+    recall_scan: int = Field(default=2000, ge=1)
+    """How far back recall searches, in messages the character witnessed."""
 
 
 class GroupsConfig(_Section):

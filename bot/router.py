@@ -288,8 +288,14 @@ class Router:
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
         summary, _covered = await self.repository.summary(key, pack.id)
+        recalled = await self._recall(key, pack, stored, text)
         result = await self.responder.respond(
-            pack, history, Turn(user, text), with_screenshot=with_screenshot, summary=summary
+            pack,
+            history,
+            Turn(user, text),
+            with_screenshot=with_screenshot,
+            summary=summary,
+            recalled=recalled,
         )
         if not result.failed:
             await self.repository.add_message(
@@ -304,6 +310,19 @@ class Router:
                 reply.images.append(image)
                 self.cooldown.used(key)
         return reply
+
+    async def _recall(
+        self, key: ChatKey, pack: CharacterPack, window: list[StoredMessage], text: str
+    ) -> list[str]:
+        """Older messages (before the history window) that ``text`` is about, as prompt lines."""
+        memory = self.config.memory
+        if not memory.recall_k or not window or len(window) < max(self.config.prompt.history_turns, 1):
+            return []
+        older = await self.repository.recent_messages(
+            key, pack.id, limit=memory.recall_scan, before_id=window[0].id
+        )
+        found = await self.responder.recall.search(older, text, memory.recall_k)
+        return [self._turn(message, pack).render() for message in found]
 
     @staticmethod
     def _turn(message: StoredMessage, pack: CharacterPack) -> Turn:

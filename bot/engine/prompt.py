@@ -69,10 +69,19 @@ class PromptTokens:
     message: int
     lore: int = 0
     summary: int = 0
+    recalled: int = 0
 
     @property
     def total(self) -> int:
-        return self.persona + self.scenes + self.history + self.message + self.lore + self.summary
+        return (
+            self.persona
+            + self.scenes
+            + self.history
+            + self.message
+            + self.lore
+            + self.summary
+            + self.recalled
+        )
 
 
 @dataclass(slots=True)
@@ -94,6 +103,8 @@ class Prompt:
     """Lorebook entries the conversation called for, in insertion order."""
     summary: str = ""
     """What the character remembers of the chat's older messages (rolling summary)."""
+    recalled: list[str] = field(default_factory=list)
+    """Older messages of the chat the new message is about, ``Speaker: text``, oldest first."""
 
     @property
     def scene_ids(self) -> list[str]:
@@ -106,6 +117,13 @@ class Prompt:
                 "你记得这里早先的事：" if self.language == "zh" else "What you remember of this chat so far:"
             )
             parts.append(heading + "\n" + self.summary)
+        if self.recalled:
+            heading = (
+                "这里早先说过、与此有关的话："
+                if self.language == "zh"
+                else "Said here earlier, bearing on this:"
+            )
+            parts.append(heading + "\n" + "\n".join(f"- {line}" for line in self.recalled))
         if self.lore:
             heading = "你知道的相关事情：" if self.language == "zh" else "What you know that bears on this:"
             parts.append(heading + "\n" + "\n".join(f"- {entry}" for entry in self.lore))
@@ -152,6 +170,7 @@ class PromptBuilder:
         history: Sequence[Turn],
         message: Turn,
         summary: str = "",
+        recalled: Sequence[str] = (),
     ) -> Prompt:
         """Fill each part up to its budget.
 
@@ -199,6 +218,14 @@ class PromptBuilder:
             lore_tokens += cost
 
         summary = self.counter.truncate(summary.strip(), self.budgets.summary_tokens)
+        kept_recalled: list[str] = []
+        recalled_tokens = 0
+        for line in recalled:
+            cost = count(line) + 2
+            if recalled_tokens + cost > self.budgets.recall_tokens:
+                break
+            kept_recalled.append(line)
+            recalled_tokens += cost
         return Prompt(
             character=pack.name,
             language=pack.settings.language,
@@ -213,7 +240,9 @@ class PromptBuilder:
                 count(message.render()),
                 lore_tokens,
                 count(summary) if summary else 0,
+                recalled_tokens,
             ),
             lore=lore,
             summary=summary,
+            recalled=kept_recalled,
         )

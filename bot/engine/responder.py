@@ -7,6 +7,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
+from bot.engine.recall import Recall
 from bot.engine.replies import clean_reply
 from bot.errors import ModelError
 
@@ -57,6 +58,7 @@ class Responder:
         self.prompts = prompts
         self.model = model
         self.screenshots = screenshots
+        self.recall = Recall(retriever.embedder, dense_weight=config.retrieval.dense_weight)
 
     async def respond(
         self,
@@ -66,6 +68,7 @@ class Responder:
         *,
         with_screenshot: bool = False,
         summary: str = "",
+        recalled: Sequence[str] = (),
     ) -> ResponderResult:
         """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception.
 
@@ -75,7 +78,7 @@ class Responder:
         top_k = pack.settings.top_k if pack.settings.top_k is not None else self.config.retrieval.top_k
         context = history[-1].text if history else ""
         hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
-        prompt = self.prompts.build(pack, [hit.scene for hit in hits], history, message, summary)
+        prompt = self.prompts.build(pack, [hit.scene for hit in hits], history, message, summary, recalled)
         max_chars = pack.settings.max_chars or self.config.reply.max_chars
         try:
             completion = await self.model.complete(prompt)
