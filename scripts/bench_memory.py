@@ -1,7 +1,8 @@
 """Prompt tokens per reply in a long-lived group, against a fresh one with a 20-message window.
 
 Builds the real router over the shipped packs and a SQLite file, fills one group with ``--messages``
-stored messages (half of them Orla's replies, plus room talk), runs the summary job once (the
+stored messages (half of them Orla's replies, plus room talk; the first one a fact asked about at the
+end, so recall has something to find), runs the summary job once (the
 summary is written by an instant model, then cut to ``[prompt] summary_tokens``), and prints the
 prompt tokens of the next reply by part; then the same for a group that has only 20 messages, and
 what the prompt would cost if it carried every stored message::
@@ -45,7 +46,7 @@ def say(group: str, user: int, text: str) -> Incoming:
 def row(label: str, tokens: PromptTokens) -> str:
     return (
         f"{label:<34} {tokens.total:>6} {tokens.persona:>8} {tokens.scenes:>7} {tokens.history:>8} "
-        f"{tokens.summary:>8} {tokens.lore:>5} {tokens.message:>8}"
+        f"{tokens.summary:>8} {tokens.recalled:>8} {tokens.lore:>5} {tokens.message:>8}"
     )
 
 
@@ -95,6 +96,7 @@ async def main(messages: int) -> None:
     summarizer = Summarizer(config, repository, model, packs, counter)
 
     long_group, short_group = "1000", "20"
+    await router.handle(say(long_group, 101, "Orla, my little boat is called the Grey Heron"))
     for number in range(messages // 2):
         if number % 5 == 4:
             await router.handle(say(long_group, 100 + number % 7, f"room talk {number}: {WORDS}"))
@@ -104,18 +106,15 @@ async def main(messages: int) -> None:
     await summarizer.run()
 
     stored = await repository.count_messages(ChatKey("onebot", long_group))
-    await router.handle(say(long_group, 101, "Orla, what did we talk about last month?"))
+    await router.handle(say(long_group, 101, "Orla, what was my boat called again?"))
     long_prompt = model.prompts[-1]
-    await router.handle(say(short_group, 101, "Orla, what did we talk about last month?"))
+    await router.handle(say(short_group, 101, "Orla, what was my boat called again?"))
     short_prompt = model.prompts[-1]
     everything = await repository.recent_messages(ChatKey("onebot", long_group), "orla", limit=stored + 10)
     unbounded = sum(counter.count(f"{message.speaker}:「{message.text}」") + 4 for message in everything)
 
-    header = zip(
-        ("total", "persona", "scenes", "history", "summary", "lore", "message"),
-        (6, 8, 7, 8, 8, 5, 8),
-        strict=True,
-    )
+    names = ("total", "persona", "scenes", "history", "summary", "recalled", "lore", "message")
+    header = zip(names, (6, 8, 7, 8, 8, 8, 5, 8), strict=True)
     print(f"{'prompt of the next reply':<34} " + " ".join(f"{name:>{width}}" for name, width in header))
     print(row(f"group with {stored} stored messages", long_prompt.tokens))
     print(row("group with 20 messages", short_prompt.tokens))
