@@ -137,6 +137,8 @@ class MemoryConfig(_Section):
     """How many older messages (before the history window) a reply may recall; 0 turns recall off."""
     recall_scan: int = Field(default=2000, ge=1)
     """How far back recall searches, in messages the character witnessed."""
+    retention_days: float = Field(default=0, ge=0)
+    """Delete raw messages older than this once a summary keeps their gist (0 keeps them all)."""
 
 
 class GroupsConfig(_Section):

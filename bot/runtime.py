@@ -118,6 +118,8 @@ class Runtime:
         scheduler = Scheduler()
         summarizer = Summarizer(config, repository, chat_model, registry, TokenCounter.default())
         scheduler.every("summaries", "rolling summaries", config.memory.summary_every_min, summarizer.run)
+        if config.memory.retention_days:
+            scheduler.every("retention", "deleting old summarised messages", 24 * 60, summarizer.clean_up)
         router = Router(
             config=config,
             catalog=catalog,

@@ -412,3 +412,25 @@ class Repository:
         recent = await self.recent_messages(key, character_id, limit=5_000)
         mine = [message for message in recent if message.character_id == character_id and message.id > upto]
         return mine[: max(len(mine) - keep, 0)]
+
+    async def delete_summarised_before(self, cutoff: datetime) -> int:
+        """Delete raw messages older than ``cutoff`` whose gist a summary already keeps (and old room
+        talk); a message no summary covers yet is kept, whatever its age. Returns how many went."""
+        covered = (
+            select(Summary.upto_id)
+            .where(
+                Summary.platform == Message.platform,
+                Summary.chat_id == Message.chat_id,
+                Summary.character_id == Message.character_id,
+            )
+            .scalar_subquery()
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(Message)
+                .where(
+                    Message.created_at < cutoff, or_(Message.character_id.is_(None), Message.id <= covered)
+                )
+                .execution_options(synchronize_session=False)
+            )
+            return int(getattr(result, "rowcount", 0) or 0)

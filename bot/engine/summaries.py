@@ -10,6 +10,7 @@ from __future__ import annotations
 
 import logging
 from dataclasses import dataclass
+from datetime import UTC, datetime, timedelta
 
 from bot.config import BotConfig
 from bot.engine.model import ChatModel
@@ -89,6 +90,16 @@ class Summarizer:
         if due:
             log.info("summaries: %d written, %d failed", summarised, failed)
         return SummaryRun(summarised, failed)
+
+    async def clean_up(self) -> int:
+        """Delete the raw messages older than ``[memory] retention_days`` that summaries cover."""
+        days = self.config.memory.retention_days
+        if not days:
+            return 0
+        deleted = await self.repository.delete_summarised_before(datetime.now(UTC) - timedelta(days=days))
+        if deleted:
+            log.info("retention: deleted %d summarised messages older than %g days", deleted, days)
+        return deleted
 
     async def summarise(self, key: ChatKey, pack: CharacterPack) -> bool:
         """Fold the messages of ``pack`` in ``key`` that left the history window into its summary."""

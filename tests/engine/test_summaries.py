@@ -3,8 +3,10 @@
 from __future__ import annotations
 
 from collections.abc import AsyncIterator, Iterator
+from datetime import UTC, datetime, timedelta
 
 import pytest
+from sqlalchemy import update
 
 from bot.config import BotConfig
 from bot.engine.model import EchoChatModel, OpenAIChatModel
@@ -12,7 +14,8 @@ from bot.engine.prompt import TokenCounter
 from bot.engine.summaries import Summarizer
 from bot.messages import ChatKey
 from bot.router import Router
-from storage import Repository
+from storage import Database, Repository
+from storage.models import Message
 from tests.messages import group_message
 from tests.support.openai_server import FakeOpenAIServer
 
@@ -80,4 +83,28 @@ async def test_a_failed_summary_is_tried_again_at_the_next_run(
     assert (await summarizer.run()).failed == 1
     assert await repository.summary(GROUP, "orla") == ("", 0)
     assert (await summarizer.run()).summarised == 1
+    assert (await repository.summary(GROUP, "orla"))[0] == MEMORY
+
+
+async def test_retention_deletes_only_old_messages_a_summary_keeps(
+    router: Router, summarizer: Summarizer, repository: Repository, database: Database
+) -> None:
+    await router.handle(group_message("the gulls are loud today", user="9"))
+    await chat(router, 20)
+    await summarizer.run()
+    _text, covered = await repository.summary(GROUP, "orla")
+    async with database.sessions.begin() as session:
+        await session.execute(update(Message).values(created_at=datetime.now(UTC) - timedelta(days=40)))
+    before = await repository.count_messages(GROUP)
+
+    assert await summarizer.clean_up() == 0, "retention_days = 0 keeps everything"
+    memory = summarizer.config.memory.model_copy(update={"retention_days": 30})
+    summarizer.config = summarizer.config.model_copy(update={"memory": memory})
+    deleted = await summarizer.clean_up()
+
+    left = await repository.recent_messages(GROUP, "orla", limit=1000)
+    assert deleted == before - len(left)
+    assert deleted > 0
+    assert all(message.id > covered for message in left), "what the summary covers went"
+    assert len(left) == 20, "the history window, which no summary covers yet, stays"
     assert (await repository.summary(GROUP, "orla"))[0] == MEMORY
