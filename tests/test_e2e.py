@@ -16,9 +16,8 @@ from typing import Any
 
 import pytest
 from PIL import Image
-from PIL.PngImagePlugin import PngInfo
 
-from tests.importers.samples import WREN, encode_card, picture, v3
+from tests.importers.samples import WREN, card_png_bytes, v3
 from tests.packs import write_pack, write_xiaoman
 from tests.support.bot_process import BotProcess, free_port, write_bot_toml
 from tests.support.file_server import FileServer
@@ -341,11 +340,7 @@ async def test_onebot_keeps_serving_while_discord_cannot_log_in(
 
 def wren_card() -> bytes:
     """Wren Calloway's Character Card V3 PNG, with her lorebook (the parrot Ballast)."""
-    out = io.BytesIO()
-    info = PngInfo()
-    info.add_text("ccv3", encode_card(v3(WREN)))
-    picture().save(out, "PNG", pnginfo=info)
-    return out.getvalue()
+    return card_png_bytes(v3(WREN))
 
 
 async def group_message_with(client: OneBotClient, group: int, predicate: str, within: float = 60) -> ApiCall:

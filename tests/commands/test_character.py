@@ -3,15 +3,12 @@ removing and exporting characters for the character managers (superusers by defa
 
 from __future__ import annotations
 
-import io
 import zipfile
-
-from PIL.PngImagePlugin import PngInfo
 
 from bot.config import BotConfig
 from bot.messages import Attachment, ChatKey, Reply, Role
 from bot.router import Router
-from tests.importers.samples import WREN, encode_card, picture, v3
+from tests.importers.samples import WREN, card_png_bytes, v3
 from tests.messages import attachment, group_message
 
 SUPERUSER = "1"
@@ -56,11 +53,7 @@ async def test_disabling_the_active_character_falls_back_and_says_so(router: Rou
 
 def card_file(name: str = "wren.png") -> Attachment:
     """Wren's Character Card V3 as a PNG, the way a member uploads it."""
-    out = io.BytesIO()
-    info = PngInfo()
-    info.add_text("ccv3", encode_card(v3(WREN)))
-    picture().save(out, "PNG", pnginfo=info)
-    return attachment(name, out.getvalue())
+    return attachment(name, card_png_bytes(v3(WREN)))
 
 
 async def test_a_card_sent_with_the_command_is_imported_and_live_everywhere(

@@ -135,6 +135,15 @@ def write_card_png(
     return path
 
 
+def card_png_bytes(card: dict[str, Any], key: str = "ccv3") -> bytes:
+    """A card PNG as the bytes a user uploads in a chat."""
+    info = PngInfo()
+    info.add_text(key, encode_card(card))
+    out = io.BytesIO()
+    picture().save(out, "PNG", pnginfo=info)
+    return out.getvalue()
+
+
 def write_json(path: Path, value: Any, *, encoding: str = "utf-8") -> Path:
     path.write_bytes(json.dumps(value, ensure_ascii=False, indent=2).encode(encoding))
     return path

@@ -2,23 +2,17 @@
 
 from __future__ import annotations
 
-import io
-
 import pytest
-from PIL.PngImagePlugin import PngInfo
 
 from bot.router import Router
-from tests.importers.samples import WREN, encode_card, picture, v3
+from tests.importers.samples import WREN, card_png_bytes, v3
 from tests.support.discord_api import Call
 from tests.support.discord_gateway import ADMIN, CHANNEL_ID, PIP, DiscordWorld
 
 
 def wren_card() -> bytes:
-    out = io.BytesIO()
-    info = PngInfo()
-    info.add_text("ccv3", encode_card(v3(WREN)))
-    picture().save(out, "PNG", pnginfo=info)
-    return out.getvalue()
+    """Wren Calloway's Character Card V3 PNG, with her lorebook (the parrot Ballast)."""
+    return card_png_bytes(v3(WREN))
 
 
 @pytest.fixture(autouse=True)
