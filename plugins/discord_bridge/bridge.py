@@ -108,16 +108,18 @@ class DiscordBridge:
             await self.poster.deliver(message, reply)
 
     async def post(self, key: ChatKey, reply: Reply) -> None:
-        """Post an announcement in the channel, thread or DM that ``key`` names."""
+        """Post an announcement in the channel, thread or DM that ``key`` names: as the character
+        through the channel's webhook when ``reply.character`` is set, else as the bot."""
         if key.chat_id.startswith("private:"):
-            user = await self.client.fetch_user(int(key.chat_id.removeprefix("private:")))
+            user_id = int(key.chat_id.removeprefix("private:"))
+            user = self.client.get_user(user_id) or await self.client.fetch_user(user_id)
             channel: object = user.dm_channel or await user.create_dm()
         else:
             channel_id = int(key.chat_id)
             channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             raise TypeError(f"Discord chat {key.chat_id} is not a channel one can post in")
-        await self.poster.announce(channel, reply, int(getattr(channel, "id", 0)))
+        await self.poster.announce(channel, reply)
 
     async def sync_commands(self) -> None:
         """Register the slash commands: in ``command_guilds`` at once, else globally."""

@@ -77,6 +77,11 @@ def files_of(reply: Reply) -> list[discord.File]:
     ]
 
 
+def _id_of(channel: object) -> int:
+    """The channel's id for log lines (every channel discord.py gives has one)."""
+    return int(getattr(channel, "id", 0))
+
+
 @asynccontextmanager
 async def typing_in(channel: discord.abc.Messageable) -> AsyncIterator[None]:
     """Show "typing…" while the body runs; a channel that refuses it does not stop the reply."""
@@ -238,31 +243,39 @@ class Poster:
         pack = self.packs.get(reply.character) if reply.character else None
         if pack is not None and self.use_webhooks and self.webhooks.allowed_in(message.channel):
             try:
-                return await self._through_webhook(message, reply, pack)
+                return await self._through_webhook(message.channel, reply, pack, answering=message)
             except discord.HTTPException as exc:
                 log.warning(
                     "webhook post failed in channel %s (%s); replying as the bot", message.channel.id, exc
                 )
-        return await self._as_bot(message, reply)
+        return await self._as_bot(message.channel, reply, message if reply.quote else None)
 
-    async def announce(self, channel: discord.abc.Messageable, reply: Reply, channel_id: int) -> None:
-        """Post ``reply`` on the bot's own initiative (import progress): as the bot, answering nothing."""
-        for text, with_files in chunks(reply, prefix=name_prefix(reply, self.packs)):
-            post = partial(self._post_as_bot, channel, text, reply if with_files else None, None)
-            if await self._retrying(post, channel_id) is None:
-                return
+    async def announce(self, channel: discord.abc.Messageable, reply: Reply) -> list[discord.Message]:
+        """Post ``reply`` on the bot's own initiative (import progress), answering no message: as the
+        character through the webhook when it has one, else as the bot."""
+        pack = self.packs.get(reply.character) if reply.character else None
+        if pack is not None and self.use_webhooks and self.webhooks.allowed_in(channel):
+            try:
+                return await self._through_webhook(channel, reply, pack, answering=None)
+            except discord.HTTPException as exc:
+                log.warning(
+                    "webhook post failed in channel %s (%s); posting as the bot", _id_of(channel), exc
+                )
+        return await self._as_bot(channel, reply, None)
 
-    async def _as_bot(self, message: discord.Message, reply: Reply) -> list[discord.Message]:
+    async def _as_bot(
+        self, channel: discord.abc.Messageable, reply: Reply, reference: discord.Message | None
+    ) -> list[discord.Message]:
         posted: list[discord.Message] = []
         for index, (text, with_files) in enumerate(chunks(reply, prefix=name_prefix(reply, self.packs))):
             post = partial(
                 self._post_as_bot,
-                message.channel,
+                channel,
                 text,
                 reply if with_files else None,
-                message if index == 0 and reply.quote else None,
+                reference if index == 0 else None,
             )
-            if (sent := await self._retrying(post, message.channel.id)) is None:
+            if (sent := await self._retrying(post, _id_of(channel))) is None:
                 break
             posted.append(sent)
         self._remember(posted, reply)
@@ -281,19 +294,26 @@ class Poster:
         return await channel.send(text, files=files, reference=reference)
 
     async def _through_webhook(
-        self, message: discord.Message, reply: Reply, pack: CharacterPack
+        self,
+        channel: object,
+        reply: Reply,
+        pack: CharacterPack,
+        *,
+        answering: discord.Message | None,
     ) -> list[discord.Message]:
-        home = self.webhooks.home_of(message.channel)
+        home = self.webhooks.home_of(channel)
         assert home is not None
-        thread = message.channel if isinstance(message.channel, discord.Thread) else None
+        thread = channel if isinstance(channel, discord.Thread) else None
         avatar = await self.avatars.url(pack)
         # A webhook cannot reply natively: a small first line points at the message and pings its author.
-        pointer = f"-# ↪ {message.author.mention} · {message.jump_url}\n" if reply.quote else ""
+        pointer = ""
+        if answering is not None and reply.quote:
+            pointer = f"-# ↪ {answering.author.mention} · {answering.jump_url}\n"
         posted: list[discord.Message] = []
         for index, (text, with_files) in enumerate(chunks(reply, prefix=pointer)):
             mentions = discord.AllowedMentions.none()
-            if index == 0 and pointer:
-                mentions.users = [message.author]
+            if index == 0 and pointer and answering is not None:
+                mentions.users = [answering.author]
             post = WebhookPost(
                 text,
                 username=pack.name[:WEBHOOK_USERNAME_LIMIT],
@@ -302,22 +322,22 @@ class Poster:
                 thread=thread,
                 mentions=mentions,
             )
-            if (sent := await self._via_webhook(home, post, message)) is None:
+            if (sent := await self._via_webhook(home, post, _id_of(channel))) is None:
                 break
             posted.append(sent)
         self._remember(posted, reply)
         return posted
 
     async def _via_webhook(
-        self, home: WebhookHome, post: WebhookPost, message: discord.Message
+        self, home: WebhookHome, post: WebhookPost, channel_id: int
     ) -> discord.Message | None:
         hook = await self.webhooks.get(home)
         try:
-            return await self._retrying(partial(post.send, hook), message.channel.id)
+            return await self._retrying(partial(post.send, hook), channel_id)
         except discord.NotFound:
             self.webhooks.forget(home)  # someone deleted it: make a new one, once
             hook = await self.webhooks.get(home)
-            return await self._retrying(partial(post.send, hook), message.channel.id)
+            return await self._retrying(partial(post.send, hook), channel_id)
 
     def _remember(self, posted: list[discord.Message], reply: Reply) -> None:
         if reply.character is not None:

@@ -36,6 +36,8 @@ class Call:
     params: dict[str, str]
     json: Any
     files: list[str]
+    uploads: dict[str, bytes] = field(default_factory=dict)
+    """The bytes of each uploaded file, by file name (a multipart request's file parts)."""
     status: int = 0
     response: Any = None
     """What the fake answered (for a posted message: the message object, as Discord returns it)."""
@@ -116,20 +118,30 @@ class _Exchange:
         return None
 
 
-def _decode(data: Any) -> tuple[Any, list[str]]:
-    """The JSON payload and uploaded file names of a request body (JSON text or multipart)."""
+def _read_part(value: Any) -> bytes:
+    """A file part's bytes, leaving the file where it was (discord.py rewinds it for a retry)."""
+    if isinstance(value, bytes):
+        return value
+    start = value.tell()
+    data = bytes(value.read())
+    value.seek(start)
+    return data
+
+
+def _decode(data: Any) -> tuple[Any, dict[str, bytes]]:
+    """The JSON payload and uploaded files (name → bytes) of a request body (JSON text or multipart)."""
     if data is None:
-        return None, []
+        return None, {}
     if isinstance(data, str | bytes):
-        return json.loads(data), []
+        return json.loads(data), {}
     assert isinstance(data, aiohttp.FormData)
     payload: Any = None
-    files: list[str] = []
+    files: dict[str, bytes] = {}
     for options, _headers, value in data._fields:
         if options.get("name") == "payload_json":
             payload = json.loads(value)
         elif "filename" in options:
-            files.append(options["filename"])
+            files[options["filename"]] = _read_part(value)
     return payload, files
 
 
@@ -151,11 +163,23 @@ class FakeDiscordAPI:
         self.cdn: dict[str, bytes] = {}
         """Files users posted, by CDN URL (see :meth:`upload`); fetched with ``GET`` on the session."""
         self.cdn_fetches: list[str] = []
+        self.channels: dict[int, Json] = {}
+        """Channels ``GET /channels/{id}`` finds (the client fetches the ones not in its cache)."""
+        self.users: dict[int, Json] = {}
+        """Users ``GET /users/{id}`` finds and ``POST /users/@me/channels`` opens a DM with."""
+        self.dm_channel_id = 0
+        """The id ``POST /users/@me/channels`` gives the DM it opens."""
+        self.messages: dict[int, Json] = {}
+        """Messages ``GET /channels/{id}/messages/{id}`` finds: what users and the bot posted."""
         self.faults: list[Fault] = []
         self._ids = count(9_000_000_000_000_000)
         self._changed = asyncio.Condition()
         self._routes: list[tuple[str, re.Pattern[str], Handler]] = [
             ("POST", re.compile(r"^/channels/(\d+)/messages$"), self._create_message),
+            ("GET", re.compile(r"^/channels/(\d+)/messages/(\d+)$"), self._get_message),
+            ("GET", re.compile(r"^/channels/(\d+)$"), self._get_channel),
+            ("GET", re.compile(r"^/users/(\d+)$"), self._get_user),
+            ("POST", re.compile(r"^/users/@me/channels$"), self._create_dm),
             ("POST", re.compile(r"^/channels/(\d+)/typing$"), lambda call, m: FakeResponse(204)),
             ("GET", re.compile(r"^/channels/(\d+)/webhooks$"), self._list_webhooks),
             ("POST", re.compile(r"^/channels/(\d+)/webhooks$"), self._create_webhook),
@@ -254,9 +278,9 @@ class FakeDiscordAPI:
     async def answer(self, method: str, url: str, kwargs: dict[str, Any]) -> FakeResponse:
         await asyncio.sleep(0)
         path = API_PREFIX.sub("", url)
-        payload, files = _decode(kwargs.get("data"))
+        payload, uploads = _decode(kwargs.get("data"))
         params = {key: str(value) for key, value in (kwargs.get("params") or {}).items()}
-        call = Call(method, path, params, payload, files)
+        call = Call(method, path, params, payload, list(uploads), uploads)
         self.calls.append(call)
         async with self._changed:
             self._changed.notify_all()
@@ -305,11 +329,11 @@ class FakeDiscordAPI:
             {
                 "id": self._id(),
                 "filename": name,
-                "size": 1,
+                "size": len(data),
                 "url": f"https://cdn.discordapp.com/attachments/1/2/{name}",
                 "proxy_url": f"https://media.discordapp.net/attachments/1/2/{name}",
             }
-            for name in call.files
+            for name, data in call.uploads.items()
         ]
 
     def _create_message(self, call: Call, match: re.Match[str]) -> FakeResponse:
@@ -317,7 +341,39 @@ class FakeDiscordAPI:
         extra: Json = {"attachments": self._attachments(call)}
         if reference := payload.get("message_reference"):
             extra |= {"type": 19, "message_reference": reference}
-        return FakeResponse(200, self.message(match[1], payload.get("content", ""), self.bot_user, **extra))
+        message = self.message(match[1], payload.get("content", ""), self.bot_user, **extra)
+        self.messages[int(message["id"])] = message
+        return FakeResponse(200, message)
+
+    def _get_message(self, call: Call, match: re.Match[str]) -> FakeResponse:
+        message = self.messages.get(int(match[2]))
+        if message is None or message["channel_id"] != match[1]:
+            return FakeResponse(404, {"message": "Unknown Message", "code": 10008})
+        return FakeResponse(200, message)
+
+    def _get_channel(self, call: Call, match: re.Match[str]) -> FakeResponse:
+        channel = self.channels.get(int(match[1]))
+        if channel is None:
+            return FakeResponse(404, {"message": "Unknown Channel", "code": 10003})
+        return FakeResponse(200, channel)
+
+    def _get_user(self, call: Call, match: re.Match[str]) -> FakeResponse:
+        found = self.users.get(int(match[1]))
+        if found is None:
+            return FakeResponse(404, {"message": "Unknown User", "code": 10013})
+        return FakeResponse(200, found)
+
+    def _create_dm(self, call: Call, match: re.Match[str]) -> FakeResponse:
+        recipient = self.users.get(int((call.json or {}).get("recipient_id", 0)))
+        if recipient is None:
+            return FakeResponse(400, {"message": "Invalid Recipient(s)", "code": 50033})
+        channel = {
+            "id": str(self.dm_channel_id),
+            "type": 1,
+            "last_message_id": None,
+            "recipients": [recipient],
+        }
+        return FakeResponse(200, channel)
 
     def _webhook(self, channel_id: int | str, owner: Json, *, name: str) -> Json:
         return {

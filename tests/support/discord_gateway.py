@@ -24,6 +24,8 @@ BOT_ID = 1000
 GUILD_ID = 2000
 OWNER_ID, ADMIN_ID, PIP_ID = 2001, 2002, 2003
 CHANNEL_ID, THREAD_ID, DM_CHANNEL_ID = 3000, 3001, 3100
+HARBOUR_ID = 3002
+"""A channel of the server that the client's cache lacks (made after it connected): only fetched."""
 BOT_ROLE_ID, ADMIN_ROLE_ID = 4000, 4001
 
 EVERYONE = discord.Permissions(INVITE_PERMISSIONS.value, manage_webhooks=False, use_application_commands=True)
@@ -172,6 +174,13 @@ class DiscordWorld:
         self.client = bridge.client
         self.state = bridge.client._connection
         self.api = FakeDiscordAPI(BOT, BOT_ID, guild_id=GUILD_ID)
+        self.api.channels = {
+            CHANNEL_ID: text_channel(CHANNEL_ID, "tavern"),
+            THREAD_ID: thread(THREAD_ID, CHANNEL_ID, "sea-stories"),
+            HARBOUR_ID: text_channel(HARBOUR_ID, "harbour"),
+        }
+        self.api.users = {int(person["id"]): person for person in (BOT, OWNER, ADMIN, PIP)}
+        self.api.dm_channel_id = DM_CHANNEL_ID
         self.manage_webhooks = manage_webhooks
         self._ids = count(5_000_000)
 
@@ -186,6 +195,13 @@ class DiscordWorld:
         self.state.guild_ready_timeout = 0.0
         self.state.parsers["READY"](ready())
         self.state.parsers["GUILD_CREATE"](guild_create(manage_webhooks=self.manage_webhooks))
+        await self.ready()
+
+    async def ready(self) -> None:
+        """Wait until the client is ready and its ``on_ready`` (the bridge's) has run."""
+        await self.client.wait_until_ready()
+        handlers = [task for task in asyncio.all_tasks() if task.get_name() == "discord.py: on_ready"]
+        await asyncio.gather(*handlers)
 
     async def close(self) -> None:
         task = getattr(self.state, "_ready_task", None)
@@ -207,8 +223,15 @@ class DiscordWorld:
         dm: bool = False,
         webhook_id: str | None = None,
         attachments: tuple[Json, ...] = (),
+        resolved: bool = True,
     ) -> Json:
+        """A MESSAGE_CREATE payload, also kept where ``GET /channels/{id}/messages/{id}`` finds it.
+
+        A reply carries the message it replies to unless ``resolved`` is false (as when Discord
+        leaves it out), so the client has to fetch it.
+        """
         data = self.api.message(channel_id, content, author, id=str(next(self._ids)))
+        self.api.messages[int(data["id"])] = data
         data["attachments"] = list(attachments)
         data["mentions"] = [{**mentioned, "member": member(mentioned)} for mentioned in mentions]
         if not dm:
@@ -224,7 +247,8 @@ class DiscordWorld:
                 "channel_id": reply_to["channel_id"],
                 "guild_id": str(GUILD_ID),
             }
-            data["referenced_message"] = reply_to
+            if resolved:
+                data["referenced_message"] = reply_to
         return data
 
     def message(self, content: str, **options: Any) -> discord.Message:

@@ -2,12 +2,31 @@
 
 from __future__ import annotations
 
+import io
+import re
+import zipfile
+from pathlib import Path
+from typing import Any
+
 import pytest
 
+from bot.messages import ChatKey, File, Reply
+from bot.outbox import Outbox
 from bot.router import Router
 from tests.importers.samples import WREN, card_png_bytes, v3
 from tests.support.discord_api import Call
-from tests.support.discord_gateway import ADMIN, CHANNEL_ID, PIP, DiscordWorld
+from tests.support.discord_gateway import (
+    ADMIN,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    HARBOUR_ID,
+    PIP,
+    PIP_ID,
+    THREAD_ID,
+    DiscordWorld,
+)
+
+INDEXING = re.compile(r"^[^\n]+: index(?:ing|ed) \d+/\d+ scenes")
 
 
 def wren_card() -> bytes:
@@ -22,6 +41,11 @@ def group_admins_manage_characters(router: Router) -> None:
     router.config = router.config.model_copy(update={"admins": admins})
 
 
+async def command(world: DiscordWorld, text: str, **options: Any) -> list[Call]:
+    """What the bot answered to ``text``, without the indexing announcements racing it."""
+    return [post for post in await world.say(text, **options) if not INDEXING.match(post.content)]
+
+
 async def announcements(world: DiscordWorld, containing: str) -> list[Call]:
     await world.bridge.router.catalog.background.wait()
     await world.api.settle()
@@ -33,7 +57,7 @@ async def test_a_card_posted_with_the_command_is_imported_and_announced_when_ind
 ) -> None:
     card = world.api.upload(CHANNEL_ID, "wren.png", wren_card())
 
-    (imported,) = await world.say("/character import wren", author=ADMIN, attachments=(card,))
+    (imported,) = await command(world, "/character import wren", author=ADMIN, attachments=(card,))
 
     assert imported.content.startswith("Imported Wren Calloway as wren (card-png): 2 scenes")
     assert world.api.cdn_fetches == [card["url"]]
@@ -50,14 +74,14 @@ async def test_the_file_may_be_in_the_message_replied_to_or_posted_just_before(w
     )
     assert await world.say("", author=ADMIN, attachments=tuple(posted["attachments"])) == []
 
-    (imported,) = await world.say("/character import wren", author=ADMIN, reply_to=posted)
+    (imported,) = await command(world, "/character import wren", author=ADMIN, reply_to=posted)
     assert imported.content.startswith("Imported Wren Calloway as wren")
     await world.bridge.router.catalog.background.wait()
 
-    (again,) = await world.say("/character import wren2", author=ADMIN)
+    (again,) = await command(world, "/character import wren2", author=ADMIN)
     assert again.content.startswith("Imported Wren Calloway as wren2"), "the file posted just before"
     await world.bridge.router.catalog.background.wait()
-    (refused,) = await world.say("/character import wren3", author=PIP)
+    (refused,) = await command(world, "/character import wren3", author=PIP)
     assert refused.content == "/character import is for group admins only."
 
 
@@ -65,15 +89,53 @@ async def test_a_file_over_the_limit_is_refused_by_name_without_downloading_it(
     world: DiscordWorld, router: Router
 ) -> None:
     huge = world.api.upload(CHANNEL_ID, "huge.png", bytes(router.catalog.limits.max_file_bytes + 1))
-    (refused,) = await world.say("/character import", author=ADMIN, attachments=(huge,))
+    (refused,) = await command(world, "/character import", author=ADMIN, attachments=(huge,))
     assert refused.content == "huge.png is 20,000,001 bytes, over the import limit of 20,000,000 bytes."
     assert world.api.cdn_fetches == []
 
 
+def pack_files(archive: bytes) -> set[str]:
+    with zipfile.ZipFile(io.BytesIO(archive)) as opened:
+        return set(opened.namelist())
+
+
 async def test_export_posts_the_pack_as_an_attachment(world: DiscordWorld) -> None:
     (exported,) = await world.say("/character export orla", author=ADMIN)
+    assert exported.path == f"/channels/{CHANNEL_ID}/messages"
     assert exported.content == "Orla Finch as a pack zip: orla.zip"
     assert exported.files == ["orla.zip"]
+    assert exported.json["attachments"] == [{"id": 0, "filename": "orla.zip"}], "the multipart payload_json"
+    assert "orla/character.toml" in pack_files(exported.uploads["orla.zip"])
+    assert exported.response["attachments"][0]["size"] == len(exported.uploads["orla.zip"])
+
+
+async def test_a_slash_export_follows_up_with_the_zip(world: DiscordWorld) -> None:
+    options = [{"name": "character", "type": 3, "value": "orla"}]
+    (answer,) = await world.slash(
+        "character", [{"name": "export", "type": 1, "options": options}], author=ADMIN
+    )
+    assert answer.content == "Orla Finch as a pack zip: orla.zip"
+    assert answer.files == ["orla.zip"]
+    assert "orla/character.toml" in pack_files(answer.uploads["orla.zip"])
+
+
+async def test_a_replied_message_discord_left_out_is_fetched_and_a_deleted_one_has_no_files(
+    world: DiscordWorld,
+) -> None:
+    posted = world.message_payload(
+        "", author=ADMIN, attachments=(world.api.upload(CHANNEL_ID, "w.png", wren_card()),)
+    )
+    (imported,) = await command(
+        world, "/character import wren", author=ADMIN, reply_to=posted, resolved=False
+    )
+    assert imported.content.startswith("Imported Wren Calloway as wren")
+    assert world.api.made("GET", rf"/channels/{CHANNEL_ID}/messages/{posted['id']}")
+    await world.bridge.router.catalog.background.wait()
+
+    gone = world.message_payload("", author=ADMIN)
+    del world.api.messages[int(gone["id"])]
+    (refused,) = await command(world, "/character import wren2", author=ADMIN, reply_to=gone, resolved=False)
+    assert refused.content.startswith("Send the file"), "nothing to import: it is gone, none came before"
 
 
 async def test_the_character_slash_group_has_the_verbs_and_import_takes_a_file(world: DiscordWorld) -> None:
@@ -94,3 +156,56 @@ async def test_the_character_slash_group_has_the_verbs_and_import_takes_a_file(w
         resolved={"attachments": {card["id"]: card}},
     )
     assert answer.content.startswith("Imported Wren Calloway as wren-calloway (card-png)")
+
+
+async def test_announcements_reach_threads_channels_not_cached_and_dms(
+    world: DiscordWorld, outbox: Outbox
+) -> None:
+    for chat_id in (str(THREAD_ID), str(HARBOUR_ID), f"private:{PIP_ID}"):
+        assert await outbox.announce(ChatKey("discord", chat_id), Reply(f"to {chat_id}", quote=False))
+    thread, harbour, dm = world.api.posts()
+    assert (thread.path, thread.content) == (f"/channels/{THREAD_ID}/messages", f"to {THREAD_ID}")
+    assert world.api.made("GET", rf"/channels/{HARBOUR_ID}"), "not in the cache: fetched"
+    assert (harbour.path, harbour.content) == (f"/channels/{HARBOUR_ID}/messages", f"to {HARBOUR_ID}")
+    assert world.api.made("POST", "/users/@me/channels")[0].json == {"recipient_id": PIP_ID}
+    assert (dm.path, dm.content) == (f"/channels/{DM_CHANNEL_ID}/messages", f"to private:{PIP_ID}")
+    assert "message_reference" not in thread.json, "an announcement answers no message"
+
+    assert not await outbox.announce(ChatKey("discord", "999"), Reply("nowhere", quote=False))
+
+
+async def test_a_character_announces_through_the_webhook_with_its_files_and_no_pointer(
+    world: DiscordWorld, outbox: Outbox, tmp_path: Path
+) -> None:
+    notes = tmp_path / "notes.txt"
+    notes.write_text("the lamp logbook")
+    reply = Reply("The lamp is lit.", files=[File(notes, "logbook.txt")], quote=False, character="orla")
+
+    assert await outbox.announce(ChatKey("discord", str(THREAD_ID)), reply)
+    assert await outbox.announce(ChatKey("discord", f"private:{PIP_ID}"), reply)
+
+    through_hook, in_dm = world.api.posts()
+    assert through_hook.path.startswith("/webhooks/")
+    assert through_hook.params["thread_id"] == str(THREAD_ID)
+    assert (through_hook.json["username"], through_hook.content) == ("Orla Finch", "The lamp is lit.")
+    assert through_hook.uploads == {"logbook.txt": b"the lamp logbook"}
+    assert in_dm.content == "**Orla Finch**: The lamp is lit.", "no webhooks in a DM"
+    assert in_dm.files == ["logbook.txt"]
+
+
+async def test_without_manage_webhooks_a_character_announces_as_the_bot(
+    plain_world: DiscordWorld, outbox: Outbox
+) -> None:
+    reply = Reply("The lamp is lit.", quote=False, character="orla")
+    assert await outbox.announce(ChatKey("discord", str(CHANNEL_ID)), reply)
+    (post,) = plain_world.api.posts()
+    assert (post.path, post.content) == (
+        f"/channels/{CHANNEL_ID}/messages",
+        "**Orla Finch**: The lamp is lit.",
+    )
+
+
+async def test_the_bridge_stops_announcing_once_closed(world: DiscordWorld, outbox: Outbox) -> None:
+    await world.bridge.close()
+    assert not await outbox.announce(ChatKey("discord", str(CHANNEL_ID)), Reply("late", quote=False))
+    assert world.api.posts() == []
