@@ -99,6 +99,13 @@ def pack_files(archive: bytes) -> set[str]:
         return set(opened.namelist())
 
 
+async def test_a_file_gone_from_the_cdn_is_refused_by_name(world: DiscordWorld) -> None:
+    card = world.api.upload(CHANNEL_ID, "wren.png", wren_card())
+    del world.api.cdn[card["url"]]
+    (refused,) = await command(world, "/character import", author=ADMIN, attachments=(card,))
+    assert refused.content.startswith("Could not download wren.png from Discord: 404")
+
+
 async def test_export_posts_the_pack_as_an_attachment(world: DiscordWorld) -> None:
     (exported,) = await world.say("/character export orla", author=ADMIN)
     assert exported.path == f"/channels/{CHANNEL_ID}/messages"
@@ -145,7 +152,14 @@ async def test_the_character_slash_group_has_the_verbs_and_import_takes_a_file(w
     verbs = {option["name"]: option for option in character["options"]}
     assert set(verbs) == {"info", "disable", "enable", "export", "create", "import", "reload", "remove"}
     assert [option["name"] for option in verbs["import"]["options"]] == ["text", "file"]
-    assert verbs["info"]["options"][0]["name"] == "character"
+    assert verbs["import"]["description"] == "add a character from a file"
+    assert verbs["import"]["options"][0]["description"].startswith("[id] [replace]")
+    assert verbs["import"]["options"][1]["type"] == 11, "an attachment option"
+    named = [
+        verb for verb, option in verbs.items() if option.get("options", [{}])[0].get("name") == "character"
+    ]
+    assert named == ["info", "disable", "enable", "export", "remove"], "create and reload take new ids"
+    assert all(verbs[verb]["options"][0]["autocomplete"] for verb in named)
 
     card = world.api.upload(CHANNEL_ID, "wren.png", wren_card())
     file_option = {"name": "file", "type": 11, "value": card["id"]}
