@@ -68,13 +68,22 @@ def attachment_of(file: discord.Attachment) -> Attachment:
 
 
 def attachments_of(message: discord.Message) -> tuple[Attachment, ...]:
-    return tuple(attachment_of(file) for file in message.attachments)
+    """The files posted with ``message``; for a forwarded message, the files of what it forwards."""
+    forwarded = (file for snapshot in message.message_snapshots for file in snapshot.attachments)
+    return tuple(attachment_of(file) for file in (*message.attachments, *forwarded))
 
 
 def quoted_files(message: discord.Message) -> Attachments | None:
-    """The files of the message ``message`` replies to, fetched when a command asks for them."""
+    """The files of the message ``message`` replies to, fetched when a command asks for them.
+
+    A forward also references a message, in another channel: its files are the message's own.
+    """
     reference = message.reference
-    if reference is None or reference.message_id is None:
+    if (
+        reference is None
+        or reference.message_id is None
+        or reference.type is discord.MessageReferenceType.forward
+    ):
         return None
     replied_id = reference.message_id
 

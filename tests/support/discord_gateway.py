@@ -224,11 +224,13 @@ class DiscordWorld:
         webhook_id: str | None = None,
         attachments: tuple[Json, ...] = (),
         resolved: bool = True,
+        forwarding: Json | None = None,
     ) -> Json:
         """A MESSAGE_CREATE payload, also kept where ``GET /channels/{id}/messages/{id}`` finds it.
 
         A reply carries the message it replies to unless ``resolved`` is false (as when Discord
-        leaves it out), so the client has to fetch it.
+        leaves it out), so the client has to fetch it. A forward of ``forwarding`` carries a
+        snapshot of it (its text and files) and no text of its own.
         """
         data = self.api.message(channel_id, content, author, id=str(next(self._ids)))
         self.api.messages[int(data["id"])] = data
@@ -249,6 +251,15 @@ class DiscordWorld:
             }
             if resolved:
                 data["referenced_message"] = reply_to
+        if forwarding is not None:
+            data["message_reference"] = {
+                "type": 1,
+                "message_id": forwarding["id"],
+                "channel_id": forwarding["channel_id"],
+                "guild_id": str(GUILD_ID),
+            }
+            snapshot = ("type", "content", "embeds", "attachments", "timestamp", "edited_timestamp", "flags")
+            data["message_snapshots"] = [{"message": {key: forwarding[key] for key in snapshot}}]
         return data
 
     def message(self, content: str, **options: Any) -> discord.Message:
@@ -335,10 +346,13 @@ class DiscordWorld:
         return self.api.made("POST", rf"/webhooks/{BOT_ID}/{token}")
 
     async def autocomplete(self, command: str, option: str, typed: str) -> list[Json]:
-        """The choices the bot offers while ``typed`` is in ``option``."""
-        payload = self.interact(
-            command, [{"name": option, "type": 3, "value": typed, "focused": True}], autocomplete=True
-        )
+        """The choices the bot offers while ``typed`` is in ``option`` of ``command``, which may be a
+        group's subcommand (``"character remove"``)."""
+        name, _, verb = command.partition(" ")
+        options: list[Json] = [{"name": option, "type": 3, "value": typed, "focused": True}]
+        if verb:
+            options = [{"name": verb, "type": 1, "options": options}]
+        payload = self.interact(name, options, autocomplete=True)
         calls = await self.api.wait_for("POST", rf"/interactions/{payload['id']}/{payload['token']}/callback")
         body = calls[0].json
         assert body["type"] == 8

@@ -10,6 +10,7 @@ from typing import Any
 
 import pytest
 
+from bot.config import BotConfig
 from bot.messages import ChatKey, File, Reply
 from bot.outbox import Outbox
 from bot.router import Router
@@ -17,10 +18,11 @@ from tests.importers.samples import WREN, card_png_bytes, v3
 from tests.support.discord_api import Call
 from tests.support.discord_gateway import (
     ADMIN,
+    ADMIN_ID,
     CHANNEL_ID,
     DM_CHANNEL_ID,
     HARBOUR_ID,
-    PIP,
+    OWNER,
     PIP_ID,
     THREAD_ID,
     DiscordWorld,
@@ -35,10 +37,10 @@ def wren_card() -> bytes:
 
 
 @pytest.fixture(autouse=True)
-def group_admins_manage_characters(router: Router) -> None:
-    """Ines has Manage Server; here that is enough to add characters."""
-    admins = router.config.admins.model_copy(update={"character_managers": "group_admins"})
-    router.config = router.config.model_copy(update={"admins": admins})
+def ines_is_a_superuser(config: BotConfig) -> None:
+    """Ines runs the bot: ``[admins] superusers = ["discord:2002"]``. Only superusers add and remove
+    characters (``character_managers`` is left at its default), not even the server's owner."""
+    config.admins.superusers.append(f"discord:{ADMIN_ID}")
 
 
 async def command(world: DiscordWorld, text: str, **options: Any) -> list[Call]:
@@ -81,8 +83,22 @@ async def test_the_file_may_be_in_the_message_replied_to_or_posted_just_before(w
     (again,) = await command(world, "/character import wren2", author=ADMIN)
     assert again.content.startswith("Imported Wren Calloway as wren2"), "the file posted just before"
     await world.bridge.router.catalog.background.wait()
-    (refused,) = await command(world, "/character import wren3", author=PIP)
-    assert refused.content == "/character import is for group admins only."
+    (refused,) = await command(world, "/character import wren3", author=OWNER)
+    assert refused.content == "/character import is for bot superusers only."
+
+
+async def test_a_card_forwarded_from_another_channel_counts_as_posted_here(world: DiscordWorld) -> None:
+    card = world.api.upload(HARBOUR_ID, "wren.png", wren_card())
+    original = world.message_payload("Wren's card", author=OWNER, channel_id=HARBOUR_ID, attachments=(card,))
+    forward = world.message_payload("", author=ADMIN, forwarding=original)
+    assert await world.say("", author=ADMIN, forwarding=original) == []
+
+    (imported,) = await command(world, "/character import wren", author=ADMIN)
+    assert imported.content.startswith("Imported Wren Calloway as wren"), "forwarded just before"
+    await world.bridge.router.catalog.background.wait()
+    (again,) = await command(world, "/character import wren2", author=ADMIN, reply_to=forward)
+    assert again.content.startswith("Imported Wren Calloway as wren2"), "a reply to the forward"
+    assert world.api.cdn_fetches == [card["url"], card["url"]]
 
 
 async def test_a_file_over_the_limit_is_refused_by_name_without_downloading_it(
@@ -160,6 +176,9 @@ async def test_the_character_slash_group_has_the_verbs_and_import_takes_a_file(w
     ]
     assert named == ["info", "disable", "enable", "export", "remove"], "create and reload take new ids"
     assert all(verbs[verb]["options"][0]["autocomplete"] for verb in named)
+    assert await world.autocomplete("character remove", "character", "orl") == [
+        {"name": "Orla Finch (orla)", "value": "orla"}
+    ]
 
     card = world.api.upload(CHANNEL_ID, "wren.png", wren_card())
     file_option = {"name": "file", "type": 11, "value": card["id"]}
