@@ -13,8 +13,10 @@ from __future__ import annotations
 
 import os
 import tomllib
+from datetime import tzinfo
 from pathlib import Path
 from typing import Any, Literal
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
 
@@ -22,6 +24,7 @@ from bot.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "bot.toml"
 CONFIG_ENV = "BOT_CONFIG"
+MAX_DEBOUNCE_S = 60.0
 
 
 class _Section(BaseModel):
@@ -148,6 +151,33 @@ class GroupsConfig(_Section):
     """How many characters one message may call (``Orla, 小满, ...`` or ``@Orla @小满 ...``)."""
     replies_per_minute: int = Field(default=20, ge=1)
     """The most character replies one chat gets in a minute; more calls stay unanswered."""
+    chattiness: float = Field(default=0.0, ge=0, le=1)
+    """The chance that the active character joins group talk addressed to no one (0 never; a group
+    admin sets it for one group with ``/chatty``)."""
+    debounce_s: float = Field(default=0.0, ge=0, le=MAX_DEBOUNCE_S)
+    """Wait this long after a message for more: a burst of messages gets one reply, to the last of
+    them (0 answers each at once; ``/debounce`` sets it for one chat)."""
+
+
+class SchedulerConfig(_Section):
+    """The background jobs: summaries, retention, greetings."""
+
+    timezone: str = ""
+    """The IANA time zone of greeting times (``Asia/Shanghai``); empty means the machine's own. A
+    group can name its own zone in ``/greet on 08:30 Europe/Paris``."""
+    retry_min: float = Field(default=5.0, gt=0)
+    """A failed job runs again this many minutes later (or at its next time, when that is sooner)."""
+    max_retries: int = Field(default=3, ge=0)
+    """How many times in a row a failed job is retried before it waits for its next time."""
+    greeting_grace_min: float = Field(default=60.0, ge=0)
+    """A greeting missed while the bot was down is still sent at start within this many minutes."""
+
+    @field_validator("timezone")
+    @classmethod
+    def _known_zone(cls, value: str) -> str:
+        if value:
+            zone(value)
+        return value
 
 
 class StorageConfig(_Section):
@@ -231,6 +261,7 @@ class BotConfig(_Section):
     images: ImagesConfig = ImagesConfig()
     memory: MemoryConfig = MemoryConfig()
     groups: GroupsConfig = GroupsConfig()
+    scheduler: SchedulerConfig = SchedulerConfig()
     storage: StorageConfig = StorageConfig()
     characters: CharactersConfig = CharactersConfig()
     admins: AdminsConfig = AdminsConfig()
@@ -269,6 +300,14 @@ class BotConfig(_Section):
 
     def is_superuser(self, qualified_user: str) -> bool:
         return qualified_user in self.admins.superusers
+
+
+def zone(name: str) -> tzinfo:
+    """The IANA time zone ``name``; a :class:`ValueError` that says so when there is none."""
+    try:
+        return ZoneInfo(name)
+    except (ZoneInfoNotFoundError, ValueError):
+        raise ValueError(f"unknown time zone {name!r} (use an IANA name such as 'Asia/Shanghai')") from None
 
 
 def config_path(explicit: str | Path | None = None) -> Path:

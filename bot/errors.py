@@ -65,6 +65,10 @@ class ExtractError(BotError):
     """``python -m bot extract`` cannot use its input; nothing has been written."""
 
 
+class JobError(BotError):
+    """A scheduled job could not do its work this time (it is retried later)."""
+
+
 class CommandError(BotError):
     """A chat command was used wrongly; the message is shown to the user as is."""
 

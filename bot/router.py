@@ -16,18 +16,23 @@ Messages of one chat are handled one at a time, in order; different chats run co
 from __future__ import annotations
 
 import asyncio
+import itertools
 import logging
+import random
 import re
 import time
 from collections import deque
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
-from dataclasses import replace
+from dataclasses import dataclass, field, replace
+from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, Conversations, RecentFiles, parse_command
 from bot.engine.prompt import Turn
 from bot.engine.screenshots import screenshot_image
+from bot.errors import JobError
+from bot.greetings import Greetings, greeting_cue
 from bot.messages import ChatKey, Incoming, Reply
 
 if TYPE_CHECKING:
@@ -35,6 +40,7 @@ if TYPE_CHECKING:
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack
     from bot.engine.responder import Responder
+    from bot.outbox import Outbox
     from bot.scheduler import Scheduler
     from storage.repository import ChatState, Repository, StoredMessage
 
@@ -110,6 +116,52 @@ class ReplyRate:
         return True
 
 
+@dataclass(slots=True)
+class Said:
+    """A message that is not a command, once stored: who owes it an answer, and the chat's manners."""
+
+    state: ChatState
+    notices: list[Reply]
+    chattiness: float
+    debounce_s: float
+    owed: dict[str, int] = field(default_factory=dict)
+    """The characters it called (or the one it addressed), by id, with the stored message's id."""
+    room_message: int | None = None
+    """The id of the message kept as room talk (addressed to no one)."""
+    room_text: str = ""
+
+
+class Bursts:
+    """The debounce: a burst of messages from one user in one chat gets one answer, to its last message.
+
+    Each message joins its sender's burst with the characters it owes an answer; after waiting, only
+    the newest message of the burst answers, for all of them, each answering the newest message of
+    the burst it witnessed (room talk is witnessed by all).
+    """
+
+    def __init__(self) -> None:
+        self._pending: dict[tuple[ChatKey, str], tuple[int, dict[str, int]]] = {}
+        self._tokens = itertools.count(1)
+
+    def add(self, burst: tuple[ChatKey, str], said: Said) -> int:
+        token = next(self._tokens)
+        _previous, owed = self._pending.get(burst, (0, {}))
+        if said.room_message is not None:
+            owed = dict.fromkeys(owed, said.room_message)
+        self._pending[burst] = (token, {**owed, **said.owed})
+        return token
+
+    async def settle(self, burst: tuple[ChatKey, str], token: int, seconds: float) -> dict[str, int] | None:
+        """Wait ``seconds``; then what the burst owes (character → message to answer) if ``token`` is
+        still its newest message, else ``None`` (a newer message answers)."""
+        await asyncio.sleep(seconds)
+        latest, owed = self._pending.get(burst, (0, {}))
+        if latest != token:
+            return None
+        del self._pending[burst]
+        return owed
+
+
 class Router:
     """Routes each :class:`Incoming` to a command or a character and returns the replies."""
 
@@ -122,6 +174,8 @@ class Router:
         responder: Responder,
         commands: CommandRegistry,
         scheduler: Scheduler,
+        outbox: Outbox,
+        chance: random.Random | None = None,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
@@ -135,6 +189,13 @@ class Router:
         self.rate = ReplyRate(config.groups.replies_per_minute)
         self.conversations = Conversations()
         self.recent_files = RecentFiles()
+        self.bursts = Bursts()
+        self.chance = chance or random.Random()
+        """Rolls the dice of ``[groups] chattiness``."""
+        self.outbox = outbox
+        self.greetings = Greetings(
+            repository=repository, scheduler=scheduler, config=config.scheduler, send=self.greet
+        )
 
     def is_addressed(self, incoming: Incoming) -> bool:
         """Whether :meth:`handle` will answer ``incoming`` (platforms show "typing…" for these)."""
@@ -154,7 +215,8 @@ class Router:
         if not text:
             return []
         parsed = parse_command(text)
-        async with self.locks.hold(incoming.key):
+        key = incoming.key
+        async with self.locks.hold(key):
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:
@@ -163,35 +225,92 @@ class Router:
                 if incoming.to_me:
                     return [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
                 return []
-            step = self.conversations.take(incoming.key, incoming.sender.user_id)
+            step = self.conversations.take(key, incoming.sender.user_id)
             if step is not None:
                 context, notices = await self._command_context(incoming)
                 return [*notices, await self.commands.continue_with(step, context, text)]
-            calls, rest = self.packs.called(text, self.config.groups.max_characters_per_message)
-            if not calls and not incoming.to_me:
-                await self._keep_room_talk(incoming, text)
-                return []
+            said = await self._take(incoming, text)
+            if not said.debounce_s:
+                return [*said.notices, *await self._reply(incoming, said, said.owed)]
+            burst = (key, incoming.sender.user_id)
+            token = self.bursts.add(burst, said)
+        owed = await self.bursts.settle(burst, token, said.debounce_s)
+        if owed is None:
+            return said.notices
+        async with self.locks.hold(key):
+            return [*said.notices, *await self._reply(incoming, said, owed)]
+
+    async def _take(self, incoming: Incoming, text: str) -> Said:
+        """Store a message that is not a command, and note which characters owe it an answer."""
+        calls, rest = self.packs.called(text, self.config.groups.max_characters_per_message)
+        if calls or incoming.to_me:
             state, notices = await self._state(incoming)
-            calls = [pack for pack in calls if pack.id not in state.disabled]
-            if not calls and not incoming.to_me:
-                await self._keep_room_talk(incoming, text)
-                return notices
-            addressed = self.packs.get(incoming.character) if incoming.character else None
-            if addressed is not None and addressed.id in state.disabled:
-                addressed = None
-            speakers = calls or [addressed or self.active_pack(state)]
-            said = (rest or text) if calls else text
-            answers: list[Reply] = []
-            for pack in speakers:
-                if not self.rate.allow(incoming.key):
-                    log.warning(
-                        "%s: over [groups] replies_per_minute; %s stays silent", incoming.key, pack.id
-                    )
-                    break
-                answers.append(await self._answer(incoming, state, pack, said))
-            if not answers:
-                await self._keep_room_talk(incoming, text)
-            return [*notices, *answers]
+        else:
+            state, notices = await self.chat_state(incoming), []
+        calls = [pack for pack in calls if pack.id not in state.disabled]
+        manners = self.config.groups
+        said = Said(
+            state,
+            notices,
+            chattiness=manners.chattiness if state.chattiness is None else state.chattiness,
+            debounce_s=manners.debounce_s if state.debounce_s is None else state.debounce_s,
+        )
+        if not calls and not incoming.to_me:
+            said.room_message = await self._keep_room_talk(incoming, text)
+            said.room_text = text
+            return said
+        addressed = self.packs.get(incoming.character) if incoming.character else None
+        if addressed is not None and addressed.id in state.disabled:
+            addressed = None
+        display, _name = await self._speaker(incoming)
+        for pack in calls or [addressed or self.active_pack(state)]:
+            # NOTE: the message is committed before the model is called, so a crash loses nothing said.
+            said.owed[pack.id] = await self.repository.add_message(
+                incoming.key,
+                role="user",
+                character_id=pack.id,
+                user_id=incoming.sender.user_id,
+                user_name=display,
+                text=(rest or text) if calls else text,
+                platform_message_id=incoming.message_id,
+            )
+        return said
+
+    async def _reply(self, incoming: Incoming, said: Said, owed: Mapping[str, int]) -> list[Reply]:
+        """The answers of the characters ``owed`` (to the messages given); with none, maybe the active
+        character joins the talk unprompted."""
+        answering = [
+            (pack, message) for pack_id, message in owed.items() if (pack := self.packs.get(pack_id))
+        ]
+        unprompted = (
+            not answering
+            and incoming.chat_type == "group"
+            and said.chattiness > 0
+            and self.chance.random() < said.chattiness
+        )
+        if unprompted:
+            pack = self.active_pack(said.state)
+            if said.room_message is None:
+                said.room_message = await self.repository.add_message(
+                    incoming.key,
+                    role="user",
+                    character_id=pack.id,
+                    user_id=incoming.sender.user_id,
+                    user_name=(await self._speaker(incoming))[0],
+                    text=said.room_text,
+                    platform_message_id=incoming.message_id,
+                )
+            answering = [(pack, said.room_message)]
+        answers: list[Reply] = []
+        for pack, message in answering:
+            if not self.rate.allow(incoming.key):
+                log.warning("%s: over [groups] replies_per_minute; %s stays silent", incoming.key, pack.id)
+                break
+            reply = await self._answer(incoming.key, said.state, pack, message)
+            if reply is not None:
+                reply.quote = not unprompted
+                answers.append(reply)
+        return answers
 
     async def _command_context(self, incoming: Incoming) -> tuple[CommandContext, list[Reply]]:
         state, notices = await self._state(incoming)
@@ -204,6 +323,7 @@ class Router:
             state,
             self.conversations,
             self.scheduler,
+            self.greetings,
             granted_admin=await self.repository.is_chat_admin(incoming.key, incoming.sender.user_id),
             recent_files=self.recent_files.of(incoming),
         )
@@ -253,12 +373,12 @@ class Router:
         display = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
         return display, await self.repository.participant_name(incoming.key, incoming.sender.user_id, display)
 
-    async def _keep_room_talk(self, incoming: Incoming, text: str) -> None:
+    async def _keep_room_talk(self, incoming: Incoming, text: str) -> int | None:
         """Remember group talk addressed to no character, for every character's context."""
         if incoming.chat_type != "group":
-            return
+            return None
         display, _name = await self._speaker(incoming)
-        await self.repository.add_room_message(
+        return await self.repository.add_room_message(
             incoming.key,
             user_id=incoming.sender.user_id,
             user_name=display,
@@ -268,31 +388,27 @@ class Router:
             keep=self.config.memory.room_keep,
         )
 
-    async def _answer(self, incoming: Incoming, state: ChatState, pack: CharacterPack, text: str) -> Reply:
-        key = incoming.key
-        display, user = await self._speaker(incoming)
+    async def _answer(
+        self, key: ChatKey, state: ChatState, pack: CharacterPack, message_id: int
+    ) -> Reply | None:
+        """``pack``'s answer to the stored message ``message_id``, with what it witnessed before that
+        (``None`` when the message was forgotten meanwhile)."""
+        window = max(self.config.prompt.history_turns, 1)
         stored = await self.repository.recent_messages(
-            key, pack.id, limit=max(self.config.prompt.history_turns, 1)
+            key, pack.id, limit=window + 1, before_id=message_id + 1
         )
-        history = [self._turn(message, pack) for message in stored]
-        # NOTE: the message is committed before the model is called, so a crash loses nothing said.
-        await self.repository.add_message(
-            key,
-            role="user",
-            character_id=pack.id,
-            user_id=incoming.sender.user_id,
-            user_name=display,
-            text=text,
-            platform_message_id=incoming.message_id,
-        )
+        if not stored or stored[-1].id != message_id:
+            return None
+        *earlier, message = stored
+        history = [self._turn(turn, pack) for turn in earlier[-window:]]
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
         summary, _covered = await self.repository.summary(key, pack.id)
-        recalled = await self._recall(key, pack, stored, text)
+        recalled = await self._recall(key, pack, earlier[-window:], message.text)
         result = await self.responder.respond(
             pack,
             history,
-            Turn(user, text),
+            self._turn(message, pack),
             with_screenshot=with_screenshot,
             summary=summary,
             recalled=recalled,
@@ -310,6 +426,26 @@ class Router:
                 reply.images.append(image)
                 self.cooldown.used(key)
         return reply
+
+    async def greet(self, key: ChatKey, now: datetime) -> None:
+        """Post the chat's daily greeting, written by its active character for ``now``; raises
+        :class:`JobError` when the model or the platform fails (the greeting is then retried)."""
+        async with self.locks.hold(key):
+            state = await self.repository.chat_state(key)
+            pack = self.active_pack(state)
+            window = max(self.config.prompt.history_turns, 1)
+            stored = await self.repository.recent_messages(key, pack.id, limit=window)
+            summary, _covered = await self.repository.summary(key, pack.id)
+            result = await self.responder.respond(
+                pack, [self._turn(turn, pack) for turn in stored], greeting_cue(pack, now), summary=summary
+            )
+            if result.failed:
+                raise JobError(f"{key}: {pack.name} has no greeting: the model did not answer")
+            if not await self.outbox.announce(key, Reply(result.text, quote=False, character=pack.id)):
+                raise JobError(f"{key}: the greeting could not be posted (is the platform connected?)")
+            await self.repository.add_message(
+                key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=result.text
+            )
 
     async def _recall(
         self, key: ChatKey, pack: CharacterPack, window: list[StoredMessage], text: str

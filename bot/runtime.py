@@ -115,7 +115,7 @@ class Runtime:
             progress_every_s=config.characters.progress_every_s,
         )
         repository = Repository(database)
-        scheduler = Scheduler()
+        scheduler = Scheduler(retry_min=config.scheduler.retry_min, max_retries=config.scheduler.max_retries)
         summarizer = Summarizer(config, repository, chat_model, registry, TokenCounter.default())
         scheduler.every("summaries", "rolling summaries", config.memory.summary_every_min, summarizer.run)
         if config.memory.retention_days:
@@ -127,7 +127,9 @@ class Runtime:
             responder=responder,
             commands=default_commands(),
             scheduler=scheduler,
+            outbox=outbox,
         )
+        greetings = await router.greetings.schedule_saved()
         runtime = cls(
             config,
             database,
@@ -147,11 +149,12 @@ class Runtime:
         if (warm_up := getattr(chat_model, "warm_up", None)) is not None:
             background.start(warm_up(), "warming up the model")
         log.info(
-            "ready: %d character(s) [%s], model %s, database %s",
+            "ready: %d character(s) [%s], model %s, database %s, %d daily greeting(s)",
             len(registry),
             ", ".join(pack.id for pack in registry),
             chat_model.name,
             "SQLite" if database.is_sqlite else "server",
+            greetings,
         )
         return runtime
 

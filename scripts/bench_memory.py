@@ -91,6 +91,7 @@ async def main(messages: int) -> None:
         responder=responder,
         commands=default_commands(),
         scheduler=Scheduler(),
+        outbox=Outbox(),
     )
     router.rate.per_minute = messages
     summarizer = Summarizer(config, repository, model, packs, counter)

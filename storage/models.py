@@ -7,7 +7,18 @@ from __future__ import annotations
 
 from datetime import UTC, datetime
 
-from sqlalchemy import BigInteger, Boolean, DateTime, Index, Integer, MetaData, String, Text, UniqueConstraint
+from sqlalchemy import (
+    BigInteger,
+    Boolean,
+    DateTime,
+    Float,
+    Index,
+    Integer,
+    MetaData,
+    String,
+    Text,
+    UniqueConstraint,
+)
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
 NAMING_CONVENTION = {
@@ -41,6 +52,10 @@ class Chat(Base):
     """``/images on|off``; ``None`` follows ``[images] enabled``."""
     room_context: Mapped[bool | None] = mapped_column(Boolean)
     """``/room on|off``: keep talk addressed to no character; ``None`` follows ``[memory] room_context``."""
+    chattiness: Mapped[float | None] = mapped_column(Float)
+    """``/chatty``: the chance of joining talk unprompted; ``None`` follows ``[groups] chattiness``."""
+    debounce_s: Mapped[float | None] = mapped_column(Float)
+    """``/debounce``: seconds to wait for more of a burst; ``None`` follows ``[groups] debounce_s``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -125,3 +140,23 @@ class Summary(Base):
     text: Mapped[str] = mapped_column(Text)
     upto_id: Mapped[int] = mapped_column(BigInteger)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+
+class Greeting(Base):
+    """A chat's daily in-character greeting (``/greet on 08:30``), kept so it survives restarts.
+
+    ``last_sent`` is the local date of the last greeting; claiming a day by updating it makes sure a
+    chat is greeted once a day, even by several processes or after a restart.
+    """
+
+    __tablename__ = "greetings"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    at: Mapped[str] = mapped_column(String(5))
+    """``HH:MM`` in ``timezone``."""
+    timezone: Mapped[str] = mapped_column(String(64))
+    """An IANA name; empty for the machine's own zone."""
+    last_sent: Mapped[str | None] = mapped_column(String(10))
+    created_by: Mapped[str] = mapped_column(String(128))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -10,9 +10,9 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import delete, func, or_, select, update
 
-from storage.models import Chat, ChatAdmin, DisabledCharacter, Message, Participant, Summary
+from storage.models import Chat, ChatAdmin, DisabledCharacter, Greeting, Message, Participant, Summary
 
 if TYPE_CHECKING:
     from bot.messages import ChatKey
@@ -32,6 +32,10 @@ class ChatState:
     """Characters hidden in this chat with ``/character disable``."""
     room_context: bool | None = None
     """``/room on|off``; ``None`` follows ``[memory] room_context``."""
+    chattiness: float | None = None
+    """``/chatty``; ``None`` follows ``[groups] chattiness``."""
+    debounce_s: float | None = None
+    """``/debounce``; ``None`` follows ``[groups] debounce_s``."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -46,6 +50,18 @@ class StoredMessage:
     created_at: datetime
     speaker: str = ""
     """The user's stable name in the chat (see :meth:`Repository.participant_name`)."""
+
+
+@dataclass(slots=True, frozen=True)
+class SavedGreeting:
+    """A chat's daily greeting as stored: ``at`` is ``HH:MM`` in ``timezone`` (empty: the machine's)."""
+
+    platform: str
+    chat_id: str
+    at: str
+    timezone: str
+    last_sent: str | None
+    """The local date (ISO) of the last greeting sent."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -77,7 +93,13 @@ class Repository:
         if chat is None:
             return ChatState(None, 0, disabled=disabled)
         return ChatState(
-            chat.active_character, chat.memory_floor, chat.images_enabled, disabled, chat.room_context
+            chat.active_character,
+            chat.memory_floor,
+            chat.images_enabled,
+            disabled,
+            chat.room_context,
+            chat.chattiness,
+            chat.debounce_s,
         )
 
     async def set_character_disabled(self, key: ChatKey, character_id: str, disabled: bool) -> bool:
@@ -139,6 +161,13 @@ class Repository:
 
     async def set_images_enabled(self, key: ChatKey, enabled: bool) -> None:
         await self._update_chat(key, images_enabled=enabled)
+
+    async def set_manners(self, key: ChatKey, **manners: float | None) -> None:
+        """Set ``chattiness`` and/or ``debounce_s`` for one chat (``None``: back to the config's)."""
+        unknown = set(manners) - {"chattiness", "debounce_s"}
+        if unknown:
+            raise TypeError(f"not a chat manner: {', '.join(sorted(unknown))}")
+        await self._update_chat(key, **manners)
 
     async def add_message(
         self,
@@ -248,26 +277,25 @@ class Repository:
         platform_message_id: str | None,
         default_on: bool,
         keep: int,
-    ) -> bool:
+    ) -> int | None:
         """Keep talk addressed to no character, unless the chat turned that off; only the latest
-        ``keep`` such messages of the chat are kept. Returns whether it was stored."""
+        ``keep`` such messages of the chat are kept. Returns the message's id, ``None`` when not kept."""
         async with self._sessions.begin() as session:
             chat = await session.get(Chat, (key.platform, key.chat_id))
             enabled = chat.room_context if chat is not None and chat.room_context is not None else default_on
             if not enabled:
-                return False
-            session.add(
-                Message(
-                    platform=key.platform,
-                    chat_id=key.chat_id,
-                    character_id=None,
-                    role="user",
-                    user_id=user_id,
-                    user_name=user_name,
-                    text=text,
-                    platform_message_id=platform_message_id,
-                )
+                return None
+            message = Message(
+                platform=key.platform,
+                chat_id=key.chat_id,
+                character_id=None,
+                role="user",
+                user_id=user_id,
+                user_name=user_name,
+                text=text,
+                platform_message_id=platform_message_id,
             )
+            session.add(message)
             await session.flush()
             room = (
                 Message.platform == key.platform,
@@ -279,7 +307,7 @@ class Repository:
             )
             if oldest_kept is not None:
                 await session.execute(delete(Message).where(*room, Message.id < oldest_kept))
-            return True
+            return message.id
 
     async def set_room_context(self, key: ChatKey, enabled: bool) -> None:
         await self._update_chat(key, room_context=enabled)
@@ -434,3 +462,63 @@ class Repository:
                 .execution_options(synchronize_session=False)
             )
             return int(getattr(result, "rowcount", 0) or 0)
+
+    async def save_greeting(self, key: ChatKey, *, at: str, timezone: str, created_by: str) -> None:
+        """Turn on (or move) the chat's daily greeting; the day it last greeted is kept."""
+        async with self._sessions.begin() as session:
+            row = await session.get(Greeting, (key.platform, key.chat_id))
+            if row is None:
+                row = Greeting(platform=key.platform, chat_id=key.chat_id, last_sent=None)
+                session.add(row)
+            row.at, row.timezone, row.created_by = at, timezone, created_by
+
+    async def delete_greeting(self, key: ChatKey) -> bool:
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                delete(Greeting).where(Greeting.platform == key.platform, Greeting.chat_id == key.chat_id)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def greeting(self, key: ChatKey) -> SavedGreeting | None:
+        async with self._sessions() as session:
+            row = await session.get(Greeting, (key.platform, key.chat_id))
+            return None if row is None else _saved_greeting(row)
+
+    async def greetings(self) -> list[SavedGreeting]:
+        async with self._sessions() as session:
+            rows = await session.scalars(select(Greeting).order_by(Greeting.platform, Greeting.chat_id))
+            return [_saved_greeting(row) for row in rows]
+
+    async def claim_greeting(self, key: ChatKey, day: str) -> bool:
+        """Mark the chat greeted on ``day``; ``False`` when it already was, or has no greeting.
+
+        One conditional update, so two processes firing the same greeting cannot both win.
+        """
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Greeting)
+                .where(
+                    Greeting.platform == key.platform,
+                    Greeting.chat_id == key.chat_id,
+                    or_(Greeting.last_sent.is_(None), Greeting.last_sent != day),
+                )
+                .values(last_sent=day)
+            )
+            return bool(getattr(result, "rowcount", 0))
+
+    async def release_greeting(self, key: ChatKey, day: str, before: str | None) -> None:
+        """Undo :meth:`claim_greeting` after a greeting that could not be sent, so a retry may send it."""
+        async with self._sessions.begin() as session:
+            await session.execute(
+                update(Greeting)
+                .where(
+                    Greeting.platform == key.platform,
+                    Greeting.chat_id == key.chat_id,
+                    Greeting.last_sent == day,
+                )
+                .values(last_sent=before)
+            )
+
+
+def _saved_greeting(row: Greeting) -> SavedGreeting:
+    return SavedGreeting(row.platform, row.chat_id, row.at, row.timezone, row.last_sent)

@@ -97,8 +97,8 @@ async def catalog(config: BotConfig, outbox: Outbox, background: Background) -> 
 
 @pytest.fixture
 async def router(
-    config: BotConfig, catalog: PackCatalog, repository: Repository, model: EchoChatModel
-) -> Router:
+    config: BotConfig, catalog: PackCatalog, repository: Repository, model: EchoChatModel, outbox: Outbox
+) -> AsyncIterator[Router]:
     responder = Responder(
         config=config,
         retriever=catalog.retriever,
@@ -106,11 +106,14 @@ async def router(
         model=model,
         screenshots=catalog.screenshots,
     )
-    return Router(
+    router = Router(
         config=config,
         catalog=catalog,
         repository=repository,
         responder=responder,
         commands=default_commands(),
         scheduler=Scheduler(),
+        outbox=outbox,
     )
+    yield router
+    router.scheduler.shutdown()

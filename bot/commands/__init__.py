@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack, PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
+    from bot.greetings import Greetings
     from bot.messages import Incoming
     from bot.scheduler import Scheduler
     from storage.repository import ChatState, Repository
@@ -60,6 +61,7 @@ class CommandContext:
     state: ChatState
     conversations: Conversations
     scheduler: Scheduler
+    greetings: Greetings
     granted_admin: bool = False
     """A superuser made the sender a bot admin of this chat."""
     recent_files: tuple[Attachment, ...] = ()
@@ -285,9 +287,9 @@ class CommandRegistry:
 
 def default_commands() -> CommandRegistry:
     """The registry with every built-in command."""
-    from bot.commands import admins, characters, help, images, memory
+    from bot.commands import admins, characters, greetings, help, images, manners, memory
 
     registry = CommandRegistry()
-    for module in (help, characters, memory, images, admins):
+    for module in (help, characters, memory, manners, greetings, images, admins):
         module.register(registry)
     return registry

@@ -39,7 +39,7 @@ async def handle_memory(context: CommandContext, args: str) -> Reply:
 
 
 async def handle_jobs(context: CommandContext, args: str) -> Reply:
-    jobs = context.scheduler.jobs()
+    jobs = context.scheduler.jobs(chat=context.incoming.key)
     if not jobs:
         return Reply("No scheduled jobs.")
     lines = ["Scheduled jobs:"]

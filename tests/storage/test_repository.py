@@ -3,9 +3,16 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+from alembic.autogenerate import compare_metadata
+from alembic.runtime.migration import MigrationContext
+from alembic.script import ScriptDirectory
+from sqlalchemy.engine import Connection
+
 from bot.config import BotConfig
 from bot.messages import ChatKey
 from storage import Database, Repository
+from storage.db import alembic_config
+from storage.models import Base
 
 
 async def test_state_and_history_are_keyed_by_platform_and_chat(repository: Repository) -> None:
@@ -48,4 +55,12 @@ async def test_sqlite_runs_in_wal_mode(config: BotConfig, database: Database) ->
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
         version = connection.execute("SELECT version_num FROM alembic_version").fetchone()[0]
-    assert version == "0005"
+    assert version == ScriptDirectory.from_config(alembic_config(config.database_url)).get_current_head()
+
+
+async def test_the_migrations_build_exactly_the_tables_the_models_declare(database: Database) -> None:
+    def differences(connection: Connection) -> list[object]:
+        return list(compare_metadata(MigrationContext.configure(connection), Base.metadata))
+
+    async with database.engine.connect() as connection:
+        assert await connection.run_sync(differences) == []
