@@ -11,8 +11,10 @@ import base64
 import io
 import zipfile
 from collections.abc import AsyncIterator, Iterator
+from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
+from zoneinfo import ZoneInfo
 
 import pytest
 from PIL import Image
@@ -82,6 +84,7 @@ class Harness:
             storage={"url": "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
             characters={"dir": "characters", "default": "orla", "max_import_mb": 1},
             admins={"character_managers": "group_admins"},
+            scheduler={"retry_min": 0.05},
         )
         self.process: BotProcess | None = None
 
@@ -258,6 +261,38 @@ async def test_memory_survives_a_restart_and_a_kill(harness: Harness, model_serv
     assert "user501:「remember the blue door」" in history
     assert "user501:「this one is said just before a crash」" in history, "stored before the model was called"
     await client.close()
+
+
+def a_minute_ago() -> tuple[str, str]:
+    """A time zone where it is not just past midnight, and the time there a minute ago (``HH:MM``)."""
+    for zone in ("UTC", "Asia/Tokyo", "America/New_York"):
+        now = datetime.now(ZoneInfo(zone))
+        if now.hour or now.minute >= 2:
+            return zone, f"{now - timedelta(minutes=1):%H:%M}"
+    raise AssertionError("it cannot be just past midnight everywhere")
+
+
+async def test_a_daily_greeting_survives_a_restart(harness: Harness, model_server: FakeOpenAIServer) -> None:
+    greeting = "Morning, all. The lamp is out and the kettle is on."
+    model_server.reply_with(lambda body: greeting)
+    client = await harness.start()
+    zone, at = a_minute_ago()
+    await say(client, 1010, f"/greet on {at} {zone}", role="admin")
+    done = (await reply_in(client, 1010)).text()
+    assert done.startswith(
+        f"Orla Finch will greet this chat every day at {at} ({zone}); the first greeting comes"
+    )
+    await client.close()
+    harness.stop()
+
+    client = await harness.start()
+    try:
+        late = await reply_in(client, 1010, within=30)
+        assert late.text() == greeting, "missed while the bot was down, sent once it is back"
+        assert "Orla Finch greets everyone in the group" in model_server.last_request.last_user_text()
+        assert "You are Orla Finch, keeper of Skerrow Light." in model_server.last_request.system_text()
+    finally:
+        await client.close()
 
 
 async def test_model_server_down_gives_the_apology(tmp_path: Path, shared_data: Path) -> None:

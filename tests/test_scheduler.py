@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from datetime import UTC, datetime, timedelta
 
 import pytest
 
@@ -50,3 +51,36 @@ async def test_jobs_lists_the_scheduled_jobs_for_admins(router: Router) -> None:
         assert listed.text.startswith("Scheduled jobs:\n• rolling summaries (summaries): next run 20")
     finally:
         router.scheduler.shutdown()
+
+
+async def flaky_once(scheduler: Scheduler, failures: int) -> list[datetime]:
+    """Run a one-off job through the scheduler that fails ``failures`` times; the times it ran."""
+    runs: list[datetime] = []
+
+    async def job() -> None:
+        runs.append(datetime.now(UTC))
+        if len(runs) <= failures:
+            raise RuntimeError("the model server is down")
+
+    scheduler.once("rare", "a rare job", datetime.now(UTC), job)
+    scheduler.start()
+    try:
+        await asyncio.sleep(2.5)
+    finally:
+        scheduler.shutdown()
+    return runs
+
+
+async def test_a_failing_job_is_retried_before_its_next_time(caplog: pytest.LogCaptureFixture) -> None:
+    runs = await flaky_once(Scheduler(retry_min=0.01, max_retries=3), failures=2)
+
+    assert len(runs) == 3, "two failures, each retried 0.6 s later, then success"
+    assert runs[2] - runs[0] >= timedelta(seconds=1.2)
+    assert sum("retried at" in record.getMessage() for record in caplog.records) == 2
+
+
+async def test_retries_stop_after_max_retries(caplog: pytest.LogCaptureFixture) -> None:
+    runs = await flaky_once(Scheduler(retry_min=0.01, max_retries=1), failures=5)
+
+    assert len(runs) == 2, "the first run and one retry"
+    assert "job rare failed, it runs again at its next time" in caplog.records[-1].getMessage()
