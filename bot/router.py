@@ -414,9 +414,7 @@ class Router:
             recalled=recalled,
         )
         if not result.failed:
-            await self.repository.add_message(
-                key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=result.text
-            )
+            await self._remember(key, pack, result.text)
         reply = Reply(result.text, character=pack.id)
         if result.screenshot is not None:
             image = await screenshot_image(
@@ -443,9 +441,13 @@ class Router:
                 raise JobError(f"{key}: {pack.name} has no greeting: the model did not answer")
             if not await self.outbox.announce(key, Reply(result.text, quote=False, character=pack.id)):
                 raise JobError(f"{key}: the greeting could not be posted (is the platform connected?)")
-            await self.repository.add_message(
-                key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=result.text
-            )
+            await self._remember(key, pack, result.text)
+
+    async def _remember(self, key: ChatKey, pack: CharacterPack, said: str) -> None:
+        """Store what ``pack`` said in the chat, as part of its history there."""
+        await self.repository.add_message(
+            key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=said
+        )
 
     async def _recall(
         self, key: ChatKey, pack: CharacterPack, window: list[StoredMessage], text: str
