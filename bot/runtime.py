@@ -159,7 +159,7 @@ class Runtime:
         return runtime
 
     async def aclose(self) -> None:
-        self.scheduler.shutdown()
+        await self.scheduler.aclose()
         await self.background.aclose()
         await self.model.aclose()
         await self.database.aclose()

@@ -8,6 +8,7 @@ unless its next regular time comes sooner; it never stops the bot.
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
@@ -52,6 +53,7 @@ class Scheduler:
         self._work: dict[str, tuple[str, Work]] = {}
         self._chats: dict[str, ChatKey] = {}
         self._failures: dict[str, int] = {}
+        self._running: set[asyncio.Task[object]] = set()
 
     def every(self, job_id: str, name: str, minutes: float, work: Work) -> None:
         self._add(job_id, name, work, IntervalTrigger(minutes=minutes))
@@ -71,7 +73,21 @@ class Scheduler:
         self._work[job_id] = (name, work)
         if chat is not None:
             self._chats[job_id] = chat
-        self._scheduler.add_job(work, trigger, id=job_id, name=name, replace_existing=True)
+        self._scheduler.add_job(self._tracked(work), trigger, id=job_id, name=name, replace_existing=True)
+
+    def _tracked(self, work: Work) -> Callable[[], Awaitable[object]]:
+        """``work`` as a job whose run :meth:`aclose` can wait for."""
+
+        async def job() -> object:
+            task = asyncio.current_task()
+            assert task is not None
+            self._running.add(task)  # type: ignore[arg-type]
+            try:
+                return await work()
+            finally:
+                self._running.discard(task)  # type: ignore[arg-type]
+
+        return job
 
     def remove(self, job_id: str) -> bool:
         """Remove a job and its pending retry; ``False`` when there was none."""
@@ -105,8 +121,15 @@ class Scheduler:
         await self._work[job_id][1]()
 
     def shutdown(self) -> None:
+        """Stop starting jobs; one already running goes on (see :meth:`aclose`)."""
         if self._scheduler.running:
             self._scheduler.shutdown(wait=False)
+
+    async def aclose(self, timeout_s: float = 10.0) -> None:
+        """Stop starting jobs and wait up to ``timeout_s`` for the running ones to finish."""
+        self.shutdown()
+        if self._running:
+            await asyncio.wait(set(self._running), timeout=timeout_s)
 
     def _finished(self, event: JobExecutionEvent) -> None:
         job_id = event.job_id.removesuffix(RETRY)
@@ -130,5 +153,9 @@ class Scheduler:
             event.exception,
         )
         self._scheduler.add_job(
-            work, DateTrigger(retry_at), id=job_id + RETRY, name=f"{name} (retry)", replace_existing=True
+            self._tracked(work),
+            DateTrigger(retry_at),
+            id=job_id + RETRY,
+            name=f"{name} (retry)",
+            replace_existing=True,
         )

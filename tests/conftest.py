@@ -116,4 +116,4 @@ async def router(
         outbox=outbox,
     )
     yield router
-    router.scheduler.shutdown()
+    await router.scheduler.aclose()

@@ -116,7 +116,7 @@ async def test_the_greeting_survives_a_restart_and_a_missed_one_is_sent_late_onc
 ) -> None:
     with time_machine.travel(datetime(2026, 11, 24, 7, 0, tzinfo=SHANGHAI), tick=True):
         await turn_on(router)
-    router.scheduler.shutdown()
+    await router.scheduler.aclose()
 
     with time_machine.travel(datetime(2026, 11, 24, 8, 50, tzinfo=SHANGHAI), tick=True):
         after = restarted(router)
@@ -125,13 +125,13 @@ async def test_the_greeting_survives_a_restart_and_a_missed_one_is_sent_late_onc
         await posts.wait(1)
         (jobs,) = await after.handle(group_message("/jobs", role=Role.ADMIN))
         assert "• greeting in onebot:100 (greeting:onebot:100): next run 2026-11-25 08:30 CST" in jobs.text
-        after.scheduler.shutdown()
+        await after.scheduler.aclose()
 
         again = restarted(router)
         await again.greetings.schedule_saved()
         again.scheduler.start()
         await asyncio.sleep(0.5)
-        again.scheduler.shutdown()
+        await again.scheduler.aclose()
     assert len(posts) == 1, "one greeting a day, whatever the restarts"
     assert len(server.requests) == 1
 
@@ -146,7 +146,7 @@ async def test_a_greeting_missed_by_more_than_the_grace_waits_for_tomorrow(
         await after.greetings.schedule_saved()
         after.scheduler.start()
         await asyncio.sleep(0.3)
-        after.scheduler.shutdown()
+        await after.scheduler.aclose()
     assert len(posts) == 0
 
 
