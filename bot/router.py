@@ -459,7 +459,7 @@ class Router:
         older = await self.repository.recent_messages(
             key, pack.id, limit=memory.recall_scan, before_id=window[0].id
         )
-        found = await self.responder.recall.search(older, text, memory.recall_k)
+        found = await self.responder.recall.search(older, text, memory.recall_k, context=window[-1].text)
         return [self._turn(message, pack).render() for message in found]
 
     @staticmethod
