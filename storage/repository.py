@@ -207,7 +207,16 @@ class Repository:
                 select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
             )
             query = (
-                select(Message, Participant.name)
+                select(
+                    Message.id,
+                    Message.character_id,
+                    Message.role,
+                    Message.user_id,
+                    Message.user_name,
+                    Message.text,
+                    Message.created_at,
+                    Participant.name,
+                )
                 .outerjoin(
                     Participant,
                     (Participant.platform == Message.platform)
@@ -226,18 +235,19 @@ class Repository:
             if before_id is not None:
                 query = query.where(Message.id < before_id)
             rows = (await session.execute(query)).all()
+        # NOTE: plain rows, not ORM objects: recall reads up to [memory] recall_scan of them per reply.
         return [
             StoredMessage(
-                row.id,
-                row.character_id,
-                "character" if row.role == "character" else "user",
-                row.user_id,
-                row.user_name,
-                row.text,
-                row.created_at,
-                speaker=name or row.user_name,
+                message_id,
+                character_id,
+                "character" if role == "character" else "user",
+                user_id,
+                user_name,
+                text,
+                created_at,
+                speaker=name or user_name,
             )
-            for row, name in reversed(rows)
+            for message_id, character_id, role, user_id, user_name, text, created_at, name in reversed(rows)
         ]
 
     async def participant_name(self, key: ChatKey, user_id: str, display_name: str) -> str:
