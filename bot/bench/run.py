@@ -6,6 +6,8 @@ whole path in seconds and an operator runs it at full size on their own machine.
 
 from __future__ import annotations
 
+import argparse
+import asyncio
 import json
 import logging
 import platform
@@ -236,15 +238,15 @@ def format_report(report: BenchReport) -> str:
         lines.append("")
     if report.throughput:
         lines.append(_row("throughput (OneBot, one process)", "msg/s", "lat med", "lat p95"))
-        for result in report.throughput:
+        for load in report.throughput:
             lines.append(
                 _row(
-                    f"{result.groups} groups, model {result.model_delay_s:g} s",
-                    f"{result.per_second:.1f}",
-                    f"{result.latency_ms.median:.0f}",
-                    f"{result.latency_ms.p95:.0f}",
+                    f"{load.groups} groups, model {load.model_delay_s:g} s",
+                    f"{load.per_second:.1f}",
+                    f"{load.latency_ms.median:.0f}",
+                    f"{load.latency_ms.p95:.0f}",
                 )
-                + (f"  ({result.errors} unanswered)" if result.errors else "")
+                + (f"  ({load.errors} unanswered)" if load.errors else "")
             )
         lines.append("")
     if report.startup:
@@ -286,3 +288,49 @@ def parse_counts(text: str) -> tuple[int, ...]:
 
 def parse_skip(values: Sequence[str]) -> frozenset[str]:
     return frozenset(part.strip() for value in values for part in value.split(",") if part.strip())
+
+
+def add_arguments(parser: argparse.ArgumentParser) -> None:
+    """The options of ``python -m bot bench``."""
+    parser.add_argument(
+        "--pack", metavar="ID", help="the character both implementations play (default: [characters] default)"
+    )
+    parser.add_argument(
+        "--messages", metavar="N", type=int, default=200, help="messages per implementation (200)"
+    )
+    parser.add_argument("--groups", metavar="N", type=int, default=100, help="groups sending at once (100)")
+    parser.add_argument("--group-messages", metavar="N", type=int, default=3, help="messages per group (3)")
+    parser.add_argument(
+        "--slow-model", metavar="SECONDS", type=float, default=2.0, help="the slow model's time per reply (2)"
+    )
+    parser.add_argument(
+        "--packs", metavar="N,N", default="2,10,30", help="pack counts for start-up (2,10,30)"
+    )
+    parser.add_argument(
+        "--scenes", metavar="N", type=int, default=100, help="scenes per generated pack (100)"
+    )
+    parser.add_argument("--repeats", metavar="N", type=int, default=3, help="warm starts per pack count (3)")
+    parser.add_argument(
+        "--skip", metavar="PART", action="append", default=[], help=f"leave out a part: {', '.join(PARTS)}"
+    )
+
+
+def main(config: BotConfig, args: argparse.Namespace) -> int:
+    """Run the bench, print the table, write the JSON; the exit status."""
+    if min(args.messages, args.groups, args.group_messages, args.scenes, args.repeats) < 1:
+        raise ConfigError("--messages, --groups, --group-messages, --scenes and --repeats must be 1 or more")
+    options = BenchOptions(
+        pack=args.pack,
+        messages=args.messages,
+        groups=args.groups,
+        group_messages=args.group_messages,
+        slow_model_s=args.slow_model,
+        packs=parse_counts(args.packs),
+        scenes=args.scenes,
+        repeats=args.repeats,
+        skip=parse_skip(args.skip),
+    )
+    report = asyncio.run(run_bench(config, options))
+    print(format_report(report))  # noqa: T201 - the command's output
+    print(f"\nfigures written to {write_report(report, config.data_dir)}")  # noqa: T201
+    return 0
