@@ -71,6 +71,11 @@ def build_parser() -> argparse.ArgumentParser:
     database = commands.add_parser("db", help="database maintenance")
     database.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
     _add_extract(commands.add_parser("extract", help="make a character pack from video + subtitles"))
+    from bot.bench.options import add_arguments as add_bench_arguments
+
+    add_bench_arguments(
+        commands.add_parser("bench", help="engine cost per message, throughput, start-up; against chatharuhi")
+    )
     return parser
 
 
@@ -333,6 +338,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _characters(config, args.action, getattr(args, "paths", []))
         if args.command == "db":
             return _db_upgrade(config)
+        if args.command == "bench":
+            from bot.bench.run import main as bench
+
+            return bench(config, args)
         from plugins.host import run
 
         run(config)

@@ -7,8 +7,9 @@ from pathlib import Path
 
 import pytest
 
+from bot.bench.options import BenchOptions, parse_counts
 from bot.bench.reference import write_story_folder
-from bot.bench.run import BenchOptions, format_report, parse_counts, run_bench, write_report
+from bot.bench.run import format_report, run_bench, write_report
 from bot.bench.stats import Percentiles
 from bot.bench.workload import workload
 from bot.config import BotConfig, parse_config
@@ -93,3 +94,11 @@ def test_bad_bench_options_say_what_is_wrong() -> None:
         parse_counts("two")
     with pytest.raises(ConfigError, match="at least one count of 1 or more"):
         parse_counts("0")
+
+
+def test_the_bench_command_refuses_an_unknown_part(tmp_path: Path) -> None:
+    from bot.cli import main
+
+    config = tmp_path / "bot.toml"
+    config.write_text(f'[characters]\ndir = "{(ROOT / "characters").as_posix()}"\n', encoding="utf-8")
+    assert main(["--config", str(config), "bench", "--skip", "nope"]) == 2
