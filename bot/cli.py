@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
     add_bench_arguments(
         commands.add_parser("bench", help="engine cost per message, throughput, start-up; against chatharuhi")
     )
+    from bot.eval.options import add_arguments as add_eval_arguments
+
+    add_eval_arguments(commands.add_parser("eval", help="retrieval quality and judged role-play quality"))
     return parser
 
 
@@ -338,6 +341,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _characters(config, args.action, getattr(args, "paths", []))
         if args.command == "db":
             return _db_upgrade(config)
+        if args.command == "eval":
+            from bot.eval.run import main as evaluate
+
+            return evaluate(config, args)
         if args.command == "bench":
             from bot.bench.run import main as bench
 

@@ -1,0 +1,132 @@
+"""The evaluation report: Markdown tables, every number as JSON, and two plots."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import asdict
+from pathlib import Path
+
+import matplotlib
+
+matplotlib.use("Agg")
+import matplotlib.pyplot as plt
+
+from bot.eval.judge import DIMENSIONS, ModelScores
+from bot.eval.retrieval import RetrievalScores
+
+
+def retrieval_table(scores: Sequence[RetrievalScores]) -> str:
+    if not scores:
+        return "(no pack has questions)"
+    ks = sorted(scores[0].recall)
+    head = "| pack | mode | questions | " + " | ".join(f"recall@{k}" for k in ks) + " | MRR |"
+    lines = [head, "|" + "---|" * (4 + len(ks))]
+    for row in scores:
+        recalls = " | ".join(f"{row.recall[k]:.2f}" for k in ks)
+        lines.append(f"| {row.pack} | {row.mode} | {row.questions} | {recalls} | {row.mrr:.2f} |")
+    return "\n".join(lines)
+
+
+def judge_table(models: Sequence[ModelScores]) -> str:
+    if not models:
+        return "(no model was judged)"
+    columns = [*DIMENSIONS, "overall"]
+    lines = [
+        "| model | " + " | ".join(columns) + " | scored | latency s | tokens | cost $ |",
+        "|" + "---|" * (len(columns) + 5),
+    ]
+    for model in models:
+        cells = []
+        for name in columns:
+            found = model.dimension(name)
+            cells.append("–" if found is None else f"{found[0]:.2f} ± {found[1]:.2f}")
+        cost = "–" if model.cost is None else f"{model.cost:.5f}"
+        lines.append(
+            f"| {model.model} | " + " | ".join(cells) + f" | {len(model.scored)}/{len(model.answers)} | "
+            f"{model.latency_s:.2f} | {model.tokens:.0f} | {cost} |"
+        )
+    return "\n".join(lines)
+
+
+def plot_retrieval(scores: Sequence[RetrievalScores], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(8, 4))
+    labels = [f"{row.pack}\n{row.mode}" for row in scores]
+    metrics = [*(f"recall@{k}" for k in sorted(scores[0].recall)), "MRR"] if scores else []
+    width = 0.8 / max(len(metrics), 1)
+    for number, metric in enumerate(metrics):
+        values = [row.mrr if metric == "MRR" else row.recall[int(metric.split("@")[1])] for row in scores]
+        axis.bar([i + number * width for i in range(len(scores))], values, width, label=metric)
+    axis.set_xticks([i + width * (len(metrics) - 1) / 2 for i in range(len(scores))], labels, fontsize=7)
+    axis.set_ylim(0, 1)
+    axis.set_title("Retrieval of the named scene")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def plot_judge(models: Sequence[ModelScores], path: Path) -> None:
+    figure, axis = plt.subplots(figsize=(8, 4))
+    width = 0.8 / max(len(models), 1)
+    for number, model in enumerate(models):
+        found = [model.dimension(name) for name in DIMENSIONS]
+        means = [value[0] if value else 0.0 for value in found]
+        errors = [value[1] if value else 0.0 for value in found]
+        positions = [i + number * width for i in range(len(DIMENSIONS))]
+        axis.bar(positions, means, width, yerr=errors, capsize=3, label=model.model)
+    axis.set_xticks([i + width * (len(models) - 1) / 2 for i in range(len(DIMENSIONS))], DIMENSIONS)
+    axis.set_ylim(0, 5)
+    axis.set_title("Judge scores (mean ± sd, 1–5)")
+    axis.legend(fontsize=7)
+    figure.tight_layout()
+    figure.savefig(path)
+    plt.close(figure)
+
+
+def write_report(
+    folder: Path,
+    retrieval: Sequence[RetrievalScores],
+    models: Sequence[ModelScores],
+    settings: dict[str, object],
+) -> Path:
+    """``report.md``, ``results.json`` and the plots in ``folder``; returns the report's path."""
+    folder.mkdir(parents=True, exist_ok=True)
+    if retrieval:
+        plot_retrieval(retrieval, folder / "retrieval.png")
+    if models:
+        plot_judge(models, folder / "judge.png")
+    summaries = [model.summary() for model in models]
+    settings_lines = "\n".join(f"- {key}: {value}" for key, value in settings.items())
+    text = [
+        "# Evaluation report",
+        "",
+        "## Settings",
+        settings_lines,
+        "",
+        "## Retrieval",
+        retrieval_table(retrieval),
+        "",
+    ]
+    if retrieval:
+        text += ["![retrieval](retrieval.png)", ""]
+    text += ["## Role-play quality (judge model)", judge_table(models), ""]
+    if models:
+        text += ["![judge](judge.png)", "", *[f"- {line}" for line in summaries], ""]
+    report = folder / "report.md"
+    report.write_text("\n".join(text), encoding="utf-8")
+    results = {
+        "settings": settings,
+        "retrieval": [asdict(row) for row in retrieval],
+        "models": [
+            {
+                "model": model.model,
+                "summary": model.summary(),
+                "dimensions": {name: model.dimension(name) for name in [*DIMENSIONS, "overall"]},
+                "answers": [asdict(answer) for answer in model.answers],
+            }
+            for model in models
+        ],
+    }
+    (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
+    return report
