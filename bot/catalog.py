@@ -5,6 +5,9 @@ shared :class:`~bot.engine.packs.PackRegistry`, so every chat sees it with its n
 restart is needed. A new or changed pack answers at once with keyword retrieval; its scene
 embeddings are computed in the background, and the chat that asked hears how far that got
 ("indexing 120/400 scenes") and when it is done.
+
+Several bot processes on one PostgreSQL database share the characters folder; each change is
+recorded in the database and :class:`CatalogSync` makes the other processes follow it.
 """
 
 from __future__ import annotations
@@ -14,16 +17,16 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Literal
+from typing import TYPE_CHECKING, Literal
 
 from bot.background import Background
 from bot.engine.packs import PACK_ID, CharacterPack, PackRegistry, load_pack
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
-from bot.errors import PackError
+from bot.errors import BotError, PackError
 from bot.importers import (
     ImportLimits,
     ImportResult,
@@ -37,6 +40,9 @@ from bot.importers import (
 from bot.importers.limits import DEFAULT_LIMITS
 from bot.messages import ChatKey, File, Reply
 from bot.outbox import Outbox
+
+if TYPE_CHECKING:
+    from storage.repository import CatalogAction, Repository
 
 log = logging.getLogger(__name__)
 
@@ -87,6 +93,8 @@ class PackCatalog:
         self.work_dir = work_dir
         self.limits = limits
         self.progress_every_s = progress_every_s
+        self.listener: Callable[[str, CatalogAction], Awaitable[None]] | None = None
+        """Told of each change made here (:class:`CatalogSync` records it for other processes)."""
         self._changing = asyncio.Lock()
 
     # ------------------------------------------------------------------ changes
@@ -112,6 +120,7 @@ class PackCatalog:
                 progress=progress,
             )
             self._serve(result.pack, report_to)
+            await self._changed(result.pack.id, "serve")
             return result
 
     async def install_upload(
@@ -141,6 +150,7 @@ class PackCatalog:
             self._check_new_name(draft.name)
             pack = await asyncio.to_thread(install_draft, draft, self.directory, pack_id)
             self._serve(pack, report_to)
+            await self._changed(pack.id, "serve")
             return pack
 
     async def reload(self, pack_id: str, *, report_to: ChatKey | None = None) -> CharacterPack:
@@ -151,6 +161,7 @@ class PackCatalog:
                 raise PackError(root, f"no pack folder {pack_id!r} in {self.directory}")
             pack = await asyncio.to_thread(load_pack, root)
             self._serve(pack, report_to)
+            await self._changed(pack.id, "serve")
             return pack
 
     async def remove(self, pack_id: str) -> CharacterPack:
@@ -164,11 +175,34 @@ class PackCatalog:
                     self.directory / pack_id, "it is the only character: import another one first"
                 )
             await asyncio.to_thread(remove_pack, self.directory, pack_id)
-            self.packs.remove(pack_id)
-            self.retriever.forget(pack_id)
-            self.screenshots.forget(pack_id)
-            log.info("character %r removed", pack_id)
+            self._drop(pack_id)
+            await self._changed(pack_id, "remove")
             return pack
+
+    async def follow(self, pack_id: str, action: CatalogAction) -> None:
+        """Apply a change another process made to the shared characters folder."""
+        async with self._changing:
+            if action == "remove":
+                if self.packs.get(pack_id) is not None and len(self.packs) > 1:
+                    self._drop(pack_id)
+                return
+            pack = await asyncio.to_thread(load_pack, self.directory / pack_id)
+            self._serve(pack, None)
+
+    def _drop(self, pack_id: str) -> None:
+        self.packs.remove(pack_id)
+        self.retriever.forget(pack_id)
+        self.screenshots.forget(pack_id)
+        log.info("character %r removed", pack_id)
+
+    async def _changed(self, pack_id: str, action: CatalogAction) -> None:
+        if self.listener is None:
+            return
+        try:
+            await self.listener(pack_id, action)
+        except Exception:
+            # The change is made here already; only its news to other processes failed.
+            log.exception("other bot processes will not hear that %r changed", pack_id)
 
     async def export(self, pack_id: str, form: ExportForm) -> File:
         """Write the pack as a zip (our format) or a Character Card V3 PNG, for posting in the chat."""
@@ -236,3 +270,54 @@ class PackCatalog:
 
 def _update(progress: IndexProgress, done: int, total: int) -> None:
     progress.done, progress.total = done, total
+
+
+class CatalogSync:
+    """Keeps this process's characters in step with the other processes on a shared database.
+
+    Changes made here are recorded (``catalog_changes``); every ``interval_s`` the process reads
+    the changes made elsewhere and reloads or drops those packs, so an import in one process is
+    served by all of them within about a second.
+    """
+
+    def __init__(
+        self, catalog: PackCatalog, repository: Repository, *, origin: str, interval_s: float
+    ) -> None:
+        self.catalog = catalog
+        self.repository = repository
+        self.origin = origin
+        self.interval_s = interval_s
+        self._seen = 0
+
+    async def start(self, background: Background) -> None:
+        """Follow changes from now on (the packs on disk are already loaded)."""
+        self._seen = await self.repository.last_catalog_change()
+        self.catalog.listener = self.record
+        background.start(self._run(), "following other processes' character changes")
+
+    async def record(self, pack_id: str, action: CatalogAction) -> None:
+        await self.repository.record_catalog_change(pack_id, action, origin=self.origin)
+
+    async def poll(self) -> int:
+        """Apply the changes other processes made since the last poll; how many there were."""
+        applied = 0
+        for change_id, pack_id, action, origin in await self.repository.catalog_changes(self._seen):
+            self._seen = change_id
+            if origin == self.origin:
+                continue
+            try:
+                await self.catalog.follow(pack_id, action)
+            except BotError as exc:
+                log.warning("cannot follow the change of %r made by %s: %s", pack_id, origin, exc)
+            else:
+                applied += 1
+                log.info("character %r: %s (changed by %s)", pack_id, action, origin)
+        return applied
+
+    async def _run(self) -> None:
+        while True:
+            await asyncio.sleep(self.interval_s)
+            try:
+                await self.poll()
+            except Exception:
+                log.exception("reading other processes' character changes failed; trying again")

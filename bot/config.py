@@ -18,7 +18,7 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, field_validator
+from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
 
 from bot.errors import ConfigError
 
@@ -182,8 +182,17 @@ class SchedulerConfig(_Section):
 
 class StorageConfig(_Section):
     url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
+    """SQLite (one bot process per file) or ``postgresql+asyncpg://user:password@host/db``, which
+    several bot processes share."""
     data_dir: Path = Path("data")
     """Generated files: embedding caches, converted local models."""
+    pool_size: int = Field(default=10, ge=1)
+    """PostgreSQL: connections each process keeps for reads and writes."""
+    lock_connections: int = Field(default=50, ge=1)
+    """PostgreSQL: chats one process handles at the same moment; each holds a connection with the
+    chat's advisory lock while it answers, so messages of a chat never interleave across processes."""
+    sync_interval_s: float = Field(default=1.0, gt=0)
+    """PostgreSQL: how often a process looks for characters another process imported or removed."""
 
 
 class CharactersConfig(_Section):
@@ -238,6 +247,24 @@ class DiscordConfig(_Section):
     command_guilds: list[int] = Field(default_factory=list)
     """Register the slash commands in these servers only, where they appear at once; empty
     registers them for every server."""
+    shard_count: int | None = Field(default=None, ge=1)
+    """Shards across all processes (discord.py's sharded client); unset: one process, Discord's
+    recommended count."""
+    shard_ids: list[int] | None = None
+    """The shards this process runs (each in ``0 … shard_count-1``); needs ``shard_count``."""
+
+    @field_validator("shard_ids")
+    @classmethod
+    def _shards(cls, value: list[int] | None, info: ValidationInfo) -> list[int] | None:
+        if value is None:
+            return value
+        count = info.data.get("shard_count")
+        if count is None:
+            raise ValueError("needs shard_count (the number of shards of all processes)")
+        wrong = [shard for shard in value if not 0 <= shard < count]
+        if wrong or not value:
+            raise ValueError(f"must name shards 0 to {count - 1}" + (f"; {wrong} are not" if wrong else ""))
+        return value
 
     def token(self) -> str:
         return os.environ.get(self.token_env, "").strip()

@@ -23,7 +23,7 @@ import re
 import time
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
 from datetime import datetime
 from typing import TYPE_CHECKING
@@ -57,17 +57,22 @@ def speaker_name(name: str, fallback: str) -> str:
 
 
 class ChatLocks:
-    """One lock per chat, dropped again when nobody holds or waits for it."""
+    """One lock per chat, dropped again when nobody holds or waits for it.
 
-    def __init__(self) -> None:
+    ``shared`` takes the chat's lock across processes (PostgreSQL's advisory locks), once this
+    process's own turn has come, so several processes on one database never interleave a chat.
+    """
+
+    def __init__(self, shared: Callable[[ChatKey], AbstractAsyncContextManager[None]] | None = None) -> None:
         self._locks: dict[ChatKey, tuple[asyncio.Lock, int]] = {}
+        self._shared = shared
 
     @asynccontextmanager
     async def hold(self, key: ChatKey) -> AsyncIterator[None]:
         lock, users = self._locks.get(key, (asyncio.Lock(), 0))
         self._locks[key] = (lock, users + 1)
         try:
-            async with lock:
+            async with lock, self._shared(key) if self._shared is not None else nullcontext():
                 yield
         finally:
             lock, users = self._locks[key]
@@ -176,6 +181,7 @@ class Router:
         scheduler: Scheduler,
         outbox: Outbox,
         chance: random.Random | None = None,
+        process: str = "",
     ) -> None:
         self.config = config
         self.scheduler = scheduler
@@ -184,7 +190,9 @@ class Router:
         self.repository = repository
         self.responder = responder
         self.commands = commands
-        self.locks = ChatLocks()
+        self.locks = ChatLocks(repository.chat_lock)
+        self.process = process
+        """This process's name in message claims (``host:pid``)."""
         self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
         self.rate = ReplyRate(config.groups.replies_per_minute)
         self.conversations = Conversations()
@@ -217,6 +225,11 @@ class Router:
         parsed = parse_command(text)
         key = incoming.key
         async with self.locks.hold(key):
+            if incoming.message_id is not None and not await self.repository.claim_message(
+                key, incoming.message_id, by=self.process
+            ):
+                log.debug("message %s in %s is another process's (or seen before)", incoming.message_id, key)
+                return []
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:

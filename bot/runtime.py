@@ -11,7 +11,7 @@ import logging
 from dataclasses import dataclass, field
 
 from bot.background import Background
-from bot.catalog import PackCatalog
+from bot.catalog import CatalogSync, PackCatalog
 from bot.commands import default_commands
 from bot.config import BotConfig
 from bot.engine.embedder import Embedder, create_embedder
@@ -28,6 +28,9 @@ from bot.outbox import Outbox
 from bot.router import Router
 from bot.scheduler import Scheduler
 from storage import Database, Repository
+from storage.db import process_name
+from storage.models import utcnow
+from storage.repository import CLAIM_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -80,8 +83,16 @@ class Runtime:
                 ", ".join(pack.id for pack in registry),
                 next(iter(registry)).id,
             )
-        database = Database(config.database_url)
-        await database.upgrade()
+        storage = config.storage
+        database = Database(
+            config.database_url, pool_size=storage.pool_size, lock_connections=storage.lock_connections
+        )
+        try:
+            database.hold_alone()
+            await database.upgrade()
+        except BaseException:
+            await database.aclose()
+            raise
         embedder = create_embedder(config.embedding, base_dir=config.base_dir)
         await asyncio.to_thread(embedder.load)
         retriever = Retriever(
@@ -120,6 +131,11 @@ class Runtime:
         scheduler.every("summaries", "rolling summaries", config.memory.summary_every_min, summarizer.run)
         if config.memory.retention_days:
             scheduler.every("retention", "deleting old summarised messages", 24 * 60, summarizer.clean_up)
+
+        async def forget_claims() -> None:
+            await repository.forget_claims(utcnow() - CLAIM_WINDOW)
+
+        scheduler.every("claims", "forgetting old message claims", 60, forget_claims)
         router = Router(
             config=config,
             catalog=catalog,
@@ -128,7 +144,11 @@ class Runtime:
             commands=default_commands(),
             scheduler=scheduler,
             outbox=outbox,
+            process=process_name(),
         )
+        if not database.is_sqlite:
+            sync = CatalogSync(catalog, repository, origin=router.process, interval_s=storage.sync_interval_s)
+            await sync.start(background)
         greetings = await router.greetings.schedule_saved()
         runtime = cls(
             config,
@@ -153,7 +173,7 @@ class Runtime:
             len(registry),
             ", ".join(pack.id for pack in registry),
             chat_model.name,
-            "SQLite" if database.is_sqlite else "server",
+            "SQLite" if database.is_sqlite else "PostgreSQL, shared",
             greetings,
         )
         return runtime

@@ -1,19 +1,27 @@
-"""The database handle: engine, sessions, SQLite tuning and migrations.
+"""The database handle: engine, sessions, SQLite tuning, migrations, and the chat locks.
 
 SQLite runs in WAL mode with a busy timeout, so readers never block the writer and a short write
-burst from many groups waits instead of failing with "database is locked". All access happens on
-the bot's one event loop.
+burst from many groups waits instead of failing with "database is locked"; it serves one bot
+process (:meth:`Database.hold_alone` refuses a second). PostgreSQL is shared by several bot
+processes: :meth:`Database.chat_lock` takes a chat's advisory lock, so two processes never handle
+messages of one chat at the same time.
 """
 
 from __future__ import annotations
 
+import fcntl
+import hashlib
 import logging
+import os
+import socket
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import IO, Any
 
 from alembic import command
 from alembic.config import Config as AlembicConfig
-from sqlalchemy import event
+from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
@@ -43,20 +51,110 @@ def alembic_config(url: str) -> AlembicConfig:
     return config
 
 
-class Database:
-    """Owns the async engine and hands out sessions."""
+def process_name() -> str:
+    """``host:pid``: names this process in claims and catalog changes."""
+    return f"{socket.gethostname()}:{os.getpid()}"
 
-    def __init__(self, url: str, *, echo: bool = False) -> None:
+
+def lock_number(name: str) -> int:
+    """A stable signed 64-bit number for ``name``: the key of a PostgreSQL advisory lock."""
+    return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
+
+
+class Database:
+    """Owns the async engine and hands out sessions.
+
+    ``pool_size`` and ``lock_connections`` size PostgreSQL's two pools: connections for reads and
+    writes, and connections that hold a chat's lock while it is answered (see :meth:`chat_lock`).
+    """
+
+    def __init__(
+        self, url: str, *, echo: bool = False, pool_size: int = 10, lock_connections: int = 50
+    ) -> None:
         self.url = url
         parsed = make_url(url)
-        self.is_sqlite = parsed.get_backend_name() == "sqlite"
-        if self.is_sqlite and parsed.database and parsed.database != ":memory:":
-            Path(parsed.database).parent.mkdir(parents=True, exist_ok=True)
-        connect_args: dict[str, Any] = {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000} if self.is_sqlite else {}
-        self.engine: AsyncEngine = create_async_engine(url, echo=echo, connect_args=connect_args)
+        backend = parsed.get_backend_name()
+        self.is_sqlite = backend == "sqlite"
+        self.is_postgres = backend == "postgresql"
+        if backend not in ("sqlite", "postgresql"):
+            raise StorageError(
+                f"[storage] url: {backend!r} is not supported; use sqlite+aiosqlite:///FILE "
+                "or postgresql+asyncpg://USER:PASSWORD@HOST/DATABASE"
+            )
+        self.path = (
+            Path(parsed.database)
+            if self.is_sqlite and parsed.database not in (None, "", ":memory:")
+            else None
+        )
+        if self.path is not None:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+        options: dict[str, Any]
+        if self.is_sqlite:
+            options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+        else:
+            options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        try:
+            self.engine: AsyncEngine = create_async_engine(url, echo=echo, **options)
+            self._locks: AsyncEngine | None = (
+                None
+                if self.is_sqlite
+                else create_async_engine(url, pool_size=lock_connections, max_overflow=0, pool_timeout=600)
+            )
+        except (ImportError, SQLAlchemyError) as exc:
+            raise StorageError(f"[storage] url {self._safe_url()}: {exc}") from exc
         if self.is_sqlite:
             event.listen(self.engine.sync_engine, "connect", _tune_sqlite)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
+        self._alone: IO[str] | None = None
+
+    def hold_alone(self) -> None:
+        """Make sure this is the only bot process on this SQLite file (the bot calls this at start).
+
+        SQLite has no locks that span a chat's whole answer, so two processes on one file could
+        interleave a chat's messages; a second process is refused with what to do instead. The lock
+        dies with the process, so a killed bot never leaves it behind.
+        """
+        if self.path is None or self._alone is not None:
+            return
+        lock_path = self.path.with_name(self.path.name + ".lock")
+        handle = lock_path.open("a+", encoding="utf-8")
+        try:
+            fcntl.flock(handle, fcntl.LOCK_EX | fcntl.LOCK_NB)
+        except BlockingIOError:
+            handle.seek(0)
+            holder = handle.read().strip() or "another process"
+            handle.close()
+            raise StorageError(
+                f"{self.path} is in use by another bot process ({holder}). SQLite serves one bot "
+                "process: give each process its own [storage] url, or point them all at one "
+                "PostgreSQL database (postgresql+asyncpg://…) to share it"
+            ) from None
+        handle.seek(0)
+        handle.truncate()
+        handle.write(f"pid {os.getpid()}\n")
+        handle.flush()
+        self._alone = handle
+
+    @asynccontextmanager
+    async def chat_lock(self, name: str) -> AsyncIterator[None]:
+        """Hold the lock named ``name`` across every process on this database while the block runs.
+
+        On PostgreSQL this is a session advisory lock on a connection of its own, released at the
+        end of the block, or by the server when the process dies. SQLite has one process
+        (:meth:`hold_alone`), whose own locks are enough.
+        """
+        if self._locks is None:
+            yield
+            return
+        number = lock_number(name)
+        async with self._locks.connect() as connection:
+            await connection.execute(text("SELECT pg_advisory_lock(:number)"), {"number": number})
+            await connection.commit()
+            try:
+                yield
+            finally:
+                await connection.execute(text("SELECT pg_advisory_unlock(:number)"), {"number": number})
+                await connection.commit()
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
@@ -77,3 +175,8 @@ class Database:
 
     async def aclose(self) -> None:
         await self.engine.dispose()
+        if self._locks is not None:
+            await self._locks.dispose()
+        if self._alone is not None:
+            self._alone.close()
+            self._alone = None

@@ -160,3 +160,33 @@ class Greeting(Base):
     last_sent: Mapped[str | None] = mapped_column(String(10))
     created_by: Mapped[str] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class MessageClaim(Base):
+    """A platform message some bot process took on: the first to insert the row answers it.
+
+    Two bot accounts in one group (or a redelivered event) see the same message; only the process
+    that claims it stores and answers it.
+    """
+
+    __tablename__ = "message_claims"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    claimed_by: Mapped[str] = mapped_column(String(64))
+    """The claiming process, ``host:pid``."""
+    claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+
+
+class CatalogChange(Base):
+    """A character pack served or removed by one process; the others read these to follow."""
+
+    __tablename__ = "catalog_changes"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    pack_id: Mapped[str] = mapped_column(String(64))
+    action: Mapped[str] = mapped_column(String(16))
+    """``serve`` (read the folder again) or ``remove``."""
+    origin: Mapped[str] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

@@ -6,19 +6,35 @@ The core never builds queries itself; it calls these methods with a
 
 from __future__ import annotations
 
+from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from datetime import datetime, timedelta
+from typing import TYPE_CHECKING, Literal, cast
 
 from sqlalchemy import delete, func, or_, select, update
+from sqlalchemy.dialects import postgresql, sqlite
 
-from storage.models import Chat, ChatAdmin, DisabledCharacter, Greeting, Message, Participant, Summary
+from storage.models import (
+    CatalogChange,
+    Chat,
+    ChatAdmin,
+    DisabledCharacter,
+    Greeting,
+    Message,
+    MessageClaim,
+    Participant,
+    Summary,
+    utcnow,
+)
 
 if TYPE_CHECKING:
     from bot.messages import ChatKey
     from storage.db import Database
 
 MessageRole = Literal["user", "character"]
+CatalogAction = Literal["serve", "remove"]
+CLAIM_WINDOW = timedelta(minutes=10)
+"""How long a claimed platform message id stays taken (redeliveries come within seconds)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -78,7 +94,60 @@ class Repository:
     """Reads and writes chat state and history."""
 
     def __init__(self, database: Database) -> None:
+        self._database = database
         self._sessions = database.sessions
+
+    def chat_lock(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
+        """Hold ``key``'s lock across every bot process on this database (see :meth:`Database.chat_lock`)."""
+        return self._database.chat_lock(f"chat:{key.platform}:{key.chat_id}")
+
+    async def claim_message(
+        self, key: ChatKey, message_id: str, *, by: str, window: timedelta = CLAIM_WINDOW
+    ) -> bool:
+        """Take on the platform message ``message_id``; ``False`` when some process already has.
+
+        One insert-or-update, so of two processes (or two deliveries) exactly one wins. A claim older
+        than ``window`` is stale and may be taken again: platforms reuse ids after a while.
+        """
+        now = utcnow()
+        insert = (postgresql.insert if self._database.is_postgres else sqlite.insert)(MessageClaim)
+        statement = insert.values(
+            platform=key.platform, chat_id=key.chat_id, message_id=message_id, claimed_by=by, claimed_at=now
+        ).on_conflict_do_update(
+            index_elements=["platform", "chat_id", "message_id"],
+            set_={"claimed_by": by, "claimed_at": now},
+            where=MessageClaim.claimed_at < now - window,
+        )
+        async with self._sessions.begin() as session:
+            result = await session.execute(statement)
+            return bool(getattr(result, "rowcount", 0))
+
+    async def forget_claims(self, before: datetime) -> int:
+        """Delete claims older than ``before`` (a platform never redelivers a message that late)."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(delete(MessageClaim).where(MessageClaim.claimed_at < before))
+            return int(getattr(result, "rowcount", 0))
+
+    async def record_catalog_change(self, pack_id: str, action: CatalogAction, *, origin: str) -> int:
+        async with self._sessions.begin() as session:
+            change = CatalogChange(pack_id=pack_id, action=action, origin=origin)
+            session.add(change)
+            await session.flush()
+            return change.id
+
+    async def catalog_changes(self, after: int) -> list[tuple[int, str, CatalogAction, str]]:
+        """``(id, pack_id, action, origin)`` of the changes after ``after``, oldest first."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(CatalogChange.id, CatalogChange.pack_id, CatalogChange.action, CatalogChange.origin)
+                .where(CatalogChange.id > after)
+                .order_by(CatalogChange.id)
+            )
+            return [(row.id, row.pack_id, cast(CatalogAction, row.action), row.origin) for row in rows]
+
+    async def last_catalog_change(self) -> int:
+        async with self._sessions() as session:
+            return int(await session.scalar(select(func.coalesce(func.max(CatalogChange.id), 0))) or 0)
 
     async def chat_state(self, key: ChatKey) -> ChatState:
         async with self._sessions() as session:

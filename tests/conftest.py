@@ -1,8 +1,12 @@
-"""Fixtures that build the bot's real parts: packs on disk, a SQLite database, a router."""
+"""Fixtures that build the bot's real parts: packs on disk, a database, a router.
+
+The database is a SQLite file; tests marked ``both_databases`` run once on SQLite and once on a
+real PostgreSQL server that the run starts (:mod:`tests.support.postgres`).
+"""
 
 from __future__ import annotations
 
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 
 import pytest
@@ -24,6 +28,31 @@ from bot.router import Router
 from bot.scheduler import Scheduler
 from storage import Database, Repository
 from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
+from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
+
+BACKENDS = ("sqlite", "postgresql")
+
+
+def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:
+    if "database" in metafunc.fixturenames and metafunc.definition.get_closest_marker("both_databases"):
+        metafunc.parametrize("database", BACKENDS, indirect=True)
+
+
+@pytest.fixture(scope="session")
+def postgres_server() -> Iterator[PostgresServer]:
+    """One PostgreSQL server for the whole run (installed first when missing)."""
+    try:
+        server = start_postgres()
+    except PostgresUnavailable as exc:
+        pytest.skip(f"PostgreSQL cannot start here: {exc}")
+    yield server
+    server.stop()
+
+
+@pytest.fixture
+def postgres_url(postgres_server: PostgresServer) -> str:
+    """A fresh, empty PostgreSQL database of the run's server."""
+    return postgres_server.create_database()
 
 
 @pytest.fixture
@@ -34,8 +63,10 @@ def config(tmp_path: Path) -> BotConfig:
 
 
 @pytest.fixture
-async def database(config: BotConfig) -> AsyncIterator[Database]:
-    database = Database(config.database_url)
+async def database(config: BotConfig, request: pytest.FixtureRequest) -> AsyncIterator[Database]:
+    backend = getattr(request, "param", "sqlite")
+    url = request.getfixturevalue("postgres_url") if backend == "postgresql" else config.database_url
+    database = Database(url)
     await database.upgrade()
     yield database
     await database.aclose()

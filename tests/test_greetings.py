@@ -21,6 +21,9 @@ from storage import Repository
 from tests.messages import group_message
 from tests.support.openai_server import FakeOpenAIServer
 
+pytestmark = pytest.mark.both_databases
+
+
 SHANGHAI = ZoneInfo("Asia/Shanghai")
 GROUP = ChatKey("onebot", "100")
 GREETING = "Morning, all. The fog lifted early; the lamp can rest."

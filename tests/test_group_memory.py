@@ -2,11 +2,16 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.engine.model import EchoChatModel
 from bot.messages import ChatKey, Role
 from bot.router import Router
 from storage import Repository
 from tests.messages import group_message
+
+pytestmark = pytest.mark.both_databases
+
 
 GROUP = ChatKey("onebot", "100")
 

@@ -5,11 +5,15 @@ from __future__ import annotations
 import asyncio
 import random
 
+import pytest
+
 from bot.engine.model import EchoChatModel
 from bot.messages import Incoming, Reply, Role
 from bot.router import Router
 from storage import Repository
 from tests.messages import group_message, private_message
+
+pytestmark = pytest.mark.both_databases
 
 
 async def admin(router: Router, command: str) -> str:

@@ -2,11 +2,15 @@ from __future__ import annotations
 
 import asyncio
 
+import pytest
+
 from bot.engine.model import EchoChatModel
 from bot.messages import ChatKey
 from bot.router import ChatLocks, Router, speaker_name
 from storage import Repository
 from tests.messages import group_message, private_message
+
+pytestmark = pytest.mark.both_databases
 
 
 async def test_a_mention_gets_the_active_character(router: Router, model: EchoChatModel) -> None:
@@ -116,6 +120,8 @@ async def test_a_sub_chat_takes_its_parents_character_until_it_picks_one(
     picked = group_message("/switch orla", group="thread")
     picked.parent_id = "channel"
     await router.handle(picked)
+    in_thread = group_message("hello again", group="thread", to_me=True)
+    in_thread.parent_id = "channel"
     (again,) = await router.handle(in_thread)
     assert again.character == "orla"
 
@@ -140,3 +146,13 @@ async def test_a_user_answering_a_command_s_question_is_addressed(router: Router
     await router.handle(group_message("/character create juniper Juniper", user="1"))
     assert router.is_addressed(group_message("You are Juniper, a baker.", user="1"))
     assert not router.is_addressed(group_message("You are Juniper, a baker.", user="42"))
+
+
+async def test_a_message_delivered_twice_is_stored_and_answered_once(
+    router: Router, repository: Repository
+) -> None:
+    """Two bot accounts in one group (or a redelivered event) hand the router the same message."""
+    message = group_message("Orla, what news from the harbour?")
+    first, second = await asyncio.gather(router.handle(message), router.handle(message))
+    assert sorted([len(first), len(second)]) == [0, 1]
+    assert await repository.count_messages(message.key) == 2, "the question and one answer"

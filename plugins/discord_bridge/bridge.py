@@ -6,6 +6,7 @@ import asyncio
 import logging
 from collections.abc import Sequence
 from contextlib import nullcontext
+from typing import Any
 
 import discord
 
@@ -44,7 +45,7 @@ def intents() -> discord.Intents:
 class RoleplayClient(discord.Client):
     """The discord.py client; its events go to the bridge."""
 
-    def __init__(self, bridge: DiscordBridge) -> None:
+    def __init__(self, bridge: DiscordBridge, **options: Any) -> None:
         # The bot has no voice features, so discord.py's warnings about voice libraries are noise.
         discord.VoiceClient.warn_nacl = discord.VoiceClient.warn_dave = False
         super().__init__(
@@ -52,6 +53,7 @@ class RoleplayClient(discord.Client):
             allowed_mentions=discord.AllowedMentions(
                 everyone=False, roles=False, users=False, replied_user=True
             ),
+            **options,
         )
         self.bridge = bridge
 
@@ -63,6 +65,25 @@ class RoleplayClient(discord.Client):
 
     async def on_message(self, message: discord.Message) -> None:
         await self.bridge.on_message(message)
+
+
+class ShardedRoleplayClient(RoleplayClient, discord.AutoShardedClient):
+    """The client for ``shard_count``/``shard_ids``: discord.py runs the shards of this process, and
+    other processes with other ``shard_ids`` serve the rest of the servers."""
+
+    async def close(self) -> None:
+        # discord.py's sharded close expects a client that connected; one that never did (Discord
+        # unreachable, or the bot stopping at once) only has its HTTP session to close.
+        if getattr(self, "_AutoShardedClient__queue", None) is None:
+            await self.http.close()
+            return
+        await super().close()
+
+
+def make_client(bridge: DiscordBridge, settings: DiscordConfig) -> RoleplayClient:
+    if settings.shard_count is None:
+        return RoleplayClient(bridge)
+    return ShardedRoleplayClient(bridge, shard_count=settings.shard_count, shard_ids=settings.shard_ids)
 
 
 class DiscordBridge:
@@ -84,7 +105,7 @@ class DiscordBridge:
         self.router = router
         self.settings = settings
         self.outbox = outbox
-        self.client = RoleplayClient(self)
+        self.client = make_client(self, settings)
         self.spoken = SpokenMessages()
         self.reader = MessageReader(router.packs, self.spoken)
         self.poster = Poster(

@@ -15,17 +15,16 @@ PLATFORM = "console"
 
 
 def to_incoming(bot: Bot, event: Event) -> Incoming | None:
-    """Every console message is addressed to the bot; the direct channel is a private chat."""
+    """Every console message is addressed to the bot; the direct channel is a private chat.
+
+    The console's message ids are not unique (each run starts again), so none is passed on.
+    """
     if not isinstance(event, MessageEvent):
         return None
     sender = Sender(user_id=event.user.id, name=event.user.nickname or event.user.id)
     if event.channel == DIRECT:
-        return Incoming(
-            PLATFORM, "private", event.user.id, sender, event.get_plaintext(), True, event.message_id
-        )
-    return Incoming(
-        PLATFORM, "group", event.channel.id, sender, event.get_plaintext(), True, event.message_id
-    )
+        return Incoming(PLATFORM, "private", event.user.id, sender, event.get_plaintext(), True)
+    return Incoming(PLATFORM, "group", event.channel.id, sender, event.get_plaintext(), True)
 
 
 def _text(reply: Reply) -> Message:

@@ -2,9 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.messages import Role
 from bot.router import Router
 from tests.messages import group_message
+
+pytestmark = pytest.mark.both_databases
+
 
 SUPERUSER = "1"  # onebot:1 is a superuser in the test config
 

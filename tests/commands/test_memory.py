@@ -2,10 +2,14 @@
 
 from __future__ import annotations
 
+import pytest
+
 from bot.messages import ChatKey, Role
 from bot.router import Router
 from storage import Repository
 from tests.messages import group_message
+
+pytestmark = pytest.mark.both_databases
 
 
 async def say(router: Router, text: str, **options: object) -> str:

@@ -3,6 +3,7 @@ from __future__ import annotations
 import sqlite3
 from pathlib import Path
 
+import pytest
 from alembic.autogenerate import compare_metadata
 from alembic.runtime.migration import MigrationContext
 from alembic.script import ScriptDirectory
@@ -13,6 +14,8 @@ from bot.messages import ChatKey
 from storage import Database, Repository
 from storage.db import alembic_config
 from storage.models import Base
+
+pytestmark = pytest.mark.both_databases
 
 
 async def test_state_and_history_are_keyed_by_platform_and_chat(repository: Repository) -> None:
@@ -50,7 +53,10 @@ async def test_memory_survives_reopening_the_file(config: BotConfig) -> None:
     await second.aclose()
 
 
-async def test_sqlite_runs_in_wal_mode(config: BotConfig, database: Database) -> None:
+async def test_sqlite_runs_in_wal_mode(config: BotConfig) -> None:
+    database = Database(config.database_url)
+    await database.upgrade()
+    await database.aclose()
     path = Path(config.database_url.removeprefix("sqlite+aiosqlite:///"))
     with sqlite3.connect(path) as connection:
         assert connection.execute("PRAGMA journal_mode").fetchone()[0] == "wal"
