@@ -10,6 +10,7 @@
     python -m bot characters export ID [--as zip|card|card-json] [--out FILE]
     python -m bot characters remove ID
     python -m bot db upgrade                     apply database migrations
+    python -m bot db copy --from URL --to URL    move every row to another database (resumable)
     python -m bot extract --video EP01.mkv --subtitles EP01.ass --character NAME --out characters/ID
                                                  video + subtitles (or a transcript) → a character pack
 """
@@ -20,6 +21,7 @@ import argparse
 import asyncio
 import os
 import sys
+import time
 from collections.abc import Sequence
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -69,7 +71,18 @@ def build_parser() -> argparse.ArgumentParser:
     removing = actions.add_parser("remove", help="delete a pack folder (chats keep their memories)")
     removing.add_argument("pack_id", metavar="ID")
     database = commands.add_parser("db", help="database maintenance")
-    database.add_subparsers(dest="action", required=True).add_parser("upgrade", help="apply migrations")
+    database_actions = database.add_subparsers(dest="action", required=True)
+    database_actions.add_parser("upgrade", help="apply migrations")
+    copying = database_actions.add_parser(
+        "copy", help="copy every row into another database, e.g. SQLite → PostgreSQL (resumable)"
+    )
+    copying.add_argument(
+        "--from", dest="source", metavar="URL", help="the database to read (default: [storage] url)"
+    )
+    copying.add_argument("--to", dest="target", metavar="URL", required=True, help="the database to fill")
+    copying.add_argument(
+        "--batch", metavar="ROWS", type=int, default=2000, help="rows per transaction (2000)"
+    )
     _add_extract(commands.add_parser("extract", help="make a character pack from video + subtitles"))
     from bot.bench.options import add_arguments as add_bench_arguments
 
@@ -328,6 +341,46 @@ def _db_upgrade(config: BotConfig) -> int:
     return 0
 
 
+def _db_copy(config: BotConfig, args: argparse.Namespace) -> int:
+    from sqlalchemy.engine import make_url
+
+    from storage.transfer import copy_database
+
+    def shown(url: str) -> str:
+        return make_url(url).render_as_string(hide_password=True)
+
+    source = args.source or config.database_url
+    print(f"copying {shown(source)} → {shown(args.target)}", file=sys.stderr)
+    reported: dict[str, float] = {}
+
+    def progress(table: str, rows: int) -> None:
+        now = time.monotonic()
+        if now - reported.get(table, 0.0) >= 2.0:
+            reported[table] = now
+            print(f"  {table}: {rows:,} rows read", file=sys.stderr)
+
+    report = asyncio.run(copy_database(source, args.target, batch=args.batch, progress=progress))
+    for check in report.tables:
+        state = (
+            "ok"
+            if check.matches
+            else (
+                f"MISMATCH (source {check.source_rows:,} rows {check.source_checksum}, "
+                f"target {check.target_rows:,} rows {check.target_checksum})"
+            )
+        )
+        print(f"{check.table:<22} {check.target_rows:>10,} rows ({check.copied:,} copied now)  {state}")
+    print(
+        f"{report.copied:,} rows copied in {report.seconds:.1f} s; "
+        + (
+            "every table matches (counts and checksums)"
+            if report.matches
+            else "some tables differ: run it again"
+        )
+    )
+    return 0 if report.matches else 1
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     _offline()
     args = build_parser().parse_args(argv)
@@ -339,6 +392,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _manage_characters(config, args)
         if args.command == "characters":
             return _characters(config, args.action, getattr(args, "paths", []))
+        if args.command == "db" and args.action == "copy":
+            return _db_copy(config, args)
         if args.command == "db":
             return _db_upgrade(config)
         if args.command == "eval":

@@ -192,7 +192,7 @@ class Router:
         self.commands = commands
         self.locks = ChatLocks(repository.chat_lock)
         self.process = process
-        """This process's name in message claims (``host:pid``)."""
+        """This runtime's name in message claims (``host:pid:random``)."""
         self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
         self.rate = ReplyRate(config.groups.replies_per_minute)
         self.conversations = Conversations()

@@ -13,6 +13,7 @@ import fcntl
 import hashlib
 import logging
 import os
+import secrets
 import socket
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -52,8 +53,9 @@ def alembic_config(url: str) -> AlembicConfig:
 
 
 def process_name() -> str:
-    """``host:pid``: names this process in claims and catalog changes."""
-    return f"{socket.gethostname()}:{os.getpid()}"
+    """``host:pid:random``: names one bot runtime in claims and catalog changes (unique even for two
+    runtimes in one process, as tests run them)."""
+    return f"{socket.gethostname()}:{os.getpid()}:{secrets.token_hex(3)}"
 
 
 def lock_number(name: str) -> int:

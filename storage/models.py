@@ -175,7 +175,7 @@ class MessageClaim(Base):
     chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     message_id: Mapped[str] = mapped_column(String(128), primary_key=True)
     claimed_by: Mapped[str] = mapped_column(String(64))
-    """The claiming process, ``host:pid``."""
+    """The claiming runtime, ``host:pid:random``."""
     claimed_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
 
 
