@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import re
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -25,7 +24,7 @@ class Interrupted(Exception):
 
 
 @pytest.fixture
-async def installation(config: BotConfig) -> AsyncIterator[str]:
+async def installation(config: BotConfig) -> str:
     """A SQLite database with rows in every table, as a bot that ran a while leaves it."""
     database = Database(config.database_url)
     await database.upgrade()
