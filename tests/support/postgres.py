@@ -22,7 +22,10 @@ from pathlib import Path
 
 from tests.support.bot_process import free_port
 
-__all__ = ["PostgresServer", "PostgresUnavailable", "start_postgres"]
+__all__ = ["BACKENDS", "PostgresServer", "PostgresUnavailable", "start_postgres"]
+
+BACKENDS = ("sqlite", "postgresql")
+"""The databases tests marked ``both_databases`` (and the end-to-end harness) run on."""
 
 
 class PostgresUnavailable(RuntimeError):
