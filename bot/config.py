@@ -192,10 +192,9 @@ class StorageConfig(_Section):
     data_dir: Path = Path("data")
     """Generated files: embedding caches, converted local models."""
     pool_size: int = Field(default=10, ge=1)
-    """PostgreSQL: connections each process keeps for reads and writes."""
-    lock_connections: int = Field(default=50, ge=1)
-    """PostgreSQL: chats one process handles at the same moment; each holds a connection with the
-    chat's advisory lock while it answers, so messages of a chat never interleave across processes."""
+    """PostgreSQL: connections each process keeps for reads and writes (as many more at peaks, plus
+    one that holds its chats' locks): keep processes × (2 × pool_size + 1) under the server's
+    ``max_connections`` (100 by default)."""
     sync_interval_s: float = Field(default=1.0, gt=0)
     """PostgreSQL: how often a process looks for characters another process imported or removed."""
 

@@ -84,9 +84,7 @@ class Runtime:
                 next(iter(registry)).id,
             )
         storage = config.storage
-        database = Database(
-            config.database_url, pool_size=storage.pool_size, lock_connections=storage.lock_connections
-        )
+        database = Database(config.database_url, pool_size=storage.pool_size)
         try:
             database.hold_alone()
             await database.upgrade()

@@ -9,6 +9,7 @@ messages of one chat at the same time.
 
 from __future__ import annotations
 
+import asyncio
 import fcntl
 import hashlib
 import logging
@@ -25,7 +26,13 @@ from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
-from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, async_sessionmaker, create_async_engine
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_sessionmaker,
+    create_async_engine,
+)
 
 from bot.errors import StorageError
 
@@ -63,16 +70,62 @@ def lock_number(name: str) -> int:
     return int.from_bytes(hashlib.blake2b(name.encode(), digest_size=8).digest(), "big", signed=True)
 
 
+class AdvisoryLocks:
+    """PostgreSQL session advisory locks, all of one process's held on one connection.
+
+    A session may hold any number of advisory locks, so a process answering a hundred groups needs
+    one connection for their locks, not a hundred. Taking a lock is a non-blocking try, repeated every
+    ``poll_s`` while another process holds it (which only happens when two processes got messages
+    of the same group at once). The server drops the locks when the connection or the process dies.
+    Callers hold each name once at a time in the process (the router's per-chat locks see to that):
+    a session takes its own advisory lock again without waiting.
+    """
+
+    def __init__(self, engine: AsyncEngine, poll_s: float = 0.05) -> None:
+        self._engine = engine
+        self._poll_s = poll_s
+        self._connection: AsyncConnection | None = None
+        self._turn = asyncio.Lock()
+
+    async def _ask(self, query: str, number: int) -> bool:
+        async with self._turn:
+            if self._connection is None:
+                self._connection = await self._engine.connect()
+            try:
+                result = await self._connection.scalar(text(query), {"number": number})
+                await self._connection.commit()
+            except BaseException:
+                # A broken connection took its locks with it; the next call opens a new one.
+                connection, self._connection = self._connection, None
+                await connection.invalidate()
+                raise
+            return bool(result)
+
+    @asynccontextmanager
+    async def hold(self, number: int) -> AsyncIterator[None]:
+        while not await self._ask("SELECT pg_try_advisory_lock(:number)", number):  # noqa: ASYNC110 - held by another process
+            await asyncio.sleep(self._poll_s)
+        try:
+            yield
+        finally:
+            if not await self._ask("SELECT pg_advisory_unlock(:number)", number):
+                log.warning("advisory lock %d was already gone (the lock connection was lost)", number)
+
+    async def aclose(self) -> None:
+        async with self._turn:
+            if self._connection is not None:
+                await self._connection.close()
+                self._connection = None
+
+
 class Database:
     """Owns the async engine and hands out sessions.
 
-    ``pool_size`` and ``lock_connections`` size PostgreSQL's two pools: connections for reads and
-    writes, and connections that hold a chat's lock while it is answered (see :meth:`chat_lock`).
+    On PostgreSQL ``pool_size`` connections (and as many more at peaks) serve reads and writes, and
+    one more holds the process's chat locks (:class:`AdvisoryLocks`).
     """
 
-    def __init__(
-        self, url: str, *, echo: bool = False, pool_size: int = 10, lock_connections: int = 50
-    ) -> None:
+    def __init__(self, url: str, *, echo: bool = False, pool_size: int = 10) -> None:
         self.url = url
         parsed = make_url(url)
         backend = parsed.get_backend_name()
@@ -97,11 +150,7 @@ class Database:
             options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         try:
             self.engine: AsyncEngine = create_async_engine(url, echo=echo, **options)
-            self._locks: AsyncEngine | None = (
-                None
-                if self.is_sqlite
-                else create_async_engine(url, pool_size=lock_connections, max_overflow=0, pool_timeout=600)
-            )
+            self._locks = None if self.is_sqlite else AdvisoryLocks(self.engine)
         except (ImportError, SQLAlchemyError) as exc:
             raise StorageError(f"[storage] url {self._safe_url()}: {exc}") from exc
         if self.is_sqlite:
@@ -141,22 +190,15 @@ class Database:
     async def chat_lock(self, name: str) -> AsyncIterator[None]:
         """Hold the lock named ``name`` across every process on this database while the block runs.
 
-        On PostgreSQL this is a session advisory lock on a connection of its own, released at the
-        end of the block, or by the server when the process dies. SQLite has one process
+        On PostgreSQL this is a session advisory lock (:class:`AdvisoryLocks`), released at the end
+        of the block, or by the server when the process dies. SQLite has one process
         (:meth:`hold_alone`), whose own locks are enough.
         """
         if self._locks is None:
             yield
             return
-        number = lock_number(name)
-        async with self._locks.connect() as connection:
-            await connection.execute(text("SELECT pg_advisory_lock(:number)"), {"number": number})
-            await connection.commit()
-            try:
-                yield
-            finally:
-                await connection.execute(text("SELECT pg_advisory_unlock(:number)"), {"number": number})
-                await connection.commit()
+        async with self._locks.hold(lock_number(name)):
+            yield
 
     async def upgrade(self) -> None:
         """Bring the schema to the newest migration."""
@@ -176,9 +218,9 @@ class Database:
         return make_url(self.url).render_as_string(hide_password=True)
 
     async def aclose(self) -> None:
-        await self.engine.dispose()
         if self._locks is not None:
-            await self._locks.dispose()
+            await self._locks.aclose()
+        await self.engine.dispose()
         if self._alone is not None:
             self._alone.close()
             self._alone = None
