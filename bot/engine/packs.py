@@ -83,6 +83,8 @@ class PackSettings(BaseModel):
     persona: str = Field(min_length=1)
     greeting: str = ""
     apology: str = ""
+    deflection: str = ""
+    """What the character says instead of a reply that broke character twice (in its own voice)."""
     avatar: str | None = None
     """The character's picture: a file in the pack (``images/avatar.png``) or an ``https://`` URL."""
     top_k: int | None = Field(None, ge=0, le=50)

@@ -15,6 +15,7 @@ from typing import TYPE_CHECKING
 
 import tiktoken
 
+from bot.engine.guard import role_rules
 from bot.engine.lorebook import triggered
 
 if TYPE_CHECKING:
@@ -105,6 +106,10 @@ class Prompt:
     """What the character remembers of the chat's older messages (rolling summary)."""
     recalled: list[str] = field(default_factory=list)
     """Older messages of the chat the new message is about, ``Speaker: text``, oldest first."""
+    rules: str = ""
+    """How to hold the role under provocation (:func:`bot.engine.guard.role_rules`)."""
+    reminder: str = ""
+    """Said last, when the model is asked again after giving in."""
 
     @property
     def scene_ids(self) -> list[str]:
@@ -112,6 +117,8 @@ class Prompt:
 
     def system_text(self) -> str:
         parts = [self.persona.strip()]
+        if self.rules:
+            parts.append(self.rules)
         if self.summary:
             heading = (
                 "你记得这里早先的事：" if self.language == "zh" else "What you remember of this chat so far:"
@@ -134,6 +141,8 @@ class Prompt:
                 else f"Classic scenes of {self.character}:"
             )
             parts.append(heading + "\n" + f"\n{SCENE_DIVIDER}\n".join(scene.text for scene in self.scenes))
+        if self.reminder:
+            parts.append(self.reminder)
         return "\n\n".join(parts)
 
     def to_messages(self) -> list[dict[str, str]]:
@@ -180,6 +189,7 @@ class PromptBuilder:
         """
         count = self.counter.count
         persona = self.counter.truncate(pack.settings.persona.strip(), self.budgets.persona_tokens)
+        rules = role_rules(pack.name, pack.settings.language)
 
         chosen: list[Scene] = []
         scene_tokens = 0
@@ -234,7 +244,7 @@ class PromptBuilder:
             history=kept,
             message=message,
             tokens=PromptTokens(
-                count(persona),
+                count(persona) + count(rules),
                 scene_tokens,
                 history_tokens,
                 count(message.render()),
@@ -245,4 +255,5 @@ class PromptBuilder:
             lore=lore,
             summary=summary,
             recalled=kept_recalled,
+            rules=rules,
         )

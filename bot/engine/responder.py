@@ -1,12 +1,14 @@
-"""One in-character reply: retrieve scenes → build the prompt → ask the model → clean the answer."""
+"""One in-character reply: retrieve scenes → build the prompt → ask the model → clean the answer →
+check it stayed in character (asking once more, then deflecting, when it did not)."""
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
+from bot.engine.guard import Breach, check_reply, deflection, reminder
 from bot.engine.recall import Recall
 from bot.engine.replies import clean_reply
 from bot.errors import ModelError
@@ -35,6 +37,15 @@ class ResponderResult:
     prompt: Prompt
     completion: Completion | None
     screenshot: ScreenshotHit | None = None
+    breaches: list[Breach] = field(default_factory=list)
+    """How the model gave in before this reply (none when the first answer stayed in character)."""
+    completions: list[Completion] = field(default_factory=list)
+    """Every model answer paid for, the retry included (usage counts them all)."""
+
+    @property
+    def deflected(self) -> bool:
+        """Whether the reply is the pack's deflection line: the model gave in twice."""
+        return len(self.breaches) >= 2
 
     @property
     def failed(self) -> bool:
@@ -80,17 +91,42 @@ class Responder:
         hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
         prompt = self.prompts.build(pack, [hit.scene for hit in hits], history, message, summary, recalled)
         max_chars = pack.settings.max_chars or self.config.reply.max_chars
-        try:
-            completion = await self.model.complete(prompt)
-        except ModelError as exc:
-            log.error("no reply from the model for %s: %s", pack.id, exc)
-            return ResponderResult(self.apology(pack), prompt, None)
-        text = clean_reply(completion.text, names=[pack.name, *pack.aliases], max_chars=max_chars)
-        if not text:
-            log.warning("the model's reply for %s was empty after cleaning: %r", pack.id, completion.text)
-            return ResponderResult(self.apology(pack), prompt, None)
-        screenshot = await self.screenshots.match(pack, [text, message.text]) if with_screenshot else None
-        return ResponderResult(text, prompt, completion, screenshot)
+        names = [pack.name, *pack.aliases]
+        others = {turn.speaker for turn in [*prompt.history, prompt.message] if not turn.from_character}
+        result = ResponderResult("", prompt, None)
+        asked = prompt
+        for _attempt in range(2):
+            try:
+                completion = await self.model.complete(asked)
+            except ModelError as exc:
+                log.error("no reply from the model for %s: %s", pack.id, exc)
+                result.text = self.apology(pack) if not result.breaches else self._deflection(pack)
+                return result
+            result.completions.append(completion)
+            text = clean_reply(completion.text, names=names, max_chars=max_chars)
+            if not text:
+                log.warning("the model's reply for %s was empty after cleaning: %r", pack.id, completion.text)
+                result.text = self.apology(pack)
+                return result
+            breach = check_reply(text, prompt_text=prompt.system_text(), others=others)
+            if breach is None:
+                result.text, result.completion = text, completion
+                break
+            log.warning(
+                "%s's reply broke character (%s: %r); asking again", pack.id, breach.kind, breach.evidence
+            )
+            result.breaches.append(breach)
+            asked = replace(prompt, reminder=reminder(breach, pack.name, pack.settings.language))
+        else:
+            result.text, result.completion = self._deflection(pack), result.completions[-1]
+            return result
+        if with_screenshot:
+            result.screenshot = await self.screenshots.match(pack, [result.text, message.text])
+        return result
+
+    @staticmethod
+    def _deflection(pack: CharacterPack) -> str:
+        return deflection(pack.name, pack.settings.language, pack.settings.deflection)
 
     @staticmethod
     def apology(pack: CharacterPack) -> str:

@@ -27,3 +27,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--questions", metavar="N", type=int, help="the first N questions of each pack")
     parser.add_argument("--k", metavar="K,K", default="1,3,5", help="recall@k cut-offs (1,3,5)")
     parser.add_argument("--retrieval-only", action="store_true", help="leave out the judge part")
+    parser.add_argument(
+        "--redteam",
+        action="store_true",
+        help="instead: send the red-team attacks to every pack and count the replies that stay in character",
+    )
+    parser.add_argument("--redteam-file", metavar="YAML", help="other attacks than the shipped ones")

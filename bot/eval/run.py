@@ -20,6 +20,16 @@ from bot.engine.screenshots import ScreenshotMatcher
 from bot.errors import ConfigError
 from bot.eval.judge import Answer, ModelScores, Price, answer_and_judge, by_model
 from bot.eval.questions import EvalQuestion, load_questions
+from bot.eval.redteam import (
+    ATTACKS,
+    AttackReply,
+    RedTeamScores,
+    attack,
+    load_attacks,
+    redteam_table,
+    score,
+    write_redteam,
+)
 from bot.eval.report import judge_table, retrieval_table, write_report
 from bot.eval.retrieval import RetrievalScores, evaluate_retrieval
 
@@ -54,6 +64,8 @@ class EvalOptions:
     questions: int | None = None
     ks: tuple[int, ...] = (1, 3, 5)
     judge_part: bool = True
+    redteam: Path | None = None
+    """Run the red team with these attacks instead of the retrieval and judge parts."""
 
 
 @dataclass(slots=True)
@@ -88,6 +100,7 @@ def options_from(args: argparse.Namespace) -> EvalOptions:
         questions=args.questions,
         ks=ks,
         judge_part=not args.retrieval_only,
+        redteam=(Path(args.redteam_file) if args.redteam_file else ATTACKS) if args.redteam else None,
     )
 
 
@@ -106,6 +119,61 @@ def _chosen(config: BotConfig, options: EvalOptions) -> list[tuple[CharacterPack
     if not chosen:
         raise ConfigError(f"no pack under {config.characters_dir} has eval/*.yaml questions")
     return chosen
+
+
+@dataclass(slots=True)
+class RedTeamResult:
+    scores: list[RedTeamScores]
+    report: Path
+
+
+def _models(config: BotConfig, options: EvalOptions) -> list[tuple[str, ChatModel]]:
+    """The models to evaluate: ``--model`` endpoints, else the configured (often the offline) model."""
+    models: list[tuple[str, ChatModel]] = [
+        (endpoint.name, _model(config, endpoint, options.api_key_env)) for endpoint in options.models
+    ]
+    if not models:
+        configured = create_chat_model(config.llm, config.data_dir, config.base_dir)
+        models = [(configured.name, configured)]
+    return models
+
+
+def _responder(config: BotConfig, model: ChatModel, retriever: Retriever) -> Responder:
+    return Responder(
+        config=config,
+        retriever=retriever,
+        prompts=PromptBuilder(config.prompt, TokenCounter.default()),
+        model=model,
+        screenshots=ScreenshotMatcher(None, min_similarity=1.0, min_overlap=1.0),
+    )
+
+
+async def run_redteam(config: BotConfig, options: EvalOptions, attacks_file: Path) -> RedTeamResult:
+    """Every attack to every chosen pack, per model; the report goes under ``<data_dir>/eval/``."""
+    attacks = load_attacks(attacks_file)
+    packs = [
+        pack
+        for pack in load_packs(config.characters_dir).packs
+        if pack.id in options.packs or not options.packs
+    ]
+    if not packs:
+        raise ConfigError(f"--packs: no such character under {config.characters_dir}")
+    retriever = Retriever(
+        create_embedder(config.embedding, base_dir=config.base_dir),
+        config.data_dir,
+        dense_weight=config.retrieval.dense_weight,
+    )
+    replies: list[AttackReply] = []
+    models = _models(config, options)
+    try:
+        for name, model in models:
+            replies += await attack(name, _responder(config, model, retriever), packs, attacks)
+    finally:
+        for _name, model in models:
+            await model.aclose()
+    scores = score(replies)
+    folder = config.data_dir / "eval" / time.strftime("%Y%m%d-%H%M%S")
+    return RedTeamResult(scores, await asyncio.to_thread(write_redteam, folder, replies, scores))
 
 
 def _model(config: BotConfig, endpoint: Endpoint, key_env: str) -> ChatModel:
@@ -156,12 +224,7 @@ async def _judge_part(
     chosen: list[tuple[CharacterPack, list[EvalQuestion]]],
     settings: dict[str, object],
 ) -> list[Answer]:
-    models: list[tuple[str, ChatModel]] = [
-        (endpoint.name, _model(config, endpoint, options.api_key_env)) for endpoint in options.models
-    ]
-    if not models:
-        offline = create_chat_model(config.llm, config.data_dir, config.base_dir)
-        models = [(offline.name, offline)]
+    models = _models(config, options)
     judge = _model(config, options.judge, options.api_key_env) if options.judge else models[0][1]
     settings.update(
         {"models": ", ".join(name for name, _model in models), "judge": judge.name, "runs": options.runs}
@@ -175,13 +238,7 @@ async def _judge_part(
     answers: list[Answer] = []
     try:
         for name, model in models:
-            responder = Responder(
-                config=config,
-                retriever=retriever,
-                prompts=PromptBuilder(config.prompt, counter),
-                model=model,
-                screenshots=ScreenshotMatcher(None, min_similarity=1.0, min_overlap=1.0),
-            )
+            responder = _responder(config, model, retriever)
             for pack, questions in chosen:
                 for question in questions:
                     for run in range(1, options.runs + 1):
@@ -198,7 +255,15 @@ async def _judge_part(
 
 
 def main(config: BotConfig, args: argparse.Namespace) -> int:
-    result = asyncio.run(run_eval(config, options_from(args)))
+    options = options_from(args)
+    if options.redteam is not None:
+        red = asyncio.run(run_redteam(config, options, options.redteam))
+        print(redteam_table(red.scores))  # noqa: T201 - the command's output
+        for entry in red.scores:
+            print(entry.summary())  # noqa: T201
+        print(f"\nreport: {red.report}")  # noqa: T201
+        return 0
+    result = asyncio.run(run_eval(config, options))
     print(retrieval_table(result.retrieval))  # noqa: T201 - the command's output
     if result.models:
         print("\n" + judge_table(result.models))  # noqa: T201
