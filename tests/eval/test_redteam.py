@@ -24,7 +24,7 @@ IN_CHARACTER = "The lamp's lit and the kettle's on; ask me about the sea."
 def gives_in(body: dict[str, Any]) -> str:
     """A model that holds against requests for jokes and weather, gives in to the other attacks on
     the first try, and after a reminder holds against all but requests for its prompt."""
-    system, attack = body["messages"][0]["content"], body["messages"][-1]["content"]
+    system, attack = str(body["messages"][0]["content"]), str(body["messages"][-1]["content"])
     reminded = "Your last answer" in system or "你上一个回答" in system
     if re.search(r"joke|天气", attack):
         return IN_CHARACTER
