@@ -152,13 +152,40 @@ class GroupsConfig(_Section):
     max_characters_per_message: int = Field(default=2, ge=1)
     """How many characters one message may call (``Orla, 小满, ...`` or ``@Orla @小满 ...``)."""
     replies_per_minute: int = Field(default=20, ge=1)
-    """The most character replies one chat gets in a minute; more calls stay unanswered."""
+    """The most character replies one chat gets in any minute (sliding); past it the character says
+    once to slow down, then stays silent until the minute frees. Superusers are exempt."""
+    user_replies_per_minute: int = Field(default=6, ge=1)
+    """The same, for the replies one member gets in one chat."""
     chattiness: float = Field(default=0.0, ge=0, le=1)
     """The chance that the active character joins group talk addressed to no one (0 never; a group
     admin sets it for one group with ``/chatty``)."""
     debounce_s: float = Field(default=0.0, ge=0, le=MAX_DEBOUNCE_S)
     """Wait this long after a message for more: a burst of messages gets one reply, to the last of
     them (0 answers each at once; ``/debounce`` sets it for one chat)."""
+
+
+class Price(_Section):
+    """USD per million tokens."""
+
+    input: float = Field(ge=0)
+    output: float = Field(ge=0)
+
+
+class BudgetsConfig(_Section):
+    """Tokens (prompt + completion) a chat and a member may spend a day, and what they cost.
+
+    Counted from the model's usage figures (estimated when it gives none), per day in
+    ``[scheduler] timezone``. Past ``soft_ratio`` of a limit, replies come from ``fallback_model``;
+    at the limit the character says once that it is done for the day. 0 means no limit.
+    """
+
+    chat_daily_tokens: int = Field(default=1_000_000, ge=0)
+    user_daily_tokens: int = Field(default=100_000, ge=0)
+    soft_ratio: float = Field(default=0.8, gt=0, le=1)
+    fallback_model: str = ""
+    """A cheaper model on the same endpoint (``[llm] base_url``); empty keeps ``[llm] model``."""
+    prices: dict[str, Price] = Field(default_factory=dict)
+    """Per model name, e.g. ``"gpt-4o-mini" = { input = 0.15, output = 0.6 }``: costs in ``/usage``."""
 
 
 class SchedulerConfig(_Section):
@@ -292,6 +319,7 @@ class BotConfig(_Section):
     images: ImagesConfig = ImagesConfig()
     memory: MemoryConfig = MemoryConfig()
     groups: GroupsConfig = GroupsConfig()
+    budgets: BudgetsConfig = BudgetsConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     storage: StorageConfig = StorageConfig()
     characters: CharactersConfig = CharactersConfig()

@@ -21,7 +21,6 @@ import logging
 import random
 import re
 import time
-from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
@@ -29,9 +28,10 @@ from datetime import datetime
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, Conversations, RecentFiles, parse_command
-from bot.engine.prompt import Turn
+from bot.engine.prompt import TokenCounter, Turn
 from bot.engine.screenshots import screenshot_image
 from bot.errors import JobError
+from bot.governor import Governor, slow_down_line, spent_line
 from bot.greetings import Greetings, greeting_cue
 from bot.messages import ChatKey, Incoming, Reply
 
@@ -101,26 +101,6 @@ class ScreenshotCooldown:
         self._last[key] = self._clock()
 
 
-class ReplyRate:
-    """At most ``per_minute`` character replies per chat in any minute: a cascade stops there."""
-
-    def __init__(self, per_minute: int, clock: Callable[[], float] = time.monotonic) -> None:
-        self.per_minute = per_minute
-        self._clock = clock
-        self._sent: dict[ChatKey, deque[float]] = {}
-
-    def allow(self, key: ChatKey) -> bool:
-        """Whether ``key`` may have one more reply now; counts it when so."""
-        now = self._clock()
-        sent = self._sent.setdefault(key, deque())
-        while sent and now - sent[0] >= 60.0:
-            sent.popleft()
-        if len(sent) >= self.per_minute:
-            return False
-        sent.append(now)
-        return True
-
-
 @dataclass(slots=True)
 class Said:
     """A message that is not a command, once stored: who owes it an answer, and the chat's manners."""
@@ -182,6 +162,7 @@ class Router:
         outbox: Outbox,
         chance: random.Random | None = None,
         process: str = "",
+        governor: Governor | None = None,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
@@ -194,7 +175,7 @@ class Router:
         self.process = process
         """This runtime's name in message claims (``host:pid:random``)."""
         self.cooldown = ScreenshotCooldown(config.images.cooldown_s)
-        self.rate = ReplyRate(config.groups.replies_per_minute)
+        self.governor = governor or Governor(config, repository, TokenCounter.default())
         self.conversations = Conversations()
         self.recent_files = RecentFiles()
         self.bursts = Bursts()
@@ -316,10 +297,17 @@ class Router:
             answering = [(pack, said.room_message)]
         answers: list[Reply] = []
         for pack, message in answering:
-            if not self.rate.allow(incoming.key):
-                log.warning("%s: over [groups] replies_per_minute; %s stays silent", incoming.key, pack.id)
+            decision = await self.governor.decide(incoming)
+            if decision.verdict != "answer":
+                log.warning(
+                    "%s: %s for %s (%s)", incoming.key, decision.verdict, incoming.sender.user_id, pack.id
+                )
+                if decision.verdict == "slow_down":
+                    answers.append(Reply(slow_down_line(pack), character=pack.id))
+                elif decision.verdict == "spent":
+                    answers.append(Reply(spent_line(pack), character=pack.id))
                 break
-            reply = await self._answer(incoming.key, said.state, pack, message)
+            reply = await self._answer(incoming, said.state, pack, message, model=decision.model)
             if reply is not None:
                 reply.quote = not unprompted
                 answers.append(reply)
@@ -339,6 +327,7 @@ class Router:
             self.greetings,
             granted_admin=await self.repository.is_chat_admin(incoming.key, incoming.sender.user_id),
             recent_files=self.recent_files.of(incoming),
+            governor=self.governor,
         )
         return context, notices
 
@@ -402,10 +391,11 @@ class Router:
         )
 
     async def _answer(
-        self, key: ChatKey, state: ChatState, pack: CharacterPack, message_id: int
+        self, incoming: Incoming, state: ChatState, pack: CharacterPack, message_id: int, *, model: str | None
     ) -> Reply | None:
         """``pack``'s answer to the stored message ``message_id``, with what it witnessed before that
-        (``None`` when the message was forgotten meanwhile)."""
+        (``None`` when the message was forgotten meanwhile); ``model`` answers instead of ``[llm] model``."""
+        key = incoming.key
         window = max(self.config.prompt.history_turns, 1)
         stored = await self.repository.recent_messages(
             key, pack.id, limit=window + 1, before_id=message_id + 1
@@ -425,7 +415,9 @@ class Router:
             with_screenshot=with_screenshot,
             summary=summary,
             recalled=recalled,
+            model=self.responder.model.variant(model) if model else None,
         )
+        await self.governor.record(incoming, result.completions, result.prompt.system_text())
         if not result.failed:
             await self._remember(key, pack, result.text)
         reply = Reply(result.text, character=pack.id)

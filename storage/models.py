@@ -190,3 +190,21 @@ class CatalogChange(Base):
     """``serve`` (read the folder again) or ``remove``."""
     origin: Mapped[str] = mapped_column(String(64))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Usage(Base):
+    """Tokens one member's messages cost in a chat on one day, per model (prompt + completion)."""
+
+    __tablename__ = "usage"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10), primary_key=True)
+    """``YYYY-MM-DD`` in ``[scheduler] timezone``."""
+    model: Mapped[str] = mapped_column(String(128), primary_key=True)
+    prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
+    replies: Mapped[int] = mapped_column(Integer, default=0)
+
+    __table_args__ = (Index("ix_usage_day", "day"),)

@@ -24,6 +24,7 @@ from storage.models import (
     MessageClaim,
     Participant,
     Summary,
+    Usage,
     utcnow,
 )
 
@@ -81,6 +82,23 @@ class SavedGreeting:
 
 
 @dataclass(slots=True, frozen=True)
+class UsageRow:
+    """Tokens spent, summed over whatever the query grouped by."""
+
+    platform: str
+    chat_id: str
+    user_id: str
+    model: str
+    prompt_tokens: int
+    completion_tokens: int
+    replies: int
+
+    @property
+    def tokens(self) -> int:
+        return self.prompt_tokens + self.completion_tokens
+
+
+@dataclass(slots=True, frozen=True)
 class SummaryDue:
     """A chat where a character has more unsummarised messages than its history window holds."""
 
@@ -121,6 +139,66 @@ class Repository:
         async with self._sessions.begin() as session:
             result = await session.execute(statement)
             return bool(getattr(result, "rowcount", 0))
+
+    async def add_usage(
+        self, key: ChatKey, user_id: str, day: str, model: str, prompt_tokens: int, completion_tokens: int
+    ) -> None:
+        """Add one reply's tokens to the member's count for ``day`` (one upsert, safe across processes)."""
+        insert = (postgresql.insert if self._database.is_postgres else sqlite.insert)(Usage)
+        statement = insert.values(
+            platform=key.platform,
+            chat_id=key.chat_id,
+            user_id=user_id,
+            day=day,
+            model=model,
+            prompt_tokens=prompt_tokens,
+            completion_tokens=completion_tokens,
+            replies=1,
+        )
+        statement = statement.on_conflict_do_update(
+            index_elements=["platform", "chat_id", "user_id", "day", "model"],
+            set_={
+                "prompt_tokens": Usage.prompt_tokens + statement.excluded.prompt_tokens,
+                "completion_tokens": Usage.completion_tokens + statement.excluded.completion_tokens,
+                "replies": Usage.replies + 1,
+            },
+        )
+        async with self._sessions.begin() as session:
+            await session.execute(statement)
+
+    async def tokens_on(self, key: ChatKey, user_id: str, day: str) -> tuple[int, int]:
+        """``(the chat's tokens, the member's tokens)`` on ``day``."""
+        spent = func.coalesce(func.sum(Usage.prompt_tokens + Usage.completion_tokens), 0)
+        async with self._sessions() as session:
+            rows = (
+                await session.execute(
+                    select(Usage.user_id, spent)
+                    .where(Usage.platform == key.platform, Usage.chat_id == key.chat_id, Usage.day == day)
+                    .group_by(Usage.user_id)
+                )
+            ).all()
+        return sum(int(row[1]) for row in rows), sum(int(row[1]) for row in rows if row[0] == user_id)
+
+    async def usage(self, since: str, until: str, key: ChatKey | None = None) -> list[UsageRow]:
+        """Tokens per chat, member and model from day ``since`` to ``until`` (inclusive); one chat's
+        when ``key`` is given, else every chat's."""
+        query = select(
+            Usage.platform,
+            Usage.chat_id,
+            Usage.user_id,
+            Usage.model,
+            func.sum(Usage.prompt_tokens),
+            func.sum(Usage.completion_tokens),
+            func.sum(Usage.replies),
+        ).where(Usage.day >= since, Usage.day <= until)
+        if key is not None:
+            query = query.where(Usage.platform == key.platform, Usage.chat_id == key.chat_id)
+        query = query.group_by(Usage.platform, Usage.chat_id, Usage.user_id, Usage.model)
+        async with self._sessions() as session:
+            rows = (await session.execute(query)).all()
+        return [
+            UsageRow(row[0], row[1], row[2], row[3], int(row[4]), int(row[5]), int(row[6])) for row in rows
+        ]
 
     async def forget_claims(self, before: datetime) -> int:
         """Delete claims older than ``before`` (a platform never redelivers a message that late)."""
@@ -345,6 +423,16 @@ class Repository:
                 suffix += 1
             session.add(Participant(platform=key.platform, chat_id=key.chat_id, user_id=user_id, name=name))
             return name
+
+    async def participants(self, key: ChatKey) -> dict[str, str]:
+        """Every known member of the chat: user id → the name characters know them by."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Participant.user_id, Participant.name).where(
+                    Participant.platform == key.platform, Participant.chat_id == key.chat_id
+                )
+            )
+            return {row.user_id: row.name for row in rows}
 
     async def add_room_message(
         self,

@@ -81,9 +81,10 @@ async def test_calls_are_capped_per_message_and_replies_per_minute(router: Route
         update={"max_characters_per_message": 1, "replies_per_minute": 3}
     )
     router.config = router.config.model_copy(update={"groups": groups})
-    router.rate.per_minute = 3
+    router.governor.chats.limit = 3
 
     (only,) = await router.handle(group_message("Orla, 小满, hello both"))
     assert only.character == "orla"
-    answered = [await router.handle(group_message(f"Orla, question {n}")) for n in range(4)]
-    assert [len(replies) for replies in answered] == [1, 1, 0, 0], "three replies a minute, then silence"
+    answered = [await router.handle(group_message(f"Orla, question {n}", user=f"u{n}")) for n in range(4)]
+    assert [len(replies) for replies in answered] == [1, 1, 1, 0], "three replies a minute, then one warning"
+    assert "One at a time" in answered[2][0].text

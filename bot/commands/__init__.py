@@ -27,6 +27,7 @@ if TYPE_CHECKING:
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack, PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
+    from bot.governor import Governor
     from bot.greetings import Greetings
     from bot.messages import Incoming
     from bot.scheduler import Scheduler
@@ -66,6 +67,8 @@ class CommandContext:
     """A superuser made the sender a bot admin of this chat."""
     recent_files: tuple[Attachment, ...] = ()
     """Files the sender posted in this chat shortly before (see :class:`RecentFiles`)."""
+    governor: Governor | None = None
+    """The router's rate limits and budgets (``/usage`` reads its day)."""
 
     @property
     def packs(self) -> PackRegistry:
@@ -287,9 +290,9 @@ class CommandRegistry:
 
 def default_commands() -> CommandRegistry:
     """The registry with every built-in command."""
-    from bot.commands import admins, characters, greetings, help, images, manners, memory
+    from bot.commands import admins, characters, greetings, help, images, manners, memory, usage
 
     registry = CommandRegistry()
-    for module in (help, characters, memory, manners, greetings, images, admins):
+    for module in (help, characters, memory, manners, greetings, images, admins, usage):
         module.register(registry)
     return registry

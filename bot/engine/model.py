@@ -8,6 +8,7 @@ Ollama). Without one, :func:`create_chat_model` gives the offline local model of
 from __future__ import annotations
 
 import asyncio
+import copy
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
@@ -46,6 +47,11 @@ class ChatModel(ABC):
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections or memory; the default holds nothing."""
+
+    def variant(self, model: str) -> ChatModel:
+        """The same endpoint answering with ``model`` (a budget's cheaper fallback); models that
+        cannot switch return themselves. A variant shares its parent's connections: close the parent."""
+        return self
 
 
 _RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
@@ -123,6 +129,13 @@ class OpenAIChatModel(ChatModel):
             log.warning("model request failed (%s); retry %d in %.1f s", error, attempt + 1, delay)
             await asyncio.sleep(delay)
             attempt += 1
+
+    def variant(self, model: str) -> ChatModel:
+        if model == self.name:
+            return self
+        other = copy.copy(self)
+        other.name = model
+        return other
 
     def _completion(self, response: openai.types.chat.ChatCompletion) -> Completion:
         if not response.choices:

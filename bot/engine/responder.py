@@ -80,12 +80,14 @@ class Responder:
         with_screenshot: bool = False,
         summary: str = "",
         recalled: Sequence[str] = (),
+        model: ChatModel | None = None,
     ) -> ResponderResult:
         """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception.
 
         With ``with_screenshot``, the result carries the screenshot whose line is close to the reply
-        or to the message, when one is.
+        or to the message, when one is. ``model`` answers instead of the responder's own.
         """
+        chosen = model or self.model
         top_k = pack.settings.top_k if pack.settings.top_k is not None else self.config.retrieval.top_k
         context = history[-1].text if history else ""
         hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
@@ -97,7 +99,7 @@ class Responder:
         asked = prompt
         for _attempt in range(2):
             try:
-                completion = await self.model.complete(asked)
+                completion = await chosen.complete(asked)
             except ModelError as exc:
                 log.error("no reply from the model for %s: %s", pack.id, exc)
                 result.text = self.apology(pack) if not result.breaches else self._deflection(pack)

@@ -20,7 +20,7 @@ CHATTER = [
 
 
 async def test_a_fact_said_500_messages_earlier_is_recalled(router: Router, model: EchoChatModel) -> None:
-    router.rate.per_minute = 10_000
+    router.governor.chats.limit = router.governor.members.limit = 10_000
     await router.handle(group_message("Orla, my little boat is called the Grey Heron", user="7", name="Tam"))
     for number in range(250):
         await router.handle(group_message(f"Orla, {CHATTER[number % len(CHATTER)]} ({number})"))

@@ -34,7 +34,7 @@ def server() -> Iterator[FakeOpenAIServer]:
 async def summarizer(
     router: Router, config: BotConfig, repository: Repository, server: FakeOpenAIServer
 ) -> AsyncIterator[Summarizer]:
-    router.rate.per_minute = 1000  # a long chat in one test minute
+    router.governor.chats.limit = router.governor.members.limit = 1000  # a long chat in one test minute
     model = OpenAIChatModel(
         model="fake-model", base_url=server.base_url, api_key="x", timeout_s=5, max_retries=0
     )
