@@ -164,6 +164,31 @@ class GroupsConfig(_Section):
     them (0 answers each at once; ``/debounce`` sets it for one chat)."""
 
 
+class SendingConfig(_Section):
+    """How each bot account posts (see :mod:`bot.sending`): paced, merged, split, retried.
+
+    The defaults keep a QQ account well inside what it tolerates: three messages at once, then one
+    a second.
+    """
+
+    min_gap_s: float = Field(default=1.0, ge=0)
+    """The pace once the burst is spent: one message per this many seconds, per account."""
+    burst: int = Field(default=3, ge=1)
+    """Messages that may go at once after a quiet spell."""
+    part_chars: int = Field(default=300, ge=20)
+    """A longer reply is split at sentence ends into parts of at most this many characters..."""
+    max_parts: int = Field(default=3, ge=1)
+    """... and at most this many parts (the last cut short with "…")."""
+    long_reply: Literal["split", "image"] = "split"
+    """``image`` posts a reply longer than ``part_chars`` as one picture (needs a font covering its
+    characters, ``font`` or one under /usr/share/fonts; else it is split)."""
+    font: str = ""
+    max_retries: int = Field(default=3, ge=0)
+    """A post the platform refuses is tried again this many times..."""
+    retry_s: float = Field(default=2.0, ge=0)
+    """... after this pause, doubled each time."""
+
+
 class Price(_Section):
     """USD per million tokens."""
 
@@ -320,6 +345,7 @@ class BotConfig(_Section):
     memory: MemoryConfig = MemoryConfig()
     groups: GroupsConfig = GroupsConfig()
     budgets: BudgetsConfig = BudgetsConfig()
+    sending: SendingConfig = SendingConfig()
     scheduler: SchedulerConfig = SchedulerConfig()
     storage: StorageConfig = StorageConfig()
     characters: CharactersConfig = CharactersConfig()

@@ -65,6 +65,10 @@ class ExtractError(BotError):
     """``python -m bot extract`` cannot use its input; nothing has been written."""
 
 
+class SendError(BotError):
+    """A platform refused to post a message (its error code is in the message); it is retried."""
+
+
 class JobError(BotError):
     """A scheduled job could not do its work this time (it is retried later)."""
 

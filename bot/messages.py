@@ -142,3 +142,5 @@ class Reply:
     files: list[File] = field(default_factory=list)
     quote: bool = True
     character: str | None = None
+    reply_to: str | None = None
+    """The platform id of the message to quote (set by the platform adapter when it sends)."""

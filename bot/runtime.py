@@ -27,6 +27,7 @@ from bot.importers import ImportLimits
 from bot.outbox import Outbox
 from bot.router import Router
 from bot.scheduler import Scheduler
+from bot.sending import Senders
 from storage import Database, Repository
 from storage.db import process_name
 from storage.models import utcnow
@@ -51,6 +52,8 @@ class Runtime:
     outbox: Outbox
     """Platforms register here how to post to their chats (progress of imports, notices)."""
     scheduler: Scheduler
+    senders: Senders
+    """Each bot account's paced send queue (QQ through OneBot uses them)."""
     background: Background = field(default_factory=Background)
 
     @staticmethod
@@ -160,6 +163,7 @@ class Runtime:
             catalog,
             outbox,
             scheduler,
+            Senders(config.sending, config.data_dir),
             background,
         )
         scheduler.start()
@@ -177,6 +181,7 @@ class Runtime:
         return runtime
 
     async def aclose(self) -> None:
+        await self.senders.aclose()
         await self.scheduler.aclose()
         await self.background.aclose()
         await self.model.aclose()

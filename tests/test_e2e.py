@@ -28,6 +28,8 @@ from tests.support.openai_server import FakeOpenAIServer
 from tests.support.postgres import BACKENDS
 
 SCREENSHOT_LINE = "Sixty-eight candles is a fire hazard."
+PACE_S = 0.2
+"""[sending] min_gap_s of the bot under test: fast enough for the tests, slow enough to measure."""
 SELF_ID = 10_000
 TOKEN = "e2e-secret"
 
@@ -94,6 +96,7 @@ class Harness:
             characters={"dir": "characters", "default": "orla", "max_import_mb": 1},
             admins={"character_managers": "group_admins"},
             scheduler={"retry_min": 0.05},
+            sending={"min_gap_s": PACE_S, "burst": 2, "retry_s": 0.05},
         )
         self.process: BotProcess | None = None
 
@@ -452,3 +455,25 @@ async def test_a_file_from_the_group_files_is_imported_and_a_big_one_refused(cli
     await client.send_group_message(group, admin, "/character import", role="admin", segments=[big])
     refused = await group_message_with(client, group, "huge.png")
     assert refused.text() == "huge.png is 1,200,004 bytes, over the import limit of 1,000,000 bytes."
+
+
+async def test_a_burst_of_replies_is_paced_and_a_refused_one_retried(client: OneBotClient) -> None:
+    """Twelve groups ask at once: never more than two replies (the burst) within PACE_S, one per
+    PACE_S on average; the first refusal (QQ's rate-limit retcode) is retried, and every group gets
+    its answer."""
+    client.fail_action("send_group_msg", retcode=1200, message="rate limited", times=1)
+    start = client.mark()
+    groups = range(3001, 3013)
+    for group in groups:
+        await say(client, group, f"hello from {group}")
+    calls = []
+    for group in groups:
+        call = await reply_in(client, group, within=30)
+        calls.append(call if call.ok else await reply_in(client, group, within=30))
+    answered = sorted(call.received_at for call in calls)
+    assert {call.group_id for call in calls if call.ok} == set(groups), "nothing lost"
+    refused = [call for call in client.calls[start:] if call.action == "send_group_msg" and call.failed]
+    assert len(refused) == 1, "the refused post was tried again"
+    spans = [later - earlier for earlier, later in zip(answered, answered[2:], strict=False)]
+    assert min(spans) >= PACE_S * 0.8, f"never more than the burst of 2 within {PACE_S} s: {spans}"
+    assert answered[-1] - answered[0] >= (len(answered) - 2) * PACE_S * 0.8

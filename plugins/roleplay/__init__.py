@@ -41,8 +41,10 @@ def attach(runtime: Runtime | None) -> None:
             _Host.runtime.outbox.unregister(platform.PLATFORM)
     _Host.runtime = runtime
     if runtime is not None:
-        for platform in (onebot, console):
-            runtime.outbox.register(platform.PLATFORM, partial(_post, platform.post))
+        runtime.outbox.register(
+            onebot.PLATFORM, partial(_post, partial(onebot.post, senders=runtime.senders))
+        )
+        runtime.outbox.register(console.PLATFORM, partial(_post, console.post))
 
 
 async def _post(
@@ -72,5 +74,9 @@ async def handle_roleplay(bot: Bot, event: Event) -> None:
             log.exception("failed to handle a message in %s", incoming.key)
             return
         for reply in replies:
-            await platform.send(bot, event, reply)
+            if platform is onebot:
+                # Paced per account: QQ limits accounts that post in bursts (see bot.sending).
+                await onebot.send(bot, event, reply, runtime.senders)
+            else:
+                await console.send(bot, event, reply)
         return

@@ -15,6 +15,8 @@ import base64
 import binascii
 import logging
 from collections.abc import Iterable
+from dataclasses import replace
+from functools import partial
 from pathlib import Path
 from typing import Any
 
@@ -32,8 +34,9 @@ from nonebot.adapters.onebot.v11 import (
 )
 from nonebot.adapters.onebot.v11 import Bot as OneBot
 
-from bot.errors import AttachmentError
+from bot.errors import AttachmentError, SendError
 from bot.messages import Attachment, Attachments, ChatKey, Incoming, Reply, Role, Sender
+from bot.sending import Senders, SendQueue
 
 log = logging.getLogger(__name__)
 
@@ -232,7 +235,8 @@ async def to_message(reply: Reply, *, quote_id: int | None) -> Message:
     message = Message()
     if reply.quote and quote_id is not None:
         message += MessageSegment.reply(quote_id)
-    message += MessageSegment.text(reply.text)
+    if reply.text:
+        message += MessageSegment.text(reply.text)
     for image in reply.images:
         message += MessageSegment.image(await asyncio.to_thread(image.path.read_bytes))
     return message
@@ -259,8 +263,26 @@ async def deliver(bot: OneBot, key: ChatKey, reply: Reply, *, quote_id: int | No
             await deliver(bot, key, note)
 
 
-async def send(bot: Bot, event: Event, reply: Reply) -> None:
-    """Post ``reply`` with ``send_group_msg`` / ``send_private_msg``, quoting the message it answers."""
+async def post_now(bot: OneBot, key: ChatKey, reply: Reply) -> None:
+    """Post at once (the account's send queue calls this); a refusal becomes :class:`SendError`
+    with OneBot's retcode, so the queue retries it."""
+    quote_id = int(reply.reply_to) if reply.reply_to and reply.reply_to.isdigit() else None
+    try:
+        await deliver(bot, key, reply, quote_id=quote_id)
+    except ActionFailed as exc:
+        info = getattr(exc, "info", None) or {}
+        why = info.get("wording") or info.get("message") or exc
+        raise SendError(f"OneBot refused it (retcode {info.get('retcode', '?')}: {why})") from exc
+    except NetworkError as exc:
+        raise SendError(f"OneBot did not answer: {exc}") from exc
+
+
+def _queue(senders: Senders, bot: OneBot) -> SendQueue:
+    return senders.queue(PLATFORM, str(bot.self_id), partial(post_now, bot))
+
+
+async def send(bot: Bot, event: Event, reply: Reply, senders: Senders) -> None:
+    """Queue ``reply`` on the account's paced queue, quoting the message it answers."""
     assert isinstance(bot, OneBot)
     if isinstance(event, GroupMessageEvent):
         key, quote_id = ChatKey.for_chat(PLATFORM, "group", str(event.group_id)), event.message_id
@@ -271,14 +293,15 @@ async def send(bot: Bot, event: Event, reply: Reply) -> None:
     else:
         return
     try:
-        await deliver(bot, key, reply, quote_id=quote_id)
-    except _ONEBOT_ERRORS as exc:
-        log.error("could not send a reply through OneBot: %s", exc)
+        await _queue(senders, bot).send(key, replace(reply, reply_to=str(quote_id) if quote_id else None))
+    except SendError:
+        pass  # logged and kept by the queue
 
 
-async def post(bots: Iterable[Bot], key: ChatKey, reply: Reply) -> None:
-    """Post on the bot's own initiative through the first connected OneBot account."""
+async def post(bots: Iterable[Bot], key: ChatKey, reply: Reply, senders: Senders) -> None:
+    """Post on the bot's own initiative through the first connected OneBot account (paced like
+    replies); raises :class:`SendError` when it could not be posted."""
     bot = next((bot for bot in bots if isinstance(bot, OneBot)), None)
     if bot is None:
         raise ConnectionError("no OneBot implementation is connected")
-    await deliver(bot, key, reply)
+    await _queue(senders, bot).send(key, reply)

@@ -1,0 +1,298 @@
+"""Sending like a person, not a spam bot: one paced queue per bot account.
+
+QQ's "risk control" limits or bans accounts that post bursts. Every reply of one account goes
+through its :class:`SendQueue`, which
+
+* paces posts: ``burst`` may go at once, then one every ``min_gap_s`` (a token bucket);
+* merges text replies to the same chat that pile up behind each other into one message;
+* never posts the same text twice in a row to a chat;
+* splits a long reply at sentence ends into at most ``max_parts`` messages, or renders it as one
+  picture (``long_reply = "image"``, when a font covering its characters is found);
+* retries a failed post ``max_retries`` times with a growing pause, and then keeps it: the failure is
+  logged with the chat and appended to ``failed_sends.jsonl`` (the reply also stays in the chat's
+  history), never dropped silently.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import io
+import json
+import logging
+import time
+from collections import deque
+from collections.abc import Awaitable, Callable, Sequence
+from dataclasses import dataclass, field, replace
+from datetime import UTC, datetime
+from pathlib import Path
+
+from bot.config import SendingConfig
+from bot.engine.replies import split_message
+from bot.errors import SendError
+from bot.messages import ChatKey, Image, Reply
+
+log = logging.getLogger(__name__)
+
+Post = Callable[[ChatKey, Reply], Awaitable[None]]
+"""Posts one message; raises :class:`~bot.errors.SendError` when the platform refuses it."""
+
+FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
+
+
+@dataclass(slots=True)
+class _Item:
+    key: ChatKey
+    reply: Reply
+    done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
+
+
+def parts_of(reply: Reply, settings: SendingConfig) -> list[Reply]:
+    """``reply`` as the messages to post: split at sentence ends when long (at most ``max_parts``,
+    the last cut short with "…" when even that is not enough); images and files go with the first."""
+    chunks = split_message(reply.text, settings.part_chars) if reply.text.strip() else [reply.text]
+    if len(chunks) > settings.max_parts:
+        kept = chunks[: settings.max_parts]
+        kept[-1] = kept[-1].rstrip("…. ") + "…"
+        chunks = kept
+    return [
+        replace(reply, text=chunk, images=reply.images if n == 0 else [], files=reply.files if n == 0 else [])
+        if n == 0
+        else Reply(chunk, quote=False, character=reply.character)
+        for n, chunk in enumerate(chunks)
+    ]
+
+
+class SendQueue:
+    """One account's outgoing messages; see the module docstring. Start with :meth:`start`."""
+
+    def __init__(
+        self,
+        post: Post,
+        settings: SendingConfig,
+        *,
+        failed_log: Path | None = None,
+        image_dir: Path | None = None,
+        clock: Callable[[], float] = time.monotonic,
+    ) -> None:
+        self.post = post
+        self.settings = settings
+        self.failed_log = failed_log
+        self.image_dir = image_dir
+        self._clock = clock
+        self._queue: deque[_Item] = deque()
+        self._ready = asyncio.Event()
+        self._tokens = float(settings.burst)
+        self._refilled = clock()
+        self._last_text: dict[ChatKey, str] = {}
+        self._worker: asyncio.Task[None] | None = None
+        self.failed = 0
+
+    def start(self) -> None:
+        if self._worker is None:
+            self._worker = asyncio.get_running_loop().create_task(self._run(), name="send queue")
+
+    async def aclose(self) -> None:
+        if self._worker is not None:
+            self._worker.cancel()
+            await asyncio.gather(self._worker, return_exceptions=True)
+            self._worker = None
+
+    def put(self, key: ChatKey, reply: Reply) -> asyncio.Future[list[None]]:
+        """Queue ``reply`` for ``key``; the future is done once every part was posted, or raises the
+        :class:`SendError` of a part that could not be (and was kept)."""
+        self.start()
+        if self.settings.long_reply == "image" and len(reply.text) > self.settings.part_chars:
+            reply = self._as_image(reply)
+        items = [_Item(key, part) for part in parts_of(reply, self.settings)]
+        self._queue.extend(items)
+        self._ready.set()
+        return asyncio.gather(*(item.done for item in items))
+
+    async def send(self, key: ChatKey, reply: Reply) -> None:
+        """:meth:`put` and wait until it is posted; raises :class:`SendError` when it could not be."""
+        await self.put(key, reply)
+
+    async def join(self) -> None:
+        """Wait until every queued reply was posted or kept as failed."""
+        while self._queue:
+            await asyncio.gather(*(item.done for item in list(self._queue)), return_exceptions=True)
+
+    # ------------------------------------------------------------------ the worker
+
+    async def _run(self) -> None:
+        while True:
+            if not self._queue:
+                self._ready.clear()
+                await self._ready.wait()
+                continue
+            await self._take_token()
+            items = self._merged()
+            key, reply = items[0].key, items[0].reply
+            if len(items) > 1:
+                reply = replace(reply, text="\n".join(item.reply.text for item in items))
+            error = None
+            if reply.text and not reply.images and not reply.files and self._last_text.get(key) == reply.text:
+                log.info("%s: not posting the same text twice in a row: %r", key, reply.text[:60])
+            else:
+                error = await self._post_with_retries(key, reply)
+            for item in items:
+                if item.done.done():
+                    continue
+                if error is None:
+                    item.done.set_result(None)
+                else:
+                    item.done.set_exception(error)
+
+    async def _take_token(self) -> None:
+        gap = self.settings.min_gap_s
+        while True:
+            now = self._clock()
+            if gap > 0:
+                self._tokens = min(float(self.settings.burst), self._tokens + (now - self._refilled) / gap)
+            else:
+                self._tokens = float(self.settings.burst)
+            self._refilled = now
+            if self._tokens >= 1:
+                self._tokens -= 1
+                return
+            await asyncio.sleep((1 - self._tokens) * gap)
+
+    def _merged(self) -> list[_Item]:
+        """The head of the queue, with the text replies to the same chat piled up right behind it."""
+        first = self._queue.popleft()
+        items = [first]
+        if first.reply.images or first.reply.files:
+            return items
+        length = len(first.reply.text)
+        while self._queue:
+            following = self._queue[0]
+            if following.key != first.key or following.reply.images or following.reply.files:
+                break
+            length += len(following.reply.text) + 1
+            if length > self.settings.part_chars * self.settings.max_parts:
+                break
+            items.append(self._queue.popleft())
+        return items
+
+    async def _post_with_retries(self, key: ChatKey, reply: Reply) -> SendError | None:
+        """Post, retrying; the last error when every try failed (the reply is then kept)."""
+        pause = self.settings.retry_s
+        for attempt in range(self.settings.max_retries + 1):
+            try:
+                await self.post(key, reply)
+            except SendError as exc:
+                if attempt == self.settings.max_retries:
+                    self._keep_failed(key, reply, str(exc))
+                    return exc
+                log.warning("%s: posting failed (%s); retry %d in %.1f s", key, exc, attempt + 1, pause)
+                await asyncio.sleep(pause)
+                await self._take_token()  # a retry is one more post: it keeps to the pace too
+                pause *= 2
+            else:
+                self._last_text[key] = reply.text
+                return None
+        return None
+
+    def _keep_failed(self, key: ChatKey, reply: Reply, error: str) -> None:
+        self.failed += 1
+        log.error("%s: could not post a reply after %d tries: %s", key, self.settings.max_retries + 1, error)
+        if self.failed_log is None:
+            return
+        self.failed_log.parent.mkdir(parents=True, exist_ok=True)
+        record = {
+            "at": datetime.now(UTC).isoformat(),
+            "platform": key.platform,
+            "chat_id": key.chat_id,
+            "character": reply.character,
+            "text": reply.text,
+            "images": [str(image.path) for image in reply.images],
+            "error": error,
+        }
+        with self.failed_log.open("a", encoding="utf-8") as out:
+            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+
+    # ------------------------------------------------------------------ long replies as a picture
+
+    def _as_image(self, reply: Reply) -> Reply:
+        font = find_font(reply.text, self.settings.font)
+        if font is None or self.image_dir is None:
+            log.warning("no font here covers this reply's characters; sending it as text parts instead")
+            return reply
+        self.image_dir.mkdir(parents=True, exist_ok=True)
+        path = self.image_dir / f"reply-{time.time_ns()}.png"
+        path.write_bytes(render_text(reply.text, font))
+        return replace(reply, text="", images=[Image(path, caption=reply.text[:80])])
+
+
+def _covers(font: Path, text: str) -> bool:
+    from fontTools.ttLib import TTFont
+
+    try:
+        with TTFont(font, fontNumber=0, lazy=True) as loaded:
+            cmap = loaded.getBestCmap() or {}
+    except Exception:
+        return False
+    return all(ord(char) in cmap for char in text if not char.isspace())
+
+
+def find_font(text: str, preferred: str = "", dirs: Sequence[Path] = FONT_DIRS) -> Path | None:
+    """A TrueType/OpenType font that has a glyph for every character of ``text``."""
+    candidates = [Path(preferred)] if preferred else []
+    for folder in dirs:
+        if folder.is_dir():
+            candidates += sorted(
+                path for path in folder.rglob("*") if path.suffix.lower() in (".ttf", ".otf", ".ttc")
+            )
+    return next((path for path in candidates if path.is_file() and _covers(path, text)), None)
+
+
+def render_text(text: str, font_path: Path, *, width: int = 720, size: int = 28) -> bytes:
+    """``text`` drawn as a PNG, wrapped to ``width`` pixels."""
+    from PIL import Image as PILImage
+    from PIL import ImageDraw, ImageFont
+
+    font = ImageFont.truetype(str(font_path), size)
+    margin, lines = 24, []
+    for paragraph in text.splitlines() or [""]:
+        line = ""
+        for char in paragraph:
+            if font.getlength(line + char) > width - 2 * margin and line:
+                lines.append(line)
+                line = char.lstrip()
+            else:
+                line += char
+        lines.append(line)
+    height = margin * 2 + int(size * 1.5) * len(lines)
+    picture = PILImage.new("RGB", (width, height), "white")
+    draw = ImageDraw.Draw(picture)
+    for number, line in enumerate(lines):
+        draw.text((margin, margin + number * int(size * 1.5)), line, fill="black", font=font)
+    out = io.BytesIO()
+    picture.save(out, format="PNG")
+    return out.getvalue()
+
+
+class Senders:
+    """The send queue of each bot account, made on first use and closed with the runtime."""
+
+    def __init__(self, settings: SendingConfig, data_dir: Path) -> None:
+        self.settings = settings
+        self.data_dir = data_dir
+        self._queues: dict[tuple[str, str], SendQueue] = {}
+
+    def queue(self, platform: str, account: str, post: Post) -> SendQueue:
+        """``account``'s queue; ``post`` is used when it is made (the first call for the account)."""
+        key = (platform, account)
+        if key not in self._queues:
+            self._queues[key] = SendQueue(
+                post,
+                self.settings,
+                failed_log=self.data_dir / "failed_sends.jsonl",
+                image_dir=self.data_dir / "replies",
+            )
+        return self._queues[key]
+
+    async def aclose(self) -> None:
+        for queue in self._queues.values():
+            await queue.join()
+            await queue.aclose()
