@@ -458,12 +458,12 @@ async def test_a_file_from_the_group_files_is_imported_and_a_big_one_refused(cli
 
 
 async def test_a_burst_of_replies_is_paced_and_a_refused_one_retried(client: OneBotClient) -> None:
-    """Twelve groups ask at once: never more than two replies (the burst) within PACE_S, one per
+    """Fifty groups ask at once: never more than two replies (the burst) within PACE_S, one per
     PACE_S on average; the first refusal (QQ's rate-limit retcode) is retried, and every group gets
     its answer."""
     client.fail_action("send_group_msg", retcode=1200, message="rate limited", times=1)
     start = client.mark()
-    groups = range(3001, 3013)
+    groups = range(3001, 3051)
     for group in groups:
         await say(client, group, f"hello from {group}")
     calls = []
