@@ -24,6 +24,7 @@ from typing import IO, Any
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
+from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import Connection, make_url
 from sqlalchemy.exc import SQLAlchemyError
 from sqlalchemy.ext.asyncio import (
@@ -157,6 +158,11 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _tune_sqlite)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
         self._alone: IO[str] | None = None
+
+    def insert(self, table: Any) -> Any:
+        """An INSERT for this database's dialect, which has ``on_conflict_do_nothing`` and
+        ``on_conflict_do_update`` (SQLite and PostgreSQL spell upserts alike)."""
+        return (postgresql.insert if self.is_postgres else sqlite.insert)(table)
 
     def hold_alone(self) -> None:
         """Make sure this is the only bot process on this SQLite file (the bot calls this at start).

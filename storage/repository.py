@@ -12,7 +12,6 @@ from datetime import datetime, timedelta
 from typing import TYPE_CHECKING, Literal, cast
 
 from sqlalchemy import delete, func, or_, select, update
-from sqlalchemy.dialects import postgresql, sqlite
 
 from storage.models import (
     CatalogChange,
@@ -128,7 +127,7 @@ class Repository:
         than ``window`` is stale and may be taken again: platforms reuse ids after a while.
         """
         now = utcnow()
-        insert = (postgresql.insert if self._database.is_postgres else sqlite.insert)(MessageClaim)
+        insert = self._database.insert(MessageClaim)
         statement = insert.values(
             platform=key.platform, chat_id=key.chat_id, message_id=message_id, claimed_by=by, claimed_at=now
         ).on_conflict_do_update(
@@ -144,7 +143,7 @@ class Repository:
         self, key: ChatKey, user_id: str, day: str, model: str, prompt_tokens: int, completion_tokens: int
     ) -> None:
         """Add one reply's tokens to the member's count for ``day`` (one upsert, safe across processes)."""
-        insert = (postgresql.insert if self._database.is_postgres else sqlite.insert)(Usage)
+        insert = self._database.insert(Usage)
         statement = insert.values(
             platform=key.platform,
             chat_id=key.chat_id,

@@ -17,7 +17,6 @@ from datetime import UTC, datetime
 from typing import Any
 
 from sqlalchemy import Integer, Table, func, select, text, tuple_
-from sqlalchemy.dialects import postgresql, sqlite
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
@@ -130,7 +129,7 @@ async def _copy_table(
     source: Database, target: Database, table: Table, batch: int, progress: Progress | None
 ) -> int:
     """Copy the rows of ``table`` the target lacks; how many were written."""
-    insert = (postgresql.insert if target.is_postgres else sqlite.insert)(table).on_conflict_do_nothing()
+    insert = target.insert(table).on_conflict_do_nothing()
     before = await _count(target, table)
     read = 0
     try:
