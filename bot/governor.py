@@ -154,15 +154,28 @@ class Governor:
         """Count what the model was paid for answering ``incoming`` (estimated where it reported none)."""
         day = self.today()
         for completion in completions:
-            prompt_tokens = completion.prompt_tokens
-            if prompt_tokens is None:
-                prompt_tokens = self.counter.count(prompt_text)
-            completion_tokens = completion.completion_tokens
-            if completion_tokens is None:
-                completion_tokens = self.counter.count(completion.text)
             await self.repository.add_usage(
-                incoming.key, incoming.sender.user_id, day, completion.model, prompt_tokens, completion_tokens
+                incoming.key,
+                incoming.sender.user_id,
+                day,
+                completion.model,
+                *tokens_of(completion, prompt_text, self.counter),
             )
+
+
+SUMMARIES = ""
+"""The member id the rolling summaries' tokens are counted under: the chat's own spending."""
+
+
+def tokens_of(completion: Completion, prompt_text: str, counter: TokenCounter) -> tuple[int, int]:
+    """``(prompt, completion)`` tokens as the model reported them, estimated where it did not."""
+    prompt_tokens = completion.prompt_tokens
+    if prompt_tokens is None:
+        prompt_tokens = counter.count(prompt_text)
+    completion_tokens = completion.completion_tokens
+    if completion_tokens is None:
+        completion_tokens = counter.count(completion.text)
+    return prompt_tokens, completion_tokens
 
 
 def local_day(timezone: str, moment: datetime) -> str:

@@ -8,7 +8,7 @@ from itertools import groupby
 
 from bot.commands import Command, CommandContext, CommandRegistry, Level
 from bot.errors import CommandError
-from bot.governor import cost, local_day, month_start
+from bot.governor import SUMMARIES, cost, local_day, month_start
 from bot.messages import ChatKey, Reply
 from storage.repository import UsageRow
 
@@ -41,6 +41,7 @@ async def handle_usage(context: CommandContext, args: str) -> Reply:
     by_user: Counter[str] = Counter()
     for row in day:
         by_user[row.user_id] += row.tokens
+    names[SUMMARIES] = "(summaries)"
     top = " · ".join(f"{names.get(user, user)} {tokens:,}" for user, tokens in by_user.most_common(TOP))
     budgets = context.config.budgets
     chat_tokens, own_tokens = await context.repository.tokens_on(key, user_id, today)

@@ -17,6 +17,7 @@ from bot.engine.model import ChatModel
 from bot.engine.packs import CharacterPack, PackRegistry
 from bot.engine.prompt import Prompt, PromptTokens, TokenCounter, Turn
 from bot.errors import ModelError
+from bot.governor import SUMMARIES, local_day, tokens_of
 from bot.messages import ChatKey
 from storage.repository import Repository, StoredMessage
 
@@ -107,7 +108,11 @@ class Summarizer:
         if not older:
             return False
         earlier, _covered = await self.repository.summary(key, pack.id)
-        completion = await self.model.complete(self._prompt(pack, earlier, older))
+        prompt = self._prompt(pack, earlier, older)
+        completion = await self.model.complete(prompt)
+        day = local_day(self.config.scheduler.timezone, datetime.now(UTC))
+        spent = tokens_of(completion, prompt.to_completion(), self.counter)
+        await self.repository.add_usage(key, SUMMARIES, day, completion.model, *spent)
         text = " ".join(completion.text.split())
         if not text:
             raise ModelError("the model returned an empty summary")

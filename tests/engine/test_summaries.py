@@ -68,6 +68,9 @@ async def test_older_messages_are_summarised_and_the_summary_reaches_the_prompt(
     text, covered = await repository.summary(GROUP, "orla")
     assert text == MEMORY
     assert covered > 0
+    spent = [row for row in await repository.usage("2000-01-01", "2999-12-31", GROUP) if row.user_id == ""]
+    assert [row.replies for row in spent] == [1], "the summary's tokens count toward the chat's budget"
+    assert spent[0].tokens > 0
     await router.handle(group_message("Orla, what do I owe you?"))
     assert model.prompts[-1].summary == MEMORY
     assert model.prompts[-1].tokens.summary > 0
