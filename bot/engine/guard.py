@@ -17,7 +17,6 @@ import re
 import unicodedata
 from collections.abc import Iterable
 from dataclasses import dataclass
-from difflib import SequenceMatcher
 from typing import Literal
 
 LEAK_CHARS = {"en": 80, "zh": 40}
@@ -112,13 +111,27 @@ def _folded(text: str) -> str:
     return "".join(unicodedata.normalize("NFKC", text).casefold().split())
 
 
-def leaked_run(reply: str, prompt_text: str) -> str:
-    """The longest run the reply shares with the prompt (spaces and case ignored)."""
+def leaked_run(reply: str, prompt_text: str, shortest: int = min(LEAK_CHARS.values())) -> str:
+    """The longest run of at least ``shortest`` characters the reply shares with the prompt (spaces
+    and case ignored), or ``""``.
+
+    Runs are found as consecutive ``shortest``-character pieces of the reply that occur in the
+    prompt: a set lookup each, so a check costs about a millisecond even for a long prompt.
+    """
     a, b = _folded(reply), _folded(prompt_text)
-    if not a or not b:
+    if len(a) < shortest or len(b) < shortest:
         return ""
-    match = SequenceMatcher(None, a, b, autojunk=False).find_longest_match(0, len(a), 0, len(b))
-    return a[match.a : match.a + match.size]
+    pieces = {b[start : start + shortest] for start in range(len(b) - shortest + 1)}
+    best, best_length, run_start = 0, 0, -1
+    for start in range(len(a) - shortest + 1):
+        if a[start : start + shortest] not in pieces:
+            run_start = -1
+            continue
+        if run_start < 0:
+            run_start = start
+        if (length := start - run_start + shortest) > best_length:
+            best, best_length = run_start, length
+    return a[best : best + best_length]
 
 
 def _is_cjk(text: str) -> bool:
