@@ -36,7 +36,8 @@ from bot.bench.workload import workload
 from bot.errors import BotError
 
 SELF_ID = 10_000
-REPLY = "Aye, I hear you."
+REPLY = "Aye, I hear you ({number})."
+"""The model's answer, numbered: the bot never posts the same text twice in a row to a group."""
 
 
 class BenchError(BotError):
@@ -112,7 +113,11 @@ class InstantModelServer:
                 "created": int(time.time()),
                 "model": body.get("model", "bench"),
                 "choices": [
-                    {"index": 0, "message": {"role": "assistant", "content": REPLY}, "finish_reason": "stop"}
+                    {
+                        "index": 0,
+                        "message": {"role": "assistant", "content": REPLY.format(number=self.requests)},
+                        "finish_reason": "stop",
+                    }
                 ],
                 "usage": {"prompt_tokens": 1, "completion_tokens": 5, "total_tokens": 6},
             }
@@ -263,7 +268,10 @@ def bench_config(
             },
             "characters": characters,
             "images": {"enabled": screenshots},
-            "groups": {"replies_per_minute": 1_000_000},
+            # The bench measures the bot, not QQ's safe pace (bot.sending) nor the rate limits.
+            "groups": {"replies_per_minute": 1_000_000, "user_replies_per_minute": 1_000_000},
+            "budgets": {"chat_daily_tokens": 0, "user_daily_tokens": 0},
+            "sending": {"min_gap_s": 0},
             "platforms.onebot": {"access_token": token},
             "platforms.console": {"enabled": False},
             "platforms.discord": {"enabled": False},

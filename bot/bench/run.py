@@ -151,7 +151,10 @@ async def _engine_and_reference(
                     "data_dir": config.data_dir,
                 }
             ),
-            "groups": config.groups.model_copy(update={"replies_per_minute": 1_000_000}),
+            "groups": config.groups.model_copy(
+                update={"replies_per_minute": 1_000_000, "user_replies_per_minute": 1_000_000}
+            ),
+            "budgets": config.budgets.model_copy(update={"chat_daily_tokens": 0, "user_daily_tokens": 0}),
         }
     )
     model = TimedModel(_instant_model())
