@@ -28,7 +28,7 @@ from tests.support.openai_server import FakeOpenAIServer
 from tests.support.postgres import BACKENDS
 
 SCREENSHOT_LINE = "Sixty-eight candles is a fire hazard."
-PACE_S = 0.2
+PACE_S = 0.1
 """[sending] min_gap_s of the bot under test: fast enough for the tests, slow enough to measure."""
 SELF_ID = 10_000
 TOKEN = "e2e-secret"
@@ -360,6 +360,7 @@ async def test_a_reply_close_to_a_captioned_line_comes_with_its_screenshot(
     assert call.text() == SCREENSHOT_LINE
     assert [image.size for image in decoded_images(call)] == [(160, 90)]
 
+    model_server.reply_text(f"Orla: {SCREENSHOT_LINE} Told you once.")  # the same text twice is not posted
     await say(client, 1009, "Say that again?")
     assert decoded_images(await reply_in(client, 1009)) == [], "the chat's screenshot cooldown holds"
 
@@ -457,6 +458,7 @@ async def test_a_file_from_the_group_files_is_imported_and_a_big_one_refused(cli
     assert refused.text() == "huge.png is 1,200,004 bytes, over the import limit of 1,000,000 bytes."
 
 
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)  # sending does not touch the database
 async def test_a_burst_of_replies_is_paced_and_a_refused_one_retried(client: OneBotClient) -> None:
     """Fifty groups ask at once: never more than two replies (the burst) within PACE_S, one per
     PACE_S on average; the first refusal (QQ's rate-limit retcode) is retried, and every group gets
