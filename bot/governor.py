@@ -126,32 +126,28 @@ class Governor:
                 return Decision("slow_down" if window.warn_once(key) else "silent")
         day = self.today()
         budgets = self.config.budgets
-        chat_tokens, member_tokens = await self.repository.tokens_on(chat, incoming.sender.user_id, day)
-        spent = [
-            key
-            for key, used, limit in (
-                (chat, chat_tokens, budgets.chat_daily_tokens),
-                (member, member_tokens, budgets.user_daily_tokens),
-            )
-            if limit and used >= limit
-        ]
+        chat_tokens = member_tokens = 0
+        if budgets.chat_daily_tokens or budgets.user_daily_tokens:
+            chat_tokens, member_tokens = await self.repository.tokens_on(chat, incoming.sender.user_id, day)
+        limits = (
+            (chat, chat_tokens, budgets.chat_daily_tokens),
+            (member, member_tokens, budgets.user_daily_tokens),
+        )
+        spent = [key for key, used, limit in limits if limit and used >= limit]
         if spent:
             fresh = [(day, key) for key in spent if (day, key) not in self._told_spent]
             self._told_spent.update(fresh)
             return Decision("spent" if fresh else "silent")
         self.chats.count(chat)
         self.members.count(member)
-        soft = any(
-            limit and used >= budgets.soft_ratio * limit
-            for used, limit in (
-                (chat_tokens, budgets.chat_daily_tokens),
-                (member_tokens, budgets.user_daily_tokens),
-            )
-        )
+        soft = any(limit and used >= budgets.soft_ratio * limit for _key, used, limit in limits)
         return Decision("answer", budgets.fallback_model or None if soft else None)
 
-    async def record(self, incoming: Incoming, completions: Iterable[Completion], prompt_text: str) -> None:
-        """Count what the model was paid for answering ``incoming`` (estimated where it reported none)."""
+    async def record(
+        self, incoming: Incoming, completions: Iterable[Completion], prompt_text: Callable[[], str]
+    ) -> None:
+        """Count what the model was paid for answering ``incoming`` (estimated from ``prompt_text()``
+        where it reported none)."""
         day = self.today()
         for completion in completions:
             await self.repository.add_usage(
@@ -167,11 +163,14 @@ SUMMARIES = ""
 """The member id the rolling summaries' tokens are counted under: the chat's own spending."""
 
 
-def tokens_of(completion: Completion, prompt_text: str, counter: TokenCounter) -> tuple[int, int]:
-    """``(prompt, completion)`` tokens as the model reported them, estimated where it did not."""
+def tokens_of(
+    completion: Completion, prompt_text: Callable[[], str], counter: TokenCounter
+) -> tuple[int, int]:
+    """``(prompt, completion)`` tokens as the model reported them, estimated where it did not (the
+    prompt's text is only laid out then)."""
     prompt_tokens = completion.prompt_tokens
     if prompt_tokens is None:
-        prompt_tokens = counter.count(prompt_text)
+        prompt_tokens = counter.count(prompt_text())
     completion_tokens = completion.completion_tokens
     if completion_tokens is None:
         completion_tokens = counter.count(completion.text)

@@ -417,7 +417,7 @@ class Router:
             recalled=recalled,
             model=self.responder.model.variant(model) if model else None,
         )
-        await self.governor.record(incoming, result.completions, result.prompt.system_text())
+        await self.governor.record(incoming, result.completions, result.prompt.system_text)
         if not result.failed:
             await self._remember(key, pack, result.text)
         reply = Reply(result.text, character=pack.id)

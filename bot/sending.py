@@ -54,11 +54,10 @@ def parts_of(reply: Reply, settings: SendingConfig) -> list[Reply]:
         kept = chunks[: settings.max_parts]
         kept[-1] = kept[-1].rstrip("…. ") + "…"
         chunks = kept
+    first, *rest = chunks
     return [
-        replace(reply, text=chunk, images=reply.images if n == 0 else [], files=reply.files if n == 0 else [])
-        if n == 0
-        else Reply(chunk, quote=False, character=reply.character)
-        for n, chunk in enumerate(chunks)
+        replace(reply, text=first),
+        *(Reply(chunk, quote=False, character=reply.character) for chunk in rest),
     ]
 
 

@@ -95,6 +95,7 @@ class Responder:
         max_chars = pack.settings.max_chars or self.config.reply.max_chars
         names = [pack.name, *pack.aliases]
         others = {turn.speaker for turn in [*prompt.history, prompt.message] if not turn.from_character}
+        told = prompt.system_text()
         result = ResponderResult("", prompt, None)
         asked = prompt
         for _attempt in range(2):
@@ -110,7 +111,7 @@ class Responder:
                 log.warning("the model's reply for %s was empty after cleaning: %r", pack.id, completion.text)
                 result.text = self.apology(pack)
                 return result
-            breach = check_reply(text, prompt_text=prompt.system_text(), others=others)
+            breach = check_reply(text, prompt_text=told, others=others)
             if breach is None:
                 result.text, result.completion = text, completion
                 break

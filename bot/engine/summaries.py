@@ -111,7 +111,7 @@ class Summarizer:
         prompt = self._prompt(pack, earlier, older)
         completion = await self.model.complete(prompt)
         day = local_day(self.config.scheduler.timezone, datetime.now(UTC))
-        spent = tokens_of(completion, prompt.to_completion(), self.counter)
+        spent = tokens_of(completion, prompt.to_completion, self.counter)
         await self.repository.add_usage(key, SUMMARIES, day, completion.model, *spent)
         text = " ".join(completion.text.split())
         if not text:
