@@ -84,6 +84,8 @@ class SendQueue:
         self._refilled = clock()
         self._last_text: dict[ChatKey, str] = {}
         self._worker: asyncio.Task[None] | None = None
+        self._posting: list[_Item] = []
+        """Taken from the queue and being posted now."""
         self.failed = 0
 
     def start(self) -> None:
@@ -112,9 +114,9 @@ class SendQueue:
         await self.put(key, reply)
 
     async def join(self) -> None:
-        """Wait until every queued reply was posted or kept as failed."""
-        while self._queue:
-            await asyncio.gather(*(item.done for item in list(self._queue)), return_exceptions=True)
+        """Wait until every queued reply, and the one being posted, was posted or kept as failed."""
+        while pending := [*self._posting, *self._queue]:
+            await asyncio.gather(*(item.done for item in pending), return_exceptions=True)
 
     # ------------------------------------------------------------------ the worker
 
@@ -125,7 +127,7 @@ class SendQueue:
                 await self._ready.wait()
                 continue
             await self._take_token()
-            items = self._merged()
+            items = self._posting = self._merged()
             key, reply = items[0].key, items[0].reply
             if len(items) > 1:
                 reply = replace(reply, text="\n".join(item.reply.text for item in items))
@@ -141,6 +143,7 @@ class SendQueue:
                     item.done.set_result(None)
                 else:
                     item.done.set_exception(error)
+            self._posting = []
 
     async def _take_token(self) -> None:
         gap = self.settings.min_gap_s

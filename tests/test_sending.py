@@ -131,3 +131,20 @@ async def test_a_long_reply_is_drawn_as_one_picture_when_a_font_covers_it(tmp_pa
 
 def test_a_font_is_only_chosen_when_it_has_every_character(tmp_path: Path) -> None:
     assert find_font("小满的面馆", dirs=[tmp_path]) is None
+
+
+async def test_closing_waits_for_the_reply_being_posted() -> None:
+    posted: list[str] = []
+    started = asyncio.Event()
+
+    async def slow_post(_key: ChatKey, reply: Reply) -> None:
+        started.set()
+        await asyncio.sleep(0.05)
+        posted.append(reply.text)
+
+    queue = SendQueue(slow_post, settings())
+    queue.put(GROUP, Reply("the last word"))
+    await started.wait()
+    await queue.join()
+    await queue.aclose()
+    assert posted == ["the last word"]
