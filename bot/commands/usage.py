@@ -44,7 +44,7 @@ async def handle_usage(context: CommandContext, args: str) -> Reply:
     names[SUMMARIES] = "(summaries)"
     top = " · ".join(f"{names.get(user, user)} {tokens:,}" for user, tokens in by_user.most_common(TOP))
     budgets = context.config.budgets
-    chat_tokens, own_tokens = await context.repository.tokens_on(key, user_id, today)
+    chat_tokens, own_tokens = sum(by_user.values()), by_user[user_id]
     lines = [
         f"Usage here today ({today}): {_spent(day, context)}, {sum(row.replies for row in day)} replies",
         f"This month: {_spent(month, context)}",
