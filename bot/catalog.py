@@ -17,7 +17,8 @@ import logging
 import re
 import shutil
 import tempfile
-from collections.abc import Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable
+from contextlib import asynccontextmanager
 from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Literal
@@ -96,6 +97,24 @@ class PackCatalog:
         self.listener: Callable[[str, CatalogAction], Awaitable[None]] | None = None
         """Told of each change made here (:class:`CatalogSync` records it for other processes)."""
         self._changing = asyncio.Lock()
+        self._held: dict[ChatKey, asyncio.Event] = {}
+
+    @asynccontextmanager
+    async def reports_held(self, key: ChatKey) -> AsyncIterator[None]:
+        """Hold the indexing reports for ``key`` until the block ends, so that the chat hears that a
+        character was imported before it hears how far its indexing got."""
+        released = self._held[key] = asyncio.Event()
+        try:
+            yield
+        finally:
+            released.set()
+            if self._held.get(key) is released:
+                del self._held[key]
+
+    async def _report(self, key: ChatKey, text: str) -> None:
+        if (held := self._held.get(key)) is not None:
+            await held.wait()
+        await self.outbox.announce(key, Reply(text, quote=False))
 
     # ------------------------------------------------------------------ changes
 
@@ -253,19 +272,14 @@ class PackCatalog:
         while not indexing.done():
             await asyncio.wait({indexing}, timeout=self.progress_every_s)
             if not indexing.done() and report_to is not None and progress.done:
-                await self.outbox.announce(
-                    report_to,
-                    Reply(f"{pack.name}: indexing {progress.done}/{progress.total} scenes", quote=False),
-                )
+                done = f"{progress.done}/{progress.total}"
+                await self._report(report_to, f"{pack.name}: indexing {done} scenes")
         index = indexing.result()
         await self.screenshots.index(pack)
         if report_to is None:
             return
         how = "ready" if index.has_dense or self.retriever.embedder is None else "ready (keyword search only)"
-        await self.outbox.announce(
-            report_to,
-            Reply(f"{pack.name}: indexed {len(index)}/{len(pack.scenes)} scenes, {how}.", quote=False),
-        )
+        await self._report(report_to, f"{pack.name}: indexed {len(index)}/{len(pack.scenes)} scenes, {how}.")
 
 
 def _update(progress: IndexProgress, done: int, total: int) -> None:

@@ -18,7 +18,15 @@ from pathlib import Path
 from typing import Any, Literal
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError, ValidationInfo, field_validator
+from pydantic import (
+    BaseModel,
+    ConfigDict,
+    Field,
+    IPvAnyNetwork,
+    ValidationError,
+    ValidationInfo,
+    field_validator,
+)
 
 from bot.errors import ConfigError
 
@@ -51,7 +59,14 @@ class LLMConfig(_Section):
     api_key_env: str = "OPENAI_API_KEY"
     model: str = "gpt-4o-mini"
     timeout_s: float = Field(60.0, gt=0)
+    """Longest wait for one HTTP request to the model (each retry gets its own)."""
     max_retries: int = Field(3, ge=0, le=10)
+    """Retries after a rate limit (429), a server error (5xx, 408, 409), a timeout or a lost
+    connection, made by the ``openai`` package: it waits what ``Retry-After`` / ``retry-after-ms``
+    asks (up to 120 s; a longer wait is not retried at all), else 0.5 s doubling up to 8 s."""
+    reply_deadline_s: float = Field(90.0, gt=0)
+    """Longest time one reply may take, every retry and the reply check's second ask included;
+    after it the group gets the pack's apology and its next message is served."""
     temperature: float = Field(0.8, ge=0, le=2)
     max_tokens: int = Field(256, ge=16, le=8192)
     local_model: str = "gemma3-270m"
@@ -144,6 +159,9 @@ class MemoryConfig(_Section):
     """How far back recall searches, in messages the character witnessed."""
     retention_days: float = Field(default=0, ge=0)
     """Delete raw messages older than this once a summary keeps their gist (0 keeps them all)."""
+    max_message_chars: int = Field(default=4000, ge=100)
+    """A longer message is cut to this many characters before it is stored or read, with a note of
+    how much was cut."""
 
 
 class GroupsConfig(_Section):
@@ -187,6 +205,14 @@ class SendingConfig(_Section):
     """A post the platform refuses is tried again this many times..."""
     retry_s: float = Field(default=2.0, ge=0)
     """... after this pause, doubled each time."""
+    away_wait_s: float = Field(default=120.0, ge=0)
+    """A reply whose account is disconnected waits this long for it to come back (the OneBot
+    implementation reconnecting), then is kept as failed."""
+    resend_within_s: float = Field(default=600.0, ge=0)
+    """Replies the bot had not posted when it stopped are posted when their account is back, if they
+    are younger than this; older ones are marked expired (and left out of the characters' history)."""
+    shutdown_s: float = Field(default=10.0, ge=0)
+    """At shutdown, how long to wait for queued replies to go out; the rest are posted after restart."""
 
 
 class Price(_Section):
@@ -247,6 +273,9 @@ class StorageConfig(_Section):
     """PostgreSQL: connections each process keeps for reads and writes (as many more at peaks, plus
     one that holds its chats' locks): keep processes × (2 × pool_size + 1) under the server's
     ``max_connections`` (100 by default)."""
+    check_every_s: float = Field(default=15.0, gt=0)
+    """How often the bot makes sure its database is there and writable (a deleted SQLite file is
+    written back; superusers hear of trouble once)."""
     sync_interval_s: float = Field(default=1.0, gt=0)
     """PostgreSQL: how often a process looks for characters another process imported or removed."""
 
@@ -258,15 +287,28 @@ class CharactersConfig(_Section):
     """The largest file ``/character import`` fetches from a chat (and each file of an archive)."""
     progress_every_s: float = Field(default=10.0, gt=0)
     """The least time between two "indexing 120/400 scenes" messages in the chat that imported."""
+    download_timeout_s: float = Field(default=60.0, gt=0)
+    """The deadline of one whole download of an imported file (a server trickling bytes is cut)."""
+    allow_private_urls: bool = False
+    """Let imports download from loopback, private and link-local addresses (refused by default: a
+    link in a chat must not reach the bot's own machine or network)."""
+    allowed_networks: list[IPvAnyNetwork] = Field(default_factory=list)
+    """Private networks downloads may reach even so, e.g. ``["172.17.0.0/16"]`` where the OneBot
+    implementation serves files from a Docker network."""
 
 
 class AdminsConfig(_Section):
     superusers: list[str] = Field(default_factory=list)
     """``platform:user_id`` entries, e.g. ``onebot:10001``."""
     character_managers: Literal["superusers", "group_admins"] = "superusers"
-    """Who may create, import, reload and remove characters (which every chat then sees)."""
+    """Who else may manage the catalog of characters every chat shares (create, import, reload,
+    remove, export): ``group_admins`` lets the admins and owners of any group do it from that group.
+    Superusers and ``catalog_managers`` always may; a private chat's user never may as such."""
+    catalog_managers: list[str] = Field(default_factory=list)
+    """``platform:user_id`` entries who may manage the catalog from any chat, a private one included,
+    without any other right (not superusers, not admins of any chat)."""
 
-    @field_validator("superusers")
+    @field_validator("superusers", "catalog_managers")
     @classmethod
     def _qualified(cls, value: list[str]) -> list[str]:
         for entry in value:
@@ -281,11 +323,28 @@ class OneBotConfig(_Section):
     access_token: str = ""
     access_token_env: str | None = None
     """Name of an env variable holding the token, to keep it out of the file."""
+    file_dir: Path | None = None
+    """The folder the OneBot implementation shares with the bot (the same files on both sides): a
+    local path ``get_file`` answers with is read only when it lies inside it. Unset, such paths are
+    never read and files come as base64 or through their URL."""
+
+    http_post: bool = False
+    """Also take events by OneBot HTTP POST at ``/onebot/v11/http``; each POST must carry the
+    access token or a valid ``secret`` signature."""
+    secret: str = ""
+    """HMAC key of OneBot's ``X-Signature`` on HTTP POST events (another way to authenticate them)."""
+    secret_env: str | None = None
+    """Name of an env variable holding the secret, to keep it out of the file."""
 
     def token(self) -> str:
         if self.access_token_env:
             return os.environ.get(self.access_token_env, "")
         return self.access_token
+
+    def http_secret(self) -> str:
+        if self.secret_env:
+            return os.environ.get(self.secret_env, "")
+        return self.secret
 
 
 class ConsoleConfig(_Section):
@@ -387,6 +446,10 @@ class BotConfig(_Section):
 
     def is_superuser(self, qualified_user: str) -> bool:
         return qualified_user in self.admins.superusers
+
+    def is_catalog_manager(self, qualified_user: str) -> bool:
+        """Named in ``[admins] catalog_managers`` (superusers hold that right anyway)."""
+        return qualified_user in self.admins.catalog_managers
 
 
 def zone(name: str) -> tzinfo:

@@ -11,6 +11,8 @@ command)::
     │   └── ModelTimeout     ... because it took too long
     ├── EmbeddingError       the embedding model could not be loaded or run
     ├── StorageError         the database could not be opened or migrated
+    ├── SendError            a platform refused to post a message
+    │   └── AccountAway      ... because the account is not connected right now
     ├── ExtractError         the extraction tool's input is unusable (names the file)
     └── CommandError         a chat command was used wrongly
         ├── PermissionDenied ... by someone without the level it needs
@@ -50,7 +52,8 @@ class ModelError(BotError):
 
 
 class ModelTimeout(ModelError):
-    """The chat model did not answer within the configured timeout."""
+    """The chat model did not answer in time: ``[llm] timeout_s`` for a request, or the reply's
+    ``[llm] reply_deadline_s``."""
 
 
 class EmbeddingError(BotError):
@@ -67,6 +70,10 @@ class ExtractError(BotError):
 
 class SendError(BotError):
     """A platform refused to post a message (its error code is in the message); it is retried."""
+
+
+class AccountAway(SendError):
+    """The bot account that should post is not connected right now; the reply waits for it."""
 
 
 class JobError(BotError):

@@ -97,6 +97,9 @@ class Incoming:
     """Files sent with the message (documents, images)."""
     quoted: Attachments | None = None
     """The files of the message this one replies to; ``None`` when it replies to none."""
+    account: str = ""
+    """The bot account that received it (OneBot's self id), which posts the replies; empty when the
+    platform has one."""
 
     @property
     def key(self) -> ChatKey:
@@ -144,3 +147,7 @@ class Reply:
     character: str | None = None
     reply_to: str | None = None
     """The platform id of the message to quote (set by the platform adapter when it sends)."""
+    in_history: bool = False
+    """The character's own line: it joins the character's history in the chat once recorded."""
+    delivery_id: int | None = None
+    """Its record in the :class:`~bot.ledger.Ledger`, which the sender settles once it is posted."""

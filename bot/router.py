@@ -24,7 +24,7 @@ import time
 from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import AbstractAsyncContextManager, asynccontextmanager, nullcontext
 from dataclasses import dataclass, field, replace
-from datetime import datetime
+from datetime import datetime, timedelta
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, Conversations, RecentFiles, parse_command
@@ -34,12 +34,16 @@ from bot.errors import JobError
 from bot.governor import Governor, slow_down_line, spent_line
 from bot.greetings import Greetings, greeting_cue
 from bot.messages import ChatKey, Incoming, Reply
+from storage.db import STORAGE_FAILURES
+from storage.repository import Claim
 
 if TYPE_CHECKING:
     from bot.catalog import PackCatalog
     from bot.config import BotConfig
     from bot.engine.packs import CharacterPack
     from bot.engine.responder import Responder
+    from bot.health import StorageWatch
+    from bot.ledger import Ledger
     from bot.outbox import Outbox
     from bot.scheduler import Scheduler
     from storage.repository import ChatState, Repository, StoredMessage
@@ -48,6 +52,13 @@ log = logging.getLogger(__name__)
 
 MAX_NAME_CHARS = 32
 _NAME_UNSAFE = re.compile(r"[\s:：「」\[\]]+")
+
+
+def clipped(text: str, limit: int) -> str:
+    """``text`` cut to ``limit`` characters, with a note of how much was cut."""
+    if len(text) <= limit:
+        return text
+    return f"{text[:limit]} [… {len(text) - limit:,} more characters cut]"
 
 
 def speaker_name(name: str, fallback: str) -> str:
@@ -160,9 +171,11 @@ class Router:
         commands: CommandRegistry,
         scheduler: Scheduler,
         outbox: Outbox,
+        ledger: Ledger,
         chance: random.Random | None = None,
         process: str = "",
         governor: Governor | None = None,
+        storage_watch: StorageWatch | None = None,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
@@ -182,6 +195,12 @@ class Router:
         self.chance = chance or random.Random()
         """Rolls the dice of ``[groups] chattiness``."""
         self.outbox = outbox
+        self.ledger = ledger
+        """Where every reply is recorded before it is posted."""
+        self.storage_watch = storage_watch
+        """Told when the database fails (see :mod:`bot.health`)."""
+        self.busy = timedelta(seconds=2 * config.llm.reply_deadline_s + config.groups.debounce_s)
+        """How long another process may still be answering a message it claimed."""
         self.greetings = Greetings(
             repository=repository, scheduler=scheduler, config=config.scheduler, send=self.greet
         )
@@ -198,44 +217,87 @@ class Router:
         return incoming.to_me or bool(self.packs.called(text, 1)[0])
 
     async def handle(self, incoming: Incoming) -> list[Reply]:
-        """Everything the bot says in answer to ``incoming`` (often nothing)."""
+        """Everything the bot says in answer to ``incoming`` (often nothing).
+
+        When the database fails, the storage watch hears of it and an addressed message gets, once
+        per chat, a notice that nothing can be remembered now.
+        """
+        try:
+            return await self._handle(incoming)
+        except STORAGE_FAILURES as exc:
+            if self.storage_watch is None:
+                raise
+            await self.storage_watch.failed(str(exc).splitlines()[0])
+            return self.storage_watch.notice_for(incoming.key) if self.is_addressed(incoming) else []
+
+    async def _handle(self, incoming: Incoming) -> list[Reply]:
         self.recent_files.keep(incoming)
-        text = incoming.text.strip()
+        text = clipped(incoming.text.strip(), self.config.memory.max_message_chars)
         if not text:
             return []
         parsed = parse_command(text)
         key = incoming.key
         async with self.locks.hold(key):
-            if incoming.message_id is not None and not await self.repository.claim_message(
-                key, incoming.message_id, by=self.process
-            ):
-                log.debug("message %s in %s is another process's (or seen before)", incoming.message_id, key)
-                return []
+            earlier: dict[str | None, int] = {}
+            if incoming.message_id is not None:
+                claim = await self.repository.claim_message(
+                    key, incoming.message_id, by=self.process, busy=self.busy
+                )
+                if claim is Claim.TAKEN:
+                    log.debug("message %s in %s is another process's (or answered)", incoming.message_id, key)
+                    return []
+                if claim is Claim.RETRY:
+                    log.info("answering %s in %s: it was left unanswered before", incoming.message_id, key)
+                    earlier = await self.repository.stored_from(key, incoming.message_id)
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:
                     context, notices = await self._command_context(incoming)
-                    return [*notices, await self.commands.dispatch(command, context, parsed[1])]
+                    return await self._record(
+                        incoming, [*notices, await self.commands.dispatch(command, context, parsed[1])]
+                    )
                 if incoming.to_me:
-                    return [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
+                    return await self._record(
+                        incoming, [Reply(f"Unknown command /{parsed[0]}. Send /help for the list.")]
+                    )
                 return []
             step = self.conversations.take(key, incoming.sender.user_id)
             if step is not None:
                 context, notices = await self._command_context(incoming)
-                return [*notices, await self.commands.continue_with(step, context, text)]
-            said = await self._take(incoming, text)
+                return await self._record(
+                    incoming, [*notices, await self.commands.continue_with(step, context, text)]
+                )
+            said = await self._take(incoming, text, earlier)
             if not said.debounce_s:
-                return [*said.notices, *await self._reply(incoming, said, said.owed)]
+                return await self._record(
+                    incoming, [*said.notices, *await self._reply(incoming, said, said.owed)]
+                )
             burst = (key, incoming.sender.user_id)
             token = self.bursts.add(burst, said)
         owed = await self.bursts.settle(burst, token, said.debounce_s)
-        if owed is None:
-            return said.notices
         async with self.locks.hold(key):
-            return [*said.notices, *await self._reply(incoming, said, owed)]
+            if owed is None:
+                return await self._record(incoming, said.notices)
+            return await self._record(incoming, [*said.notices, *await self._reply(incoming, said, owed)])
 
-    async def _take(self, incoming: Incoming, text: str) -> Said:
-        """Store a message that is not a command, and note which characters owe it an answer."""
+    async def _record(self, incoming: Incoming, replies: list[Reply]) -> list[Reply]:
+        """Record ``replies`` in the ledger (the characters' lines join their history) and return them."""
+        names = {
+            pack.id: pack.name
+            for reply in replies
+            if reply.character and (pack := self.packs.get(reply.character)) is not None
+        }
+        await self.ledger.record(
+            incoming.key, replies, account=incoming.account, answers=incoming.message_id, names=names
+        )
+        return replies
+
+    async def _take(self, incoming: Incoming, text: str, earlier: Mapping[str | None, int]) -> Said:
+        """Store a message that is not a command, and note which characters owe it an answer.
+
+        ``earlier`` holds what an earlier attempt at this same message stored; it is reused, not
+        stored twice.
+        """
         calls, rest = self.packs.called(text, self.config.groups.max_characters_per_message)
         if calls or incoming.to_me:
             state, notices = await self._state(incoming)
@@ -250,7 +312,7 @@ class Router:
             debounce_s=manners.debounce_s if state.debounce_s is None else state.debounce_s,
         )
         if not calls and not incoming.to_me:
-            said.room_message = await self._keep_room_talk(incoming, text)
+            said.room_message = earlier.get(None) or await self._keep_room_talk(incoming, text)
             said.room_text = text
             return said
         addressed = self.packs.get(incoming.character) if incoming.character else None
@@ -258,6 +320,9 @@ class Router:
             addressed = None
         display, _name = await self._speaker(incoming)
         for pack in calls or [addressed or self.active_pack(state)]:
+            if (stored := earlier.get(pack.id)) is not None:
+                said.owed[pack.id] = stored
+                continue
             # NOTE: the message is committed before the model is called, so a crash loses nothing said.
             said.owed[pack.id] = await self.repository.add_message(
                 incoming.key,
@@ -371,9 +436,13 @@ class Router:
         return next((pack for pack in self.packs if pack.id not in state.disabled), next(iter(self.packs)))
 
     async def _speaker(self, incoming: Incoming) -> tuple[str, str]:
-        """The sender's display name now (made safe for the script) and their stable name here."""
+        """The sender's display name now (made safe for the script) and their stable name here, which
+        is never a character's name or alias (a member called "Orla Finch" is "Orla Finch#1234")."""
         display = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
-        return display, await self.repository.participant_name(incoming.key, incoming.sender.user_id, display)
+        stable = await self.repository.participant_name(
+            incoming.key, incoming.sender.user_id, display, reserved=self.packs.spoken_names()
+        )
+        return display, stable
 
     async def _keep_room_talk(self, incoming: Incoming, text: str) -> int | None:
         """Remember group talk addressed to no character, for every character's context."""
@@ -418,9 +487,7 @@ class Router:
             model=self.responder.model.variant(model) if model else None,
         )
         await self.governor.record(incoming, result.completions, result.prompt.system_text)
-        if not result.failed:
-            await self._remember(key, pack, result.text)
-        reply = Reply(result.text, character=pack.id)
+        reply = Reply(result.text, character=pack.id, in_history=not result.failed)
         if result.screenshot is not None:
             image = await screenshot_image(
                 result.screenshot.shot, self.config.images, self.config.image_cache_dir
@@ -444,15 +511,12 @@ class Router:
             )
             if result.failed:
                 raise JobError(f"{key}: {pack.name} has no greeting: the model did not answer")
-            if not await self.outbox.announce(key, Reply(result.text, quote=False, character=pack.id)):
-                raise JobError(f"{key}: the greeting could not be posted (is the platform connected?)")
-            await self._remember(key, pack, result.text)
-
-    async def _remember(self, key: ChatKey, pack: CharacterPack, said: str) -> None:
-        """Store what ``pack`` said in the chat, as part of its history there."""
-        await self.repository.add_message(
-            key, role="character", character_id=pack.id, user_id="", user_name=pack.name, text=said
-        )
+            greeting = Reply(result.text, quote=False, character=pack.id, in_history=True)
+            await self.ledger.record(key, [greeting], names={pack.id: pack.name})
+        # NOTE: posted outside the chat's lock: a paced or reconnecting account must not hold the chat.
+        if not await self.outbox.announce(key, greeting):
+            await self.ledger.settle([greeting], "failed", "the platform is not connected")
+            raise JobError(f"{key}: the greeting could not be posted (is the platform connected?)")
 
     async def _recall(
         self, key: ChatKey, pack: CharacterPack, window: list[StoredMessage], text: str

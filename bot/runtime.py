@@ -23,7 +23,9 @@ from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
 from bot.engine.summaries import Summarizer
 from bot.errors import ConfigError, PackError
+from bot.health import StorageWatch
 from bot.importers import ImportLimits
+from bot.ledger import Ledger
 from bot.outbox import Outbox
 from bot.router import Router
 from bot.scheduler import Scheduler
@@ -54,6 +56,8 @@ class Runtime:
     scheduler: Scheduler
     senders: Senders
     """Each bot account's paced send queue (QQ through OneBot uses them)."""
+    ledger: Ledger
+    """What the bot said and whether it was posted; posts what a stopped process left unposted."""
     background: Background = field(default_factory=Background)
 
     @staticmethod
@@ -91,6 +95,7 @@ class Runtime:
         try:
             database.hold_alone()
             await database.upgrade()
+            await database.keep_open()
         except BaseException:
             await database.aclose()
             raise
@@ -133,10 +138,21 @@ class Runtime:
         if config.memory.retention_days:
             scheduler.every("retention", "deleting old summarised messages", 24 * 60, summarizer.clean_up)
 
+        ledger = Ledger(
+            repository.deliveries, process=process_name(), resend_within_s=config.sending.resend_within_s
+        )
+
         async def forget_claims() -> None:
             await repository.forget_claims(utcnow() - CLAIM_WINDOW)
+            await ledger.expire()
 
-        scheduler.every("claims", "forgetting old message claims", 60, forget_claims)
+        scheduler.every("claims", "forgetting old message claims and unposted replies", 60, forget_claims)
+        watch = StorageWatch(database, outbox, config.admins.superusers)
+
+        async def check_storage() -> None:
+            await watch.check()
+
+        scheduler.every("storage", "checking the database", storage.check_every_s / 60, check_storage)
         router = Router(
             config=config,
             catalog=catalog,
@@ -145,7 +161,9 @@ class Runtime:
             commands=default_commands(),
             scheduler=scheduler,
             outbox=outbox,
-            process=process_name(),
+            ledger=ledger,
+            process=ledger.process,
+            storage_watch=watch,
         )
         if not database.is_sqlite:
             sync = CatalogSync(catalog, repository, origin=router.process, interval_s=storage.sync_interval_s)
@@ -163,7 +181,8 @@ class Runtime:
             catalog,
             outbox,
             scheduler,
-            Senders(config.sending, config.data_dir),
+            Senders(config.sending, config.data_dir, ledger),
+            ledger,
             background,
         )
         scheduler.start()

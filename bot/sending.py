@@ -9,8 +9,12 @@ through its :class:`SendQueue`, which
 * splits a long reply at sentence ends into at most ``max_parts`` messages, or renders it as one
   picture (``long_reply = "image"``, when a font covering its characters is found);
 * retries a failed post ``max_retries`` times with a growing pause, and then keeps it: the failure is
-  logged with the chat and appended to ``failed_sends.jsonl`` (the reply also stays in the chat's
-  history), never dropped silently.
+  logged with the chat and appended to ``failed_sends.jsonl``, never dropped silently;
+* holds replies while the account is disconnected (:class:`~bot.errors.AccountAway`), up to
+  ``away_wait_s``, and posts them once it is back (:meth:`SendQueue.resume`);
+* settles each reply in the :class:`~bot.ledger.Ledger`: posted, failed, or dropped (a repeat).
+
+Its worker outlives any error of a platform's post: an unexpected exception fails that reply only.
 """
 
 from __future__ import annotations
@@ -25,11 +29,16 @@ from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.config import SendingConfig
 from bot.engine.replies import split_message
-from bot.errors import SendError
+from bot.errors import AccountAway, SendError
 from bot.messages import ChatKey, Image, Reply
+
+if TYPE_CHECKING:
+    from bot.ledger import Ledger
+    from storage.deliveries import DeliveryState
 
 log = logging.getLogger(__name__)
 
@@ -37,6 +46,8 @@ Post = Callable[[ChatKey, Reply], Awaitable[None]]
 """Posts one message; raises :class:`~bot.errors.SendError` when the platform refuses it."""
 
 FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
+AWAY_CHECK_S = 5.0
+"""While an account is away, how often to try again even without hearing that it is back."""
 
 
 @dataclass(slots=True)
@@ -71,13 +82,16 @@ class SendQueue:
         *,
         failed_log: Path | None = None,
         image_dir: Path | None = None,
+        ledger: Ledger | None = None,
         clock: Callable[[], float] = time.monotonic,
     ) -> None:
         self.post = post
         self.settings = settings
         self.failed_log = failed_log
         self.image_dir = image_dir
+        self.ledger = ledger
         self._clock = clock
+        self._back = asyncio.Event()
         self._queue: deque[_Item] = deque()
         self._ready = asyncio.Event()
         self._tokens = float(settings.burst)
@@ -93,10 +107,26 @@ class SendQueue:
             self._worker = asyncio.get_running_loop().create_task(self._run(), name="send queue")
 
     async def aclose(self) -> None:
+        """Stop at once; replies not yet posted stay pending in the ledger (posted after a restart)."""
         if self._worker is not None:
             self._worker.cancel()
             await asyncio.gather(self._worker, return_exceptions=True)
             self._worker = None
+        stopped = SendError("the bot stopped before posting it; it is posted when the bot is back")
+        for item in [*self._posting, *self._queue]:
+            if not item.done.done():
+                item.done.set_exception(stopped)
+        self._posting = []
+        self._queue.clear()
+
+    def resume(self) -> None:
+        """The account is connected again: post what waits for it now."""
+        self._back.set()
+
+    @property
+    def pending(self) -> int:
+        """Replies queued or being posted."""
+        return len(self._posting) + len(self._queue)
 
     def put(self, key: ChatKey, reply: Reply) -> asyncio.Future[list[None]]:
         """Queue ``reply`` for ``key``; the future is done once every part was posted, or raises the
@@ -109,6 +139,10 @@ class SendQueue:
         self._ready.set()
         return asyncio.gather(*(item.done for item in items))
 
+    def post_later(self, key: ChatKey, reply: Reply) -> None:
+        """:meth:`put` without waiting (a failure is logged and kept by the queue all the same)."""
+        self.put(key, reply).add_done_callback(_consume)
+
     async def send(self, key: ChatKey, reply: Reply) -> None:
         """:meth:`put` and wait until it is posted; raises :class:`SendError` when it could not be."""
         await self.put(key, reply)
@@ -116,7 +150,8 @@ class SendQueue:
     async def join(self) -> None:
         """Wait until every queued reply, and the one being posted, was posted or kept as failed."""
         while pending := [*self._posting, *self._queue]:
-            await asyncio.gather(*(item.done for item in pending), return_exceptions=True)
+            # NOTE: asyncio.wait, not gather: a caller's timeout must not cancel the replies themselves.
+            await asyncio.wait([item.done for item in pending])
 
     # ------------------------------------------------------------------ the worker
 
@@ -131,11 +166,31 @@ class SendQueue:
             key, reply = items[0].key, items[0].reply
             if len(items) > 1:
                 reply = replace(reply, text="\n".join(item.reply.text for item in items))
-            error = None
-            if reply.text and not reply.images and not reply.files and self._last_text.get(key) == reply.text:
-                log.info("%s: not posting the same text twice in a row: %r", key, reply.text[:60])
-            else:
-                error = await self._post_with_retries(key, reply)
+            error: SendError | None = None
+            state: DeliveryState = "posted"
+            try:
+                if (
+                    reply.text
+                    and not reply.images
+                    and not reply.files
+                    and self._last_text.get(key) == reply.text
+                ):
+                    log.info("%s: not posting the same text twice in a row: %r", key, reply.text[:60])
+                    state = "dropped"
+                else:
+                    error = await self._post_with_retries(key, reply)
+            except Exception as exc:
+                # NOTE: the worker serves every later reply of the account: a bug in one post fails
+                # that reply, never the queue.
+                log.exception("%s: posting a reply failed unexpectedly", key)
+                error = SendError(f"posting failed unexpectedly: {exc!r}")
+                self._keep_failed(key, reply, str(error))
+            if error is not None:
+                state = "failed"
+            if self.ledger is not None:
+                await self.ledger.settle(
+                    [item.reply for item in items], state, None if error is None else str(error)
+                )
             for item in items:
                 if item.done.done():
                     continue
@@ -177,11 +232,32 @@ class SendQueue:
         return items
 
     async def _post_with_retries(self, key: ChatKey, reply: Reply) -> SendError | None:
-        """Post, retrying; the last error when every try failed (the reply is then kept)."""
+        """Post, retrying; the last error when every try failed (the reply is then kept).
+
+        While the account is away the reply waits for it, up to ``away_wait_s``, without using up
+        its retries.
+        """
         pause = self.settings.retry_s
-        for attempt in range(self.settings.max_retries + 1):
+        attempt = 0
+        away_since: float | None = None
+        while True:
             try:
                 await self.post(key, reply)
+            except AccountAway as exc:
+                now = self._clock()
+                if away_since is None:
+                    away_since = now
+                    log.warning(
+                        "%s: %s; holding this account's replies for up to %g s",
+                        key,
+                        exc,
+                        self.settings.away_wait_s,
+                    )
+                left = self.settings.away_wait_s - (now - away_since)
+                if left <= 0:
+                    self._keep_failed(key, reply, f"{exc} for {self.settings.away_wait_s:g} s")
+                    return exc
+                await self._wait_back(min(left, AWAY_CHECK_S))
             except SendError as exc:
                 if attempt == self.settings.max_retries:
                     self._keep_failed(key, reply, str(exc))
@@ -190,17 +266,26 @@ class SendQueue:
                 await asyncio.sleep(pause)
                 await self._take_token()  # a retry is one more post: it keeps to the pace too
                 pause *= 2
+                attempt += 1
             else:
+                if away_since is not None:
+                    log.info("%s: the account is back; posting again", key)
                 self._last_text[key] = reply.text
                 return None
-        return None
+
+    async def _wait_back(self, seconds: float) -> None:
+        """Sleep until :meth:`resume` or ``seconds``, whichever comes first."""
+        self._back.clear()
+        try:
+            await asyncio.wait_for(self._back.wait(), seconds)
+        except TimeoutError:
+            pass
 
     def _keep_failed(self, key: ChatKey, reply: Reply, error: str) -> None:
         self.failed += 1
-        log.error("%s: could not post a reply after %d tries: %s", key, self.settings.max_retries + 1, error)
+        log.error("%s: could not post a reply (kept in failed sends): %s", key, error)
         if self.failed_log is None:
             return
-        self.failed_log.parent.mkdir(parents=True, exist_ok=True)
         record = {
             "at": datetime.now(UTC).isoformat(),
             "platform": key.platform,
@@ -210,8 +295,12 @@ class SendQueue:
             "images": [str(image.path) for image in reply.images],
             "error": error,
         }
-        with self.failed_log.open("a", encoding="utf-8") as out:
-            out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        try:
+            self.failed_log.parent.mkdir(parents=True, exist_ok=True)
+            with self.failed_log.open("a", encoding="utf-8") as out:
+                out.write(json.dumps(record, ensure_ascii=False) + "\n")
+        except OSError as exc:
+            log.error("%s: could not keep the failed reply in %s: %s", key, self.failed_log, exc)
 
     # ------------------------------------------------------------------ long replies as a picture
 
@@ -224,6 +313,12 @@ class SendQueue:
         path = self.image_dir / f"reply-{time.time_ns()}.png"
         path.write_bytes(render_text(reply.text, font))
         return replace(reply, text="", images=[Image(path, caption=reply.text[:80])])
+
+
+def _consume(done: asyncio.Future[list[None]]) -> None:
+    """Retrieve the outcome of a reply nobody waits for; the queue has logged a failure already."""
+    if not done.cancelled():
+        done.exception()
 
 
 def _covers(font: Path, text: str) -> bool:
@@ -277,9 +372,10 @@ def render_text(text: str, font_path: Path, *, width: int = 720, size: int = 28)
 class Senders:
     """The send queue of each bot account, made on first use and closed with the runtime."""
 
-    def __init__(self, settings: SendingConfig, data_dir: Path) -> None:
+    def __init__(self, settings: SendingConfig, data_dir: Path, ledger: Ledger | None = None) -> None:
         self.settings = settings
         self.data_dir = data_dir
+        self.ledger = ledger
         self._queues: dict[tuple[str, str], SendQueue] = {}
 
     def queue(self, platform: str, account: str, post: Post) -> SendQueue:
@@ -291,10 +387,27 @@ class Senders:
                 self.settings,
                 failed_log=self.data_dir / "failed_sends.jsonl",
                 image_dir=self.data_dir / "replies",
+                ledger=self.ledger,
             )
         return self._queues[key]
 
+    def resume(self, platform: str, account: str) -> None:
+        """``account`` is connected (again): its queue posts what was waiting for it."""
+        if (queue := self._queues.get((platform, account))) is not None:
+            queue.resume()
+
     async def aclose(self) -> None:
-        for queue in self._queues.values():
-            await queue.join()
+        """Give queued replies up to ``shutdown_s`` to go out, then stop; whatever is left stays
+        pending in the ledger and is posted when the bot is back (``resend_within_s``)."""
+        queues = list(self._queues.values())
+        try:
+            async with asyncio.timeout(self.settings.shutdown_s):
+                for queue in queues:
+                    await queue.join()
+        except TimeoutError:
+            left = sum(queue.pending for queue in queues)
+            log.warning(
+                "stopping with %d repl(ies) not posted yet; they are posted when the bot is back", left
+            )
+        for queue in queues:
             await queue.aclose()

@@ -21,6 +21,7 @@ from contextlib import asynccontextmanager
 from pathlib import Path
 from typing import IO, Any
 
+import aiosqlite
 from alembic import command
 from alembic.config import Config as AlembicConfig
 from sqlalchemy import event, text
@@ -41,6 +42,8 @@ log = logging.getLogger(__name__)
 
 MIGRATIONS = Path(__file__).parent / "migrations"
 SQLITE_BUSY_TIMEOUT_MS = 10_000
+STORAGE_FAILURES = (SQLAlchemyError, StorageError)
+"""What a read or write raises when the database is unavailable."""
 
 
 def _tune_sqlite(dbapi_connection: Any, _record: Any) -> None:
@@ -158,6 +161,10 @@ class Database:
             event.listen(self.engine.sync_engine, "connect", _tune_sqlite)
         self.sessions = async_sessionmaker(self.engine, expire_on_commit=False, class_=AsyncSession)
         self._alone: IO[str] | None = None
+        self._keeper: aiosqlite.Connection | None = None
+        """A connection to the SQLite file held open from the start: if the file is deleted while the
+        bot runs, its content is still read through this one and written back (:meth:`restore`)."""
+        self._inode: int | None = None
 
     def insert(self, table: Any) -> Any:
         """An INSERT for this database's dialect, which has ``on_conflict_do_nothing`` and
@@ -192,6 +199,11 @@ class Database:
         handle.flush()
         self._alone = handle
 
+    @property
+    def alone(self) -> bool:
+        """Whether this process holds the database alone (:meth:`hold_alone` on SQLite)."""
+        return self._alone is not None
+
     @asynccontextmanager
     async def chat_lock(self, name: str) -> AsyncIterator[None]:
         """Hold the lock named ``name`` across every process on this database while the block runs.
@@ -223,9 +235,66 @@ class Database:
     def _safe_url(self) -> str:
         return make_url(self.url).render_as_string(hide_password=True)
 
+    async def keep_open(self) -> None:
+        """Hold a connection to the SQLite file for :meth:`restore` (the bot calls this at start)."""
+        if self.path is None or self._keeper is not None:
+            return
+        self._keeper = await aiosqlite.connect(self.path)
+        # NOTE: a first read opens the write-ahead log too; SQLite will not open it for a deleted file.
+        async with self._keeper.execute("SELECT count(*) FROM sqlite_master") as cursor:
+            await cursor.fetchall()
+        self._inode = os.stat(self.path).st_ino
+
+    async def problem(self) -> str | None:
+        """What is wrong with the database now (gone, replaced, unreachable, read-only), or ``None``.
+
+        It writes to find out (SQLite's ``user_version``, set to what it is), so a database that can
+        be read but not written counts as a problem.
+        """
+        if self._inode is not None and self.path is not None:
+            try:
+                inode = os.stat(self.path).st_ino
+            except FileNotFoundError:
+                return f"the database file {self.path} was deleted"
+            if inode != self._inode:
+                return f"the database file {self.path} was replaced by another file"
+        try:
+            async with self.engine.begin() as connection:
+                if self.is_sqlite:
+                    version = (await connection.exec_driver_sql("PRAGMA user_version")).scalar_one()
+                    await connection.exec_driver_sql(f"PRAGMA user_version = {int(version)}")
+                else:
+                    await connection.execute(text("SELECT 1"))
+        except (SQLAlchemyError, OSError) as exc:
+            return f"the database cannot be written: {exc}"
+        return None
+
+    async def restore(self) -> bool:
+        """Write the SQLite file back from the connection held since the start after it was deleted,
+        and reconnect to it; ``False`` when there is nothing to restore from, or another file took its
+        place (an operator's, left alone)."""
+        if self._keeper is None or self.path is None or self.path.exists():
+            return False
+        self.path.parent.mkdir(parents=True, exist_ok=True)
+        staging = self.path.with_name(self.path.name + ".restoring")
+        staging.unlink(missing_ok=True)
+        async with aiosqlite.connect(staging) as target:
+            await self._keeper.backup(target)
+        await self.engine.dispose()
+        await self._keeper.close()
+        self._keeper = None
+        for suffix in ("-wal", "-shm"):
+            self.path.with_name(self.path.name + suffix).unlink(missing_ok=True)
+        staging.replace(self.path)
+        await self.keep_open()
+        return True
+
     async def aclose(self) -> None:
         if self._locks is not None:
             await self._locks.aclose()
+        if self._keeper is not None:
+            await self._keeper.close()
+            self._keeper = None
         await self.engine.dispose()
         if self._alone is not None:
             self._alone.close()

@@ -208,3 +208,41 @@ class Usage(Base):
     replies: Mapped[int] = mapped_column(Integer, default=0)
 
     __table_args__ = (Index("ix_usage_day", "day"),)
+
+
+class Delivery(Base):
+    """Something the bot said in a chat, recorded before it is posted, with whether it was.
+
+    ``state`` is ``pending`` until the platform took it, then ``posted``; ``failed`` when the platform
+    refused it every time, ``dropped`` when the send queue held it back (the same text twice in a row),
+    ``expired`` when the bot stopped before posting it and came back too late to still say it. A
+    character's line (``message_id``) that was never posted is left out of the prompt history.
+    """
+
+    __tablename__ = "deliveries"
+
+    id: Mapped[int] = mapped_column(BigInteger().with_variant(Integer, "sqlite"), primary_key=True)
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    account: Mapped[str] = mapped_column(String(128), default="")
+    """The bot account that should post it (OneBot's self id); empty when the platform has one."""
+    message_id: Mapped[int | None] = mapped_column(BigInteger, index=True)
+    """The stored character line this posts (``messages.id``), ``None`` for command output."""
+    answers: Mapped[str | None] = mapped_column(String(128))
+    """The platform id of the message this answers (quoted when ``quote``)."""
+    character_id: Mapped[str | None] = mapped_column(String(64))
+    text: Mapped[str] = mapped_column(Text)
+    images: Mapped[str] = mapped_column(Text, default="[]")
+    """Paths of the screenshots posted with it, as a JSON list."""
+    quote: Mapped[bool] = mapped_column(Boolean, default=False)
+    state: Mapped[str] = mapped_column(String(16), default="pending")
+    process: Mapped[str] = mapped_column(String(64), default="")
+    """The bot process whose send queue holds it while pending."""
+    error: Mapped[str | None] = mapped_column(Text)
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+    updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
+
+    __table_args__ = (
+        Index("ix_deliveries_state_created_at", "state", "created_at"),
+        Index("ix_deliveries_answers", "platform", "chat_id", "answers"),
+    )

@@ -6,13 +6,16 @@ The core never builds queries itself; it calls these methods with a
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from contextlib import AbstractAsyncContextManager
 from dataclasses import dataclass
-from datetime import datetime, timedelta
+from datetime import UTC, datetime, timedelta
+from enum import StrEnum
 from typing import TYPE_CHECKING, Literal, cast
 
 from sqlalchemy import delete, func, or_, select, update
 
+from storage.deliveries import DeliveryStore, said
 from storage.models import (
     CatalogChange,
     Chat,
@@ -35,6 +38,25 @@ MessageRole = Literal["user", "character"]
 CatalogAction = Literal["serve", "remove"]
 CLAIM_WINDOW = timedelta(minutes=10)
 """How long a claimed platform message id stays taken (redeliveries come within seconds)."""
+CLAIM_BUSY = timedelta(minutes=3)
+"""How long another process may still be answering a message it claimed, unless told (the router
+allows twice a reply's deadline); after that an unanswered claim may be retried."""
+
+
+class Claim(StrEnum):
+    """What :meth:`Repository.claim_message` found."""
+
+    NEW = "new"
+    """Nobody had it: answer it."""
+    RETRY = "retry"
+    """An earlier attempt stopped without answering it: answer it, reusing what that attempt stored."""
+    TAKEN = "taken"
+    """Another process is on it, or it was answered (or seen before by this one)."""
+
+
+def _aware(moment: datetime) -> datetime:
+    """SQLite hands back naive datetimes for timezone-aware columns; they are UTC."""
+    return moment if moment.tzinfo is not None else moment.replace(tzinfo=UTC)
 
 
 @dataclass(slots=True, frozen=True)
@@ -113,18 +135,29 @@ class Repository:
     def __init__(self, database: Database) -> None:
         self._database = database
         self._sessions = database.sessions
+        self.deliveries = DeliveryStore(database)
+        """What the bot said in each chat and whether it was posted."""
 
     def chat_lock(self, key: ChatKey) -> AbstractAsyncContextManager[None]:
         """Hold ``key``'s lock across every bot process on this database (see :meth:`Database.chat_lock`)."""
         return self._database.chat_lock(f"chat:{key.platform}:{key.chat_id}")
 
     async def claim_message(
-        self, key: ChatKey, message_id: str, *, by: str, window: timedelta = CLAIM_WINDOW
-    ) -> bool:
-        """Take on the platform message ``message_id``; ``False`` when some process already has.
+        self,
+        key: ChatKey,
+        message_id: str,
+        *,
+        by: str,
+        window: timedelta = CLAIM_WINDOW,
+        busy: timedelta = CLAIM_BUSY,
+    ) -> Claim:
+        """Take on the platform message ``message_id``: :attr:`Claim.NEW` for the first to see it.
 
         One insert-or-update, so of two processes (or two deliveries) exactly one wins. A claim older
-        than ``window`` is stale and may be taken again: platforms reuse ids after a while.
+        than ``window`` is stale and may be taken again: platforms reuse ids after a while. A claim
+        whose message has no reply posted or pending is :attr:`Claim.RETRY` for another process once
+        its claimer cannot be working on it any more: the claimer stopped (it was the only process
+        on this database) or ``busy`` has passed.
         """
         now = utcnow()
         insert = self._database.insert(MessageClaim)
@@ -137,7 +170,47 @@ class Repository:
         )
         async with self._sessions.begin() as session:
             result = await session.execute(statement)
-            return bool(getattr(result, "rowcount", 0))
+            if getattr(result, "rowcount", 0):
+                return Claim.NEW
+            claimer, claimed_at = (
+                await session.execute(
+                    select(MessageClaim.claimed_by, MessageClaim.claimed_at).where(
+                        MessageClaim.platform == key.platform,
+                        MessageClaim.chat_id == key.chat_id,
+                        MessageClaim.message_id == message_id,
+                    )
+                )
+            ).one()
+        if claimer == by or not (self._database.alone or _aware(claimed_at) < now - busy):
+            return Claim.TAKEN
+        if await self.deliveries.answered(key.platform, key.chat_id, message_id):
+            return Claim.TAKEN
+        async with self._sessions.begin() as session:
+            retaken = await session.execute(
+                update(MessageClaim)
+                .where(
+                    MessageClaim.platform == key.platform,
+                    MessageClaim.chat_id == key.chat_id,
+                    MessageClaim.message_id == message_id,
+                    MessageClaim.claimed_by == claimer,
+                )
+                .values(claimed_by=by, claimed_at=now)
+            )
+        return Claim.RETRY if getattr(retaken, "rowcount", 0) else Claim.TAKEN
+
+    async def stored_from(self, key: ChatKey, platform_message_id: str) -> dict[str | None, int]:
+        """The messages stored from one platform message (by an earlier attempt to answer it), by the
+        character they were addressed to (``None``: room talk)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Message.character_id, Message.id).where(
+                    Message.platform == key.platform,
+                    Message.chat_id == key.chat_id,
+                    Message.platform_message_id == platform_message_id,
+                    Message.role == "user",
+                )
+            )
+            return {character_id: message_id for character_id, message_id in rows.all()}  # noqa: C416
 
     async def add_usage(
         self, key: ChatKey, user_id: str, day: str, model: str, prompt_tokens: int, completion_tokens: int
@@ -374,6 +447,7 @@ class Repository:
                     Message.chat_id == key.chat_id,
                     or_(Message.character_id == character_id, Message.character_id.is_(None)),
                     Message.id > (floor or 0),
+                    said(Message.id),
                 )
                 .order_by(Message.id.desc())
                 .limit(limit)
@@ -396,11 +470,14 @@ class Repository:
             for message_id, character_id, role, user_id, user_name, text, created_at, name in reversed(rows)
         ]
 
-    async def participant_name(self, key: ChatKey, user_id: str, display_name: str) -> str:
+    async def participant_name(
+        self, key: ChatKey, user_id: str, display_name: str, *, reserved: Collection[str] = ()
+    ) -> str:
         """The name characters know ``user_id`` by in this chat: fixed the first time they speak.
 
         A later rename on the platform changes nothing here, so nobody can take another's name; a name
-        already held by someone else in the chat gets ``#`` and the end of the user id.
+        already held by someone else in the chat, or ``reserved`` (casefolded: the characters' names),
+        gets ``#`` and the end of the user id.
         """
         async with self._sessions.begin() as session:
             known = await session.get(Participant, (key.platform, key.chat_id, user_id))
@@ -414,7 +491,7 @@ class Repository:
                 )
             )
             name = display_name[:48]
-            if name in taken:
+            if name in taken or name.casefold() in reserved:
                 name = f"{display_name[:40]}#{user_id[-6:]}"
             suffix = 2
             while name in taken:

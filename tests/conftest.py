@@ -22,6 +22,7 @@ from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
+from bot.ledger import Ledger
 from bot.messages import ChatKey, Reply
 from bot.outbox import Outbox
 from bot.router import Router
@@ -143,6 +144,7 @@ async def router(
         commands=default_commands(),
         scheduler=Scheduler(),
         outbox=outbox,
+        ledger=Ledger(repository.deliveries, process="test", resend_within_s=600),
     )
     yield router
     await router.scheduler.aclose()

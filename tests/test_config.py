@@ -26,11 +26,16 @@ def test_defaults_resolve_paths_against_the_config_folder(tmp_path: Path) -> Non
     [
         ("[llm]\ntimeout_s = 'soon'\n", "[llm] timeout_s: Input should be a valid number"),
         ("[llm]\ntimeout = 5\n", "[llm] timeout: unknown key"),
+        ("[llm]\nreply_deadline_s = 0\n", "[llm] reply_deadline_s: Input should be greater than 0"),
         ("[storage]\nurl = 'x'\n[colour]\nx = 1\n", "colour: unknown key"),
         ("[server]\nport = 70000\n", "[server] port: Input should be less than or equal to 65535"),
         (
             "[admins]\nsuperusers = ['10001']\n",
             "[admins] superusers: '10001' must look like 'platform:user_id'",
+        ),
+        (
+            "[admins]\ncatalog_managers = ['onebot:']\n",
+            "[admins] catalog_managers: 'onebot:' must look like 'platform:user_id'",
         ),
         (
             "[platforms.onebot]\nenabled = 'maybe'\n",

@@ -7,10 +7,15 @@ The bot runs as ``python -m bot --config bot.toml`` in a temp folder; a
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import io
+import signal
+import sqlite3
+import time
 import zipfile
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import closing
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any
@@ -93,7 +98,13 @@ class Harness:
             server={"host": "127.0.0.1", "port": self.port},
             llm={"timeout_s": 5, **llm},
             storage={"url": database_url or "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(data)},
-            characters={"dir": "characters", "default": "orla", "max_import_mb": 1},
+            characters={
+                "dir": "characters",
+                "default": "orla",
+                "max_import_mb": 1,
+                # imports here come from a FileServer on loopback, which the bot refuses by default
+                "allow_private_urls": True,
+            },
             admins={"character_managers": "group_admins"},
             scheduler={"retry_min": 0.05},
             sending={"min_gap_s": PACE_S, "burst": 2, "retry_s": 0.05},
@@ -412,9 +423,13 @@ async def test_an_admin_imports_a_card_sent_in_the_group_and_the_character_plays
     )
 
     await say(client, group, "/character import", user=member, reply_to=card)
-    assert (await reply_in(client, group)).text() == "/character import is for group admins only."
+    assert (await reply_in(client, group)).text() == (
+        "/character import is for admins of a group, catalog managers and bot superusers only."
+    )
 
     await client.send_group_message(group, admin, "/character import wren", role="admin", reply_to=card)
+    acknowledgement = await group_message_with(client, group, "Importing")
+    assert acknowledgement.text() == "Importing wren.png… I'll post here when it is ready."
     imported = await group_message_with(client, group, "Imported")
     assert imported.text().startswith(
         "Imported Wren Calloway as wren (card-png): 2 scenes, 3 lorebook entries."
@@ -479,3 +494,63 @@ async def test_a_burst_of_replies_is_paced_and_a_refused_one_retried(client: One
     spans = [later - earlier for earlier, later in zip(answered, answered[2:], strict=False)]
     assert min(spans) >= PACE_S * 0.8, f"never more than the burst of 2 within {PACE_S} s: {spans}"
     assert answered[-1] - answered[0] >= (len(answered) - 2) * PACE_S * 0.8
+
+
+def deliveries(harness: Harness) -> list[tuple[str, str]]:
+    """``(chat, state)`` of every reply the bot recorded, read from its SQLite file as it runs."""
+    with closing(sqlite3.connect(harness.root / "db" / "bot.sqlite3")) as database:
+        return database.execute("SELECT chat_id, state FROM deliveries ORDER BY id").fetchall()
+
+
+async def until(check: Callable[[], bool], within: float = 20.0) -> None:
+    deadline = time.monotonic() + within
+    while not check():
+        assert time.monotonic() < deadline, "timed out"
+        await asyncio.sleep(0.1)
+
+
+@pytest.mark.parametrize("harness", ["sqlite"], indirect=True)
+async def test_replies_outlast_a_reconnect_a_kill_and_a_restart_and_go_out_once(
+    harness: Harness, model_server: FakeOpenAIServer
+) -> None:
+    """The account's socket drops while the model thinks: the reply waits and goes out on the new
+    connection. The bot is killed with replies ready but unposted: after the restart they go out once,
+    and the same events sent again get no second answer. SIGTERM then stops it at once."""
+    client = await harness.start()
+    model_server.set_delay(2)
+    asked = await say(client, 1201, "light the lamp")
+    await model_server.wait_for_requests_async(1, timeout=20)
+    await client.close()
+    await asyncio.sleep(3)
+    client = await OneBotClient.connect(harness.url, self_id=SELF_ID, access_token=TOKEN, timeout=30)
+    back = await reply_in(client, 1201)
+    assert (back.reply_to(), back.text()) == (asked, "Reply #1: heard 'user501:light the lamp'")
+
+    model_server.set_delay(3)
+    groups = range(1211, 1216)
+    asked_in = {group: await say(client, group, f"hello from {group}") for group in groups}
+    events = [event for event in client.sent_events if event.get("post_type") == "message"][-5:]
+    await model_server.wait_for_requests_async(6, timeout=30)
+    await client.close()
+    await until(lambda: len(deliveries(harness)) == 6)
+    assert [state for _chat, state in deliveries(harness)] == ["posted"] + ["pending"] * 5
+    harness.kill()
+
+    model_server.set_delay(0)
+    client = await harness.start()
+    for group in groups:
+        call = await reply_in(client, group)
+        assert call.reply_to() == asked_in[group]
+        assert call.text().endswith(f"heard 'user501:hello from {group}'")
+    for event in events:
+        await client.send_event(event)
+    await client.expect_no_call("send_group_msg", within=2.0)
+    assert len(model_server.requests) == 6, "nothing was asked twice"
+    assert [state for _chat, state in deliveries(harness)] == ["posted"] * 6
+
+    assert harness.process is not None
+    started = time.monotonic()
+    assert harness.process.stop(timeout=15) in (0, -signal.SIGTERM), "it stopped by itself, not killed"
+    assert time.monotonic() - started < 10
+    harness.process = None
+    await client.close()

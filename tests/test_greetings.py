@@ -87,6 +87,7 @@ def restarted(router: Router) -> Router:
         commands=router.commands,
         scheduler=Scheduler(),
         outbox=router.outbox,
+        ledger=router.ledger,
     )
 
 

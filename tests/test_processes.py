@@ -17,6 +17,7 @@ from bot.errors import StorageError
 from bot.messages import ChatKey
 from bot.runtime import Runtime
 from storage import Database, Repository
+from storage.repository import Claim
 from tests.messages import group_message
 from tests.packs import write_pack, write_xiaoman
 
@@ -150,7 +151,7 @@ async def test_a_second_process_on_one_sqlite_file_is_refused_with_what_to_do(co
 async def test_claims_are_per_chat_and_expire(database: Database) -> None:
     repository = Repository(database)
     one, other = ChatKey("onebot", "1"), ChatKey("onebot", "2")
-    assert await repository.claim_message(one, "55", by="a")
-    assert not await repository.claim_message(one, "55", by="b")
-    assert await repository.claim_message(other, "55", by="b"), "ids are only unique within a chat"
-    assert await repository.claim_message(one, "55", by="b", window=timedelta(0))
+    assert await repository.claim_message(one, "55", by="a") is Claim.NEW
+    assert await repository.claim_message(one, "55", by="b") is Claim.TAKEN
+    assert await repository.claim_message(other, "55", by="b") is Claim.NEW, "ids are unique within a chat"
+    assert await repository.claim_message(one, "55", by="b", window=timedelta(0)) is Claim.NEW

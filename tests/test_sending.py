@@ -11,9 +11,9 @@ from pathlib import Path
 import pytest
 
 from bot.config import SendingConfig
-from bot.errors import SendError
+from bot.errors import AccountAway, SendError
 from bot.messages import ChatKey, Image, Reply
-from bot.sending import SendQueue, find_font, parts_of
+from bot.sending import Senders, SendQueue, find_font, parts_of
 
 GROUP = ChatKey("onebot", "100")
 
@@ -148,3 +148,73 @@ async def test_closing_waits_for_the_reply_being_posted() -> None:
     await queue.join()
     await queue.aclose()
     assert posted == ["the last word"]
+
+
+class Account:
+    """A platform account that can drop its connection: posts raise :class:`AccountAway` meanwhile."""
+
+    def __init__(self) -> None:
+        self.connected = True
+        self.posted: list[str] = []
+
+    async def post(self, _key: ChatKey, reply: Reply) -> None:
+        if not self.connected:
+            raise AccountAway("OneBot account 10000 is not connected")
+        self.posted.append(reply.text)
+
+
+async def test_the_queue_outlives_an_unexpected_error_in_a_post(tmp_path: Path) -> None:
+    posted: list[str] = []
+
+    async def post(_key: ChatKey, reply: Reply) -> None:
+        if reply.text == "boom":
+            raise RuntimeError("a bug in the platform glue")
+        posted.append(reply.text)
+
+    queue = SendQueue(post, settings(), failed_log=tmp_path / "failed_sends.jsonl")
+    with pytest.raises(SendError, match="unexpectedly"):
+        await queue.send(GROUP, Reply("boom"))
+    await queue.send(GROUP, Reply("still here"))
+    assert posted == ["still here"]
+    (kept,) = (tmp_path / "failed_sends.jsonl").read_text(encoding="utf-8").splitlines()
+    assert json.loads(kept)["text"] == "boom"
+    await queue.aclose()
+
+
+async def test_replies_wait_for_their_account_to_come_back_then_go_out_in_order() -> None:
+    account = Account()
+    account.connected = False
+    queue = SendQueue(account.post, settings())
+    first, second = queue.put(GROUP, Reply("first")), queue.put(ChatKey("onebot", "7"), Reply("second"))
+    sent = asyncio.gather(first, second)
+    await asyncio.sleep(0.2)
+    assert account.posted == [], "nothing is posted while the account is away, and nothing is lost"
+    account.connected = True
+    queue.resume()
+    await asyncio.wait_for(sent, 1)
+    assert account.posted == ["first", "second"]
+    await queue.aclose()
+
+
+async def test_a_reply_whose_account_stays_away_is_kept_as_failed(tmp_path: Path) -> None:
+    account = Account()
+    account.connected = False
+    queue = SendQueue(account.post, settings(away_wait_s=0.2), failed_log=tmp_path / "failed_sends.jsonl")
+    with pytest.raises(AccountAway):
+        await asyncio.wait_for(queue.send(GROUP, Reply("into the void")), 2)
+    (kept,) = (tmp_path / "failed_sends.jsonl").read_text(encoding="utf-8").splitlines()
+    assert "not connected" in json.loads(kept)["error"]
+    await queue.aclose()
+
+
+async def test_stopping_waits_at_most_shutdown_s_for_an_account_that_is_away(tmp_path: Path) -> None:
+    account = Account()
+    account.connected = False
+    senders = Senders(settings(shutdown_s=0.2), tmp_path)
+    waiting = senders.queue("onebot", "10000", account.post).put(GROUP, Reply("left for after the restart"))
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    await asyncio.wait_for(senders.aclose(), 5)
+    assert loop.time() - started < 1
+    with pytest.raises(SendError, match="stopped before posting"):
+        await waiting

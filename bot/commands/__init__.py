@@ -16,7 +16,7 @@ import time
 from collections import OrderedDict
 from collections.abc import Awaitable, Callable, Iterator
 from dataclasses import dataclass
-from enum import IntEnum, StrEnum
+from enum import Enum, StrEnum
 from typing import TYPE_CHECKING
 
 from bot.errors import CommandError, PermissionDenied
@@ -36,18 +36,35 @@ if TYPE_CHECKING:
 COMMAND_PREFIXES = ("/", "／")
 
 
-class Level(IntEnum):
-    """Who may use a command."""
+class Level(Enum):
+    """The right a command needs: a right over the place where the thing the command changes lives.
 
-    MEMBER = 0
-    CHAT_ADMIN = 1
-    """Group admins and owners, users a superuser made bot admins of the chat (``/admin add``); in a
-    private chat, the user (it is their own chat)."""
-    SUPERUSER = 2
+    Rights are not one ladder: the admin of a chat has no right over the characters every chat shares,
+    and a catalog manager has none over a chat's settings. :meth:`CommandContext.allows` decides.
+    """
 
-    @property
-    def label(self) -> str:
-        return {0: "everyone", 1: "group admins", 2: "bot superusers"}[self.value]
+    MEMBER = "member"
+    CHAT_ADMIN = "chat admin"
+    """This chat's settings and memory: group admins and owners, users a superuser made bot admins of
+    the chat (``/admin add``); in a private chat, the user (it is their own chat)."""
+    CATALOG = "catalog manager"
+    """The catalog of characters every chat shares (create, import, reload, remove, export): the
+    ``[admins] catalog_managers``; with ``character_managers = "group_admins"``, also the admins of any
+    group, never the user of a private chat as such."""
+    SUPERUSER = "superuser"
+    """The whole bot (every chat): ``[admins] superusers``, who also hold every other right."""
+
+    def who(self, config: BotConfig) -> str:
+        """Who holds this right, for "… is for <who> only" and ``/help``."""
+        if self is Level.CATALOG:
+            if config.admins.character_managers == "group_admins":
+                return "admins of a group, catalog managers and bot superusers"
+            return "bot superusers and catalog managers"
+        return {
+            Level.MEMBER: "everyone",
+            Level.CHAT_ADMIN: "group admins",
+            Level.SUPERUSER: "bot superusers",
+        }[self]
 
 
 @dataclass(slots=True)
@@ -69,6 +86,8 @@ class CommandContext:
     """Files the sender posted in this chat shortly before (see :class:`RecentFiles`)."""
     governor: Governor | None = None
     """The router's rate limits and budgets (``/usage`` reads its day)."""
+    running: tuple[str, Level] = ("", Level.MEMBER)
+    """The command being run (``/character create``) and the right it needed (see :meth:`demand`)."""
 
     @property
     def packs(self) -> PackRegistry:
@@ -79,21 +98,56 @@ class CommandContext:
         return self.catalog.screenshots
 
     @property
-    def level(self) -> Level:
-        """Rights come from the config and the platform (and ``/admin add``), never from what is typed."""
-        if self.config.is_superuser(self.incoming.qualified_user):
-            return Level.SUPERUSER
-        if (
-            self.incoming.chat_type == "private"
-            or self.incoming.sender.role in (Role.ADMIN, Role.OWNER)
-            or self.granted_admin
-        ):
-            return Level.CHAT_ADMIN
-        return Level.MEMBER
+    def superuser(self) -> bool:
+        return self.config.is_superuser(self.incoming.qualified_user)
+
+    @property
+    def group_admin(self) -> bool:
+        """An admin or owner of this group, by the platform's role or a ``/admin add`` grant here."""
+        return self.incoming.chat_type == "group" and (
+            self.incoming.sender.role in (Role.ADMIN, Role.OWNER) or self.granted_admin
+        )
+
+    def allows(self, level: Level) -> bool:
+        """Whether the sender holds ``level`` here. Rights come from the config and the platform (and
+        ``/admin add``), never from what is typed."""
+        if level is Level.MEMBER or self.superuser:
+            return True
+        if level is Level.CHAT_ADMIN:
+            return self.incoming.chat_type == "private" or self.group_admin
+        if level is Level.CATALOG:
+            # NOTE: a private chat's user is its admin, but that chat is all it rules: the catalog is
+            # every chat's, so only a group's admins count (and only when the config says so).
+            admins = self.config.admins
+            return self.config.is_catalog_manager(self.incoming.qualified_user) or (
+                admins.character_managers == "group_admins" and self.group_admin
+            )
+        return False
+
+    def demand(self, label: str, level: Level) -> None:
+        """Refuse ``label`` (``/character import``) unless the sender holds ``level`` here, saying who
+        may; remember it as the command being run."""
+        if not self.allows(level):
+            refusal = f"{label} is for {level.who(self.config)} only."
+            if level is Level.CATALOG and self.incoming.chat_type == "private":
+                refusal += " Your own private chat gives no right over the characters every chat shares."
+            raise PermissionDenied(refusal)
+        self.running = (label, level)
 
     def expect(self, step: Handler) -> None:
-        """Send the user's next message in this chat (``@`` or not) to ``step`` instead of a character."""
-        self.conversations.expect(self.incoming.key, self.incoming.sender.user_id, step)
+        """Send the user's next message in this chat (``@`` or not) to ``step`` instead of a character.
+
+        Only the same user in the same chat can answer, and the step runs only if they still hold the
+        right the command needed: it is checked again with each answer (a right can be taken away
+        between two messages).
+        """
+        label, level = self.running
+
+        async def checked(context: CommandContext, text: str) -> Reply:
+            context.demand(label, level)
+            return await step(context, text)
+
+        self.conversations.expect(self.incoming.key, self.incoming.sender.user_id, checked)
 
     async def files(self) -> tuple[Attachment, ...]:
         """The files this command is about: sent with it, else in the message it replies to, else the
@@ -106,12 +160,6 @@ class CommandContext:
 
 
 Handler = Callable[[CommandContext, str], Awaitable[Reply]]
-LevelRule = Callable[["BotConfig"], Level]
-"""A level that the config decides (``[admins] character_managers``)."""
-
-
-def required_level(level: Level | LevelRule, config: BotConfig) -> Level:
-    return level if isinstance(level, Level) else level(config)
 
 
 class Conversations:
@@ -189,7 +237,7 @@ class Verb:
     summary: str
     handler: Handler
     usage: str = ""
-    level: Level | LevelRule = Level.MEMBER
+    level: Level = Level.MEMBER
     aliases: tuple[str, ...] = ()
     completion: Completion | None = None
     takes_files: bool = False
@@ -203,7 +251,7 @@ class Command:
     handler: Handler | None = None
     """What runs the command; ``None`` for a family that only has :attr:`verbs`."""
     usage: str = ""
-    level: Level | LevelRule = Level.MEMBER
+    level: Level = Level.MEMBER
     aliases: tuple[str, ...] = ()
     completion: Completion | None = None
     verbs: tuple[Verb, ...] = ()
@@ -214,7 +262,7 @@ class Command:
     def verb_usage(self) -> str:
         return " · ".join(f"{verb.name} {verb.usage}".strip() for verb in self.verbs)
 
-    def resolve(self, args: str) -> tuple[str, Handler, Level | LevelRule, str]:
+    def resolve(self, args: str) -> tuple[str, Handler, Level, str]:
         """The label (``/character import``), handler, level and arguments that ``args`` calls for."""
         if not self.verbs:
             assert self.handler is not None, f"/{self.name} has neither a handler nor verbs"
@@ -273,9 +321,7 @@ class CommandRegistry:
         """Run ``command`` (or the verb ``args`` names) if the user's level allows it."""
         try:
             label, handler, level, rest = command.resolve(args)
-            required = required_level(level, context.config)
-            if context.level < required:
-                raise PermissionDenied(f"{label} is for {required.label} only.")
+            context.demand(label, level)
             return await handler(context, rest)
         except CommandError as exc:
             return Reply(str(exc))

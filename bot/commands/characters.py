@@ -2,28 +2,33 @@
 
 ``/character`` verbs and who may use them:
 
-* ``info``: everyone; ``disable``/``enable`` (this chat only) and ``export``: group admins;
-* ``create``, ``import``, ``reload``, ``remove`` change the characters of every chat: the level
-  ``[admins] character_managers`` names (superusers by default).
+* ``info``: everyone; ``disable``/``enable`` change this chat only: its admins;
+* ``create``, ``import``, ``reload``, ``remove`` change the catalog every chat shares, and ``export``
+  hands out a persona the bot never reveals in chat: they need a right over the catalog
+  (:attr:`~bot.commands.Level.CATALOG`), which being the admin of one's own private chat is not.
 """
 
 from __future__ import annotations
 
+import asyncio
+import logging
+from dataclasses import dataclass
+from typing import TYPE_CHECKING
+
 from bot.commands import Command, CommandContext, CommandRegistry, Completion, Level, Verb, split_first
 from bot.commands.creation import USAGE as CREATE_USAGE
 from bot.commands.creation import handle_create
-from bot.config import BotConfig
 from bot.engine.packs import PACK_ID, CharacterPack
 from bot.errors import CommandError, PackError
-from bot.messages import Attachment, Reply
+from bot.messages import Attachment, ChatKey, Reply
+
+if TYPE_CHECKING:
+    from bot.catalog import PackCatalog
+
+log = logging.getLogger(__name__)
 
 REPLACE_WORDS = frozenset({"replace", "--replace", "覆盖"})
 CARD_WORDS = frozenset({"card", "png", "卡片"})
-
-
-def character_managers(config: BotConfig) -> Level:
-    """Who may add, change and remove characters for every chat (``[admins] character_managers``)."""
-    return Level.CHAT_ADMIN if config.admins.character_managers == "group_admins" else Level.SUPERUSER
 
 
 def _entry(pack: CharacterPack) -> str:
@@ -126,15 +131,16 @@ def _import_options(args: str) -> tuple[str | None, bool]:
     return pack_id, replace
 
 
-async def _fetch(attachment: Attachment, limit: int) -> bytes:
+def _check_size(attachment: Attachment, limit: int) -> None:
     if attachment.size is not None and attachment.size > limit:
         raise CommandError(
             f"{attachment.name} is {attachment.size:,} bytes, over the import limit of {limit:,} bytes."
         )
-    return await attachment.fetch(limit)
 
 
 async def handle_import(context: CommandContext, args: str) -> Reply:
+    """Acknowledge at once and import in the background: a slow or stalled download must not hold
+    the chat (its messages wait for the command to finish), and the result is posted when ready."""
     pack_id, replace = _import_options(args)
     files = await context.files()
     if not files:
@@ -144,20 +150,69 @@ async def handle_import(context: CommandContext, args: str) -> Reply:
         )
     attachment = files[0]
     catalog = context.catalog
-    data = await _fetch(attachment, catalog.limits.max_file_bytes)
-    try:
-        result = await catalog.install_upload(
-            attachment.name, data, pack_id=pack_id, replace=replace, report_to=context.incoming.key
-        )
-    except PackError as exc:
-        raise CommandError(f"Could not import {_where(exc, attachment.name)}") from None
-    pack = result.pack
-    lines = [
-        f"Imported {pack.name} as {pack.id} ({result.format}): {len(pack.scenes)} scenes, "
-        f"{len(pack.lore)} lorebook entries. Live in every chat now: /switch {pack.id}",
-        *(f"· {note}" for note in result.notes),
-    ]
-    return Reply("\n".join(lines))
+    _check_size(attachment, catalog.limits.max_file_bytes)
+    key = context.incoming.key
+    # NOTE: the permission check ran before this handler; the job only carries out what it allowed.
+    job = ImportJob(catalog, attachment, key, pack_id, replace, context.config.characters.download_timeout_s)
+    catalog.background.start(job.run(), f"importing {attachment.name} for {key}")
+    return Reply(f"Importing {attachment.name}… I'll post here when it is ready.")
+
+
+@dataclass(slots=True, frozen=True)
+class ImportJob:
+    """``/character import``'s work after the acknowledgement: fetch the file within the deadline,
+    install it, and post the outcome (or what went wrong) in the chat that asked."""
+
+    catalog: PackCatalog
+    attachment: Attachment
+    report_to: ChatKey
+    pack_id: str | None
+    replace: bool
+    timeout_s: float
+
+    async def run(self) -> None:
+        async with self.catalog.reports_held(self.report_to):
+            await self._run()
+
+    async def _run(self) -> None:
+        name = self.attachment.name
+        try:
+            reply = await self._import()
+        except CommandError as exc:
+            log.warning("import of %s for %s failed: %s", name, self.report_to, exc)
+            reply = Reply(str(exc), quote=False)
+        except asyncio.CancelledError:
+            log.warning("import of %s for %s stopped: the bot is shutting down", name, self.report_to)
+            raise
+        except Exception:
+            log.exception("import of %s for %s failed", name, self.report_to)
+            crashed = f"Could not import {name}: something went wrong in the bot (see its log)."
+            reply = Reply(crashed, quote=False)
+        await self.catalog.outbox.announce(self.report_to, reply)
+
+    async def _import(self) -> Reply:
+        name = self.attachment.name
+        try:
+            async with asyncio.timeout(self.timeout_s):
+                data = await self.attachment.fetch(self.catalog.limits.max_file_bytes)
+        except TimeoutError:
+            raise CommandError(
+                f"Gave up on {name}: it did not arrive within {self.timeout_s:g} s "
+                "([characters] download_timeout_s)."
+            ) from None
+        try:
+            result = await self.catalog.install_upload(
+                name, data, pack_id=self.pack_id, replace=self.replace, report_to=self.report_to
+            )
+        except PackError as exc:
+            raise CommandError(f"Could not import {_where(exc, name)}") from None
+        pack = result.pack
+        lines = [
+            f"Imported {pack.name} as {pack.id} ({result.format}): {len(pack.scenes)} scenes, "
+            f"{len(pack.lore)} lorebook entries. Live in every chat now: /switch {pack.id}",
+            *(f"· {note}" for note in result.notes),
+        ]
+        return Reply("\n".join(lines), quote=False)
 
 
 def _where(error: PackError, upload: str) -> str:
@@ -217,7 +272,7 @@ async def handle_export(context: CommandContext, args: str) -> Reply:
 IMPORT_USAGE = "[id] [replace] (replying to a file, or right after sending one)"
 NAMED = Completion.CHARACTER
 ADMINS = Level.CHAT_ADMIN
-MANAGERS = character_managers
+MANAGERS = Level.CATALOG
 EXPORT_USAGE = "<id> [zip|card]"
 
 
@@ -259,10 +314,10 @@ def register(registry: CommandRegistry) -> None:
                     "send a character as a file",
                     handle_export,
                     EXPORT_USAGE,
-                    ADMINS,
+                    MANAGERS,
                     completion=NAMED,
                 ),
-                Verb("create", "make a new character", handle_create, CREATE_USAGE, character_managers),
+                Verb("create", "make a new character", handle_create, CREATE_USAGE, MANAGERS),
                 Verb(
                     "import",
                     "add a character from a file",

@@ -2,13 +2,12 @@
 
 from __future__ import annotations
 
-from bot.commands import Command, CommandContext, CommandRegistry, Level, LevelRule, required_level
+from bot.commands import Command, CommandContext, CommandRegistry, Level
 from bot.messages import Reply
 
 
-def _only(level: Level | LevelRule, context: CommandContext) -> str:
-    required = required_level(level, context.config)
-    return f" [{required.label}]" if required > Level.MEMBER else ""
+def _only(level: Level, context: CommandContext) -> str:
+    return f" [{level.who(context.config)}]" if level is not Level.MEMBER else ""
 
 
 def register(registry: CommandRegistry) -> None:

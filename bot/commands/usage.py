@@ -7,7 +7,6 @@ from datetime import datetime
 from itertools import groupby
 
 from bot.commands import Command, CommandContext, CommandRegistry, Level
-from bot.errors import CommandError
 from bot.governor import SUMMARIES, cost, local_day, month_start
 from bot.messages import ChatKey, Reply
 from storage.repository import UsageRow
@@ -31,8 +30,8 @@ async def handle_usage(context: CommandContext, args: str) -> Reply:
     else:
         today = local_day(context.config.scheduler.timezone, datetime.now())
     if args.strip().casefold() == "all":
-        if context.level < Level.SUPERUSER:
-            raise CommandError("/usage all is for bot superusers.")
+        # NOTE: every chat's spending is the whole bot's business, whatever the right over this chat.
+        context.demand("/usage all", Level.SUPERUSER)
         return await _everywhere(context, today)
     key, user_id = context.incoming.key, context.incoming.sender.user_id
     month = await context.repository.usage(month_start(today), today, key)

@@ -7,7 +7,6 @@ Ollama). Without one, :func:`create_chat_model` gives the offline local model of
 
 from __future__ import annotations
 
-import asyncio
 import copy
 import logging
 from abc import ABC, abstractmethod
@@ -20,6 +19,10 @@ import openai
 from bot.errors import ModelError, ModelTimeout
 
 if TYPE_CHECKING:
+    from collections.abc import Mapping
+
+    import httpx2
+
     from bot.config import LLMConfig
     from bot.engine.prompt import Prompt
 
@@ -54,14 +57,19 @@ class ChatModel(ABC):
         return self
 
 
-_RETRYABLE = (openai.RateLimitError, openai.InternalServerError, openai.APIConnectionError)
+# NOTE: the openai package caps a server's Retry-After at this many seconds: a longer wait is not
+# retried at all (openai/_constants.py MAX_RETRY_AFTER_DELAY), so the request fails at once.
+SDK_MAX_RETRY_AFTER_S = 120.0
 
 
 class OpenAIChatModel(ChatModel):
     """Any OpenAI-compatible chat-completions endpoint, with timeouts and retries.
 
-    Rate limits (429), server errors (5xx) and connection errors are retried up to ``max_retries``
-    times with exponential backoff starting at ``backoff_s``; other errors fail at once.
+    Retries are the ``openai`` package's own: rate limits (429), server errors (5xx, 408, 409),
+    timeouts and lost connections are retried up to ``max_retries`` times, waiting what the
+    server's ``Retry-After`` / ``retry-after-ms`` asks (up to 120 s: a longer wait is not retried)
+    or else 0.5 s doubling up to 8 s. Every way the request or its answer can go wrong ends in a
+    :class:`~bot.errors.ModelError` (:class:`~bot.errors.ModelTimeout` for timeouts).
     """
 
     def __init__(
@@ -74,19 +82,18 @@ class OpenAIChatModel(ChatModel):
         max_retries: int = 3,
         temperature: float = 0.8,
         max_tokens: int = 256,
-        backoff_s: float = 0.5,
     ) -> None:
         self.name = model
         self.max_retries = max_retries
         self.temperature = temperature
         self.max_tokens = max_tokens
-        self.backoff_s = backoff_s
         self.timeout_s = timeout_s
         self._client = openai.AsyncOpenAI(
             base_url=base_url,
             api_key=api_key or "not-needed",
             timeout=timeout_s,
-            max_retries=0,
+            max_retries=max_retries,
+            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [_log_failed_answer]}),
         )
 
     @classmethod
@@ -102,33 +109,41 @@ class OpenAIChatModel(ChatModel):
         )
 
     async def complete(self, prompt: Prompt) -> Completion:
-        attempt = 0
-        while True:
-            try:
-                response = await self._client.chat.completions.create(
-                    model=self.name,
-                    messages=prompt.to_messages(),  # type: ignore[arg-type]
-                    temperature=self.temperature,
-                    max_tokens=self.max_tokens,
-                )
-            except openai.APITimeoutError as exc:
-                error: Exception = exc
-                retry = attempt < self.max_retries
-            except _RETRYABLE as exc:
-                error = exc
-                retry = attempt < self.max_retries
-            except openai.APIError as exc:
-                raise ModelError(f"the model server refused the request: {exc}") from exc
-            else:
-                return self._completion(response)
-            if not retry:
-                if isinstance(error, openai.APITimeoutError):
-                    raise ModelTimeout(f"the model did not answer within {self.timeout_s:g} s") from error
-                raise ModelError(f"the model server failed after {attempt + 1} attempts: {error}") from error
-            delay = self.backoff_s * 2**attempt
-            log.warning("model request failed (%s); retry %d in %.1f s", error, attempt + 1, delay)
-            await asyncio.sleep(delay)
-            attempt += 1
+        try:
+            response = await self._client.chat.completions.create(
+                model=self.name,
+                messages=prompt.to_messages(),  # type: ignore[arg-type]
+                temperature=self.temperature,
+                max_tokens=self.max_tokens,
+            )
+        except openai.APITimeoutError as exc:
+            raise ModelTimeout(
+                f"the model did not answer within {self.timeout_s:g} s ({self._tries()})"
+            ) from exc
+        except openai.APIStatusError as exc:
+            raise ModelError(self._status_failure(exc)) from exc
+        except openai.APIConnectionError as exc:
+            raise ModelError(f"cannot reach the model server ({self._tries()}): {exc}") from exc
+        except openai.OpenAIError as exc:
+            raise ModelError(f"the model server's answer is unusable: {exc}") from exc
+        except Exception as exc:  # a body the SDK cannot read (e.g. malformed JSON) raises anything
+            raise ModelError(f"the model server's answer is unreadable: {type(exc).__name__}: {exc}") from exc
+        return self._completion(response)
+
+    def _tries(self) -> str:
+        return f"{self.max_retries + 1} attempts" if self.max_retries else "1 attempt, no retries"
+
+    def _status_failure(self, exc: openai.APIStatusError) -> str:
+        status = exc.status_code
+        if not (status in (408, 409, 429) or status >= 500):
+            return f"the model server refused the request: {exc.message}"
+        wait = _retry_after_s(exc.response.headers)
+        if self.max_retries and wait is not None and wait > SDK_MAX_RETRY_AFTER_S:
+            return (
+                f"the model server answered {status} and asked to wait {wait:g} s, longer than the "
+                f"{SDK_MAX_RETRY_AFTER_S:g} s the openai package waits, so it was not retried: {exc.message}"
+            )
+        return f"the model server failed after {self._tries()}: {exc.message}"
 
     def variant(self, model: str) -> ChatModel:
         if model == self.name:
@@ -137,20 +152,60 @@ class OpenAIChatModel(ChatModel):
         other.name = model
         return other
 
-    def _completion(self, response: openai.types.chat.ChatCompletion) -> Completion:
-        if not response.choices:
+    def _completion(self, response: object) -> Completion:
+        """Read the answer the SDK parsed; it does not validate it, so every field is checked here."""
+        if not isinstance(response, openai.types.chat.ChatCompletion):
+            shown = str(response)[:80]
+            raise ModelError(f"the model server's answer is not a chat completion (JSON): {shown!r}")
+        choices = getattr(response, "choices", None)
+        if not isinstance(choices, list) or not choices:
             raise ModelError("the model server answered with no choices")
-        text = response.choices[0].message.content or ""
-        usage = response.usage
+        message = getattr(choices[0], "message", None)
+        if message is None:
+            raise ModelError("the model server answered with a choice without a message")
+        text = getattr(message, "content", None)
+        if text is None:
+            text = ""
+        if not isinstance(text, str):
+            raise ModelError(
+                f"the model server's message content is a {type(text).__name__}, not text: {str(text)[:80]!r}"
+            )
+        usage = getattr(response, "usage", None)
+        model = getattr(response, "model", None)
         return Completion(
             text=text,
-            model=response.model or self.name,
-            prompt_tokens=usage.prompt_tokens if usage else None,
-            completion_tokens=usage.completion_tokens if usage else None,
+            model=model if isinstance(model, str) and model else self.name,
+            prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
+            completion_tokens=_count(getattr(usage, "completion_tokens", None)),
         )
 
     async def aclose(self) -> None:
         await self._client.close()
+
+
+async def _log_failed_answer(response: httpx2.Response) -> None:
+    """Log each failed HTTP answer of the model server: the openai package retries them quietly."""
+    if response.status_code >= 400:
+        wait = _retry_after_s(response.headers)
+        asked = f", asking to wait {wait:g} s" if wait is not None else ""
+        log.warning("the model server answered %d%s", response.status_code, asked)
+
+
+def _count(value: object) -> int | None:
+    """A token count the server reported, or ``None`` when it reported none (or nonsense)."""
+    return value if isinstance(value, int) and not isinstance(value, bool) and value >= 0 else None
+
+
+def _retry_after_s(headers: Mapping[str, str]) -> float | None:
+    """The wait a ``retry-after-ms`` or numeric ``Retry-After`` header asks for, in seconds."""
+    for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
+        value = headers.get(name)
+        if value is not None:
+            try:
+                return float(value) / scale
+            except ValueError:
+                continue
+    return None
 
 
 def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None = None) -> ChatModel:

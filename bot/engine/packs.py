@@ -387,6 +387,10 @@ class PackRegistry:
     def __contains__(self, pack_id: object) -> bool:
         return pack_id in self._packs
 
+    def spoken_names(self) -> frozenset[str]:
+        """Every character's name and aliases, casefolded: names no member may go by in a prompt."""
+        return frozenset(name.casefold() for pack in self for name in (pack.name, *pack.aliases))
+
     def match(self, query: str) -> PackMatch:
         """Find the pack meant by ``query``.
 

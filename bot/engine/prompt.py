@@ -57,7 +57,17 @@ class Turn:
     from_character: bool = False
 
     def render(self) -> str:
-        return f"{self.speaker}:「{self.text}」"
+        """``Speaker:「text」``, with the text quoted so that it cannot end its line and start another
+        speaker's: its corner brackets become 『』 and its line breaks " / "."""
+        return f"{self.speaker}:「{quoted(self.text)}」"
+
+
+_UNQUOTE = str.maketrans({"「": "『", "」": "』", "\r": None})
+
+
+def quoted(text: str) -> str:
+    """``text`` safe inside 「」 on one line of the script."""
+    return " / ".join(line.strip() for line in text.translate(_UNQUOTE).split("\n") if line.strip())
 
 
 @dataclass(slots=True, frozen=True)

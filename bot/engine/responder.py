@@ -1,8 +1,13 @@
 """One in-character reply: retrieve scenes → build the prompt → ask the model → clean the answer →
-check it stayed in character (asking once more, then deflecting, when it did not)."""
+check it stayed in character (asking once more, then deflecting, when it did not).
+
+The whole reply, every retry and the second ask included, has one deadline (``[llm]
+reply_deadline_s``): past it, or when the model fails in any way, the group gets the pack's apology.
+"""
 
 from __future__ import annotations
 
+import asyncio
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field, replace
@@ -11,7 +16,7 @@ from typing import TYPE_CHECKING
 from bot.engine.guard import Breach, check_reply, deflection, reminder
 from bot.engine.recall import Recall
 from bot.engine.replies import clean_reply
-from bot.errors import ModelError
+from bot.errors import ModelError, ModelTimeout
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -84,10 +89,13 @@ class Responder:
     ) -> ResponderResult:
         """Answer ``message`` as ``pack``; a model failure yields the pack's apology, never an exception.
 
-        With ``with_screenshot``, the result carries the screenshot whose line is close to the reply
-        or to the message, when one is. ``model`` answers instead of the responder's own.
+        The model gets ``[llm] reply_deadline_s`` from now for the whole answer, retries and the
+        reply check's second ask included. With ``with_screenshot``, the result carries the
+        screenshot whose line is close to the reply or to the message, when one is. ``model``
+        answers instead of the responder's own.
         """
         chosen = model or self.model
+        deadline = asyncio.get_running_loop().time() + self.config.llm.reply_deadline_s
         top_k = pack.settings.top_k if pack.settings.top_k is not None else self.config.retrieval.top_k
         context = history[-1].text if history else ""
         hits = await self.retriever.search(pack, message.text, top_k, context=context) if top_k else []
@@ -100,7 +108,7 @@ class Responder:
         asked = prompt
         for _attempt in range(2):
             try:
-                completion = await chosen.complete(asked)
+                completion = await self._ask(chosen, asked, deadline)
             except ModelError as exc:
                 log.error("no reply from the model for %s: %s", pack.id, exc)
                 result.text = self.apology(pack) if not result.breaches else self._deflection(pack)
@@ -126,6 +134,26 @@ class Responder:
         if with_screenshot:
             result.screenshot = await self.screenshots.match(pack, [result.text, message.text])
         return result
+
+    async def _ask(self, model: ChatModel, prompt: Prompt, deadline: float) -> Completion:
+        """``model``'s answer by ``deadline`` (loop time); every way of not getting one is a ModelError."""
+        timeout = asyncio.timeout_at(deadline)
+        try:
+            async with timeout:
+                return await model.complete(prompt)
+        except ModelError:
+            raise
+        except TimeoutError as exc:
+            if timeout.expired():
+                raise ModelTimeout(
+                    f"no answer within the reply deadline of {self.config.llm.reply_deadline_s:g} s"
+                ) from exc
+            raise ModelError(f"the model failed: {type(exc).__name__}: {exc}") from exc
+        except Exception as exc:
+            # NOTE: a model is outside code (a server, a local runtime); whatever it raises must end
+            # in the apology, not in an exception through the router. The traceback goes to the log.
+            log.exception("the model %s failed unexpectedly", model.name)
+            raise ModelError(f"the model failed unexpectedly: {type(exc).__name__}: {exc}") from exc
 
     @staticmethod
     def _deflection(pack: CharacterPack) -> str:

@@ -11,6 +11,7 @@ from typing import Any
 import discord
 
 from bot.config import DiscordConfig
+from bot.errors import SendError
 from bot.messages import ChatKey, Reply
 from bot.outbox import Outbox
 from bot.router import Router
@@ -126,7 +127,8 @@ class DiscordBridge:
             log.exception("failed to handle a message in %s", incoming.key)
             return
         for reply in replies:
-            await self.poster.deliver(message, reply)
+            posted = await self.poster.deliver(message, reply)
+            await self.router.ledger.settle([reply], "posted" if posted else "failed")
 
     async def post(self, key: ChatKey, reply: Reply) -> None:
         """Post an announcement in the channel, thread or DM that ``key`` names: as the character
@@ -140,7 +142,9 @@ class DiscordBridge:
             channel = self.client.get_channel(channel_id) or await self.client.fetch_channel(channel_id)
         if not isinstance(channel, discord.abc.Messageable):
             raise TypeError(f"Discord chat {key.chat_id} is not a channel one can post in")
-        await self.poster.announce(channel, reply)
+        if not await self.poster.announce(channel, reply):
+            raise SendError(f"Discord refused the message in {key}")
+        await self.router.ledger.settle([reply], "posted")
 
     async def sync_commands(self) -> None:
         """Register the slash commands: in ``command_guilds`` at once, else globally."""

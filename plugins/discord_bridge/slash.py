@@ -112,9 +112,11 @@ class SlashCommands:
             log.exception("/%s failed in %s", label, incoming.key)
             replies = [Reply("Something went wrong; the bot's log says what.")]
         for reply in replies:
-            await self._follow_up(interaction, reply)
+            posted = await self._follow_up(interaction, reply)
+            await self.router.ledger.settle([reply], "posted" if posted else "failed")
 
-    async def _follow_up(self, interaction: discord.Interaction, reply: Reply) -> None:
+    async def _follow_up(self, interaction: discord.Interaction, reply: Reply) -> bool:
+        """Post ``reply`` as the answer to the slash command; ``False`` when Discord refused it."""
         for text, with_files in chunks(reply, prefix=name_prefix(reply, self.router.packs)):
             files = files_of(reply) if with_files else discord.utils.MISSING
             try:
@@ -123,6 +125,7 @@ class SlashCommands:
                 log.error(
                     "could not answer /%s: %s", interaction.command.name if interaction.command else "?", exc
                 )
-                return
+                return False
             if reply.character is not None:
                 self.spoken.remember(sent.id, reply.character)
+        return True

@@ -78,7 +78,7 @@ async def test_help_and_unknown_commands(router: Router) -> None:
     assert "/reset: clear this chat's conversation memory (also /重置) [group admins]" in text
     assert "  /character info <id>: a character's details\n" in text
     assert "  /character import [id] [replace]" in text
-    assert "add a character from a file [bot superusers]" in text
+    assert "add a character from a file [bot superusers and catalog managers]" in text
     assert "/cancel: stop a command that is asking you questions" in text
     assert (await router.handle(group_message("/dance", to_me=True)))[0].text.startswith(
         "Unknown command /dance"

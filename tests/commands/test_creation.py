@@ -70,7 +70,7 @@ async def test_a_one_message_create(router: Router, config: BotConfig) -> None:
 
 async def test_create_is_for_character_managers_only(router: Router) -> None:
     refused = await say(router, "/character create juniper Juniper", role=Role.ADMIN)
-    assert refused == "/character create is for bot superusers only."
+    assert refused == "/character create is for bot superusers and catalog managers only."
     assert await router.handle(group_message("You are Juniper...", role=Role.ADMIN)) == []
 
 

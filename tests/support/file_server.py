@@ -9,16 +9,28 @@ from typing import Self
 
 
 class FileServer:
-    """``server.add("wren.png", data)`` returns the URL that serves ``data``; unknown paths are 404."""
+    """``server.add("wren.png", data)`` returns the URL that serves ``data``; unknown paths are 404.
+    ``server.redirect("old.png", location)`` answers that path with a 302 to ``location``."""
 
     def __init__(self) -> None:
         self.files: dict[str, bytes] = {}
+        self.redirects: dict[str, str] = {}
         self.requests: list[str] = []
-        files, requests = self.files, self.requests
+        self.hosts: list[str] = []
+        """The ``Host`` header of each request."""
+        files, redirects, requests, hosts = self.files, self.redirects, self.requests, self.hosts
 
         class Handler(BaseHTTPRequestHandler):
             def do_GET(self) -> None:
                 requests.append(self.path)
+                hosts.append(self.headers.get("Host", ""))
+                location = redirects.get(self.path.lstrip("/"))
+                if location is not None:
+                    self.send_response(302)
+                    self.send_header("Location", location)
+                    self.send_header("Content-Length", "0")
+                    self.end_headers()
+                    return
                 data = files.get(self.path.lstrip("/"))
                 if data is None:
                     self.send_error(404)
@@ -39,8 +51,16 @@ class FileServer:
         host, port = self._server.server_address[:2]
         return f"http://{host!s}:{port}"
 
+    @property
+    def port(self) -> int:
+        return int(self._server.server_address[1])
+
     def add(self, name: str, data: bytes) -> str:
         self.files[name] = data
+        return f"{self.base_url}/{name}"
+
+    def redirect(self, name: str, location: str) -> str:
+        self.redirects[name] = location
         return f"{self.base_url}/{name}"
 
     def __enter__(self) -> Self:

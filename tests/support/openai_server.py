@@ -150,9 +150,15 @@ class RecordedRequest:
 
 @dataclass
 class _Failure:
+    """A scripted answer sent instead of the normal one: ``body`` as JSON, or ``content`` verbatim."""
+
     status: int
     body: dict[str, Any]
     headers: dict[str, str] = field(default_factory=dict)
+    content: bytes | None = None
+    media_type: str = "application/json"
+    delay: float | None = None
+    """Seconds before this answer; ``None`` uses :meth:`FakeOpenAIServer.set_delay`'s."""
 
 
 class FakeOpenAIServer:
@@ -160,8 +166,8 @@ class FakeOpenAIServer:
 
     Use it as a context manager (sync or async) or call :meth:`start` / :meth:`stop`.  Point the
     bot (or an ``openai`` client) at :attr:`base_url`.  Every chat-completions request is
-    recorded in :attr:`requests`; :meth:`reply_with`, :meth:`fail_next` and :meth:`set_delay`
-    change how the next requests are answered.
+    recorded in :attr:`requests`; :meth:`reply_with`, :meth:`fail_next`, :meth:`answer_next` and
+    :meth:`set_delay` change how the next requests are answered.
 
     When ``api_key`` is given, requests without ``Authorization: Bearer <api_key>`` get a 401,
     which lets a test prove the bot really sends its configured key.
@@ -308,6 +314,8 @@ class FakeOpenAIServer:
 
         Calls accumulate, so ``fail_next(500, 2); fail_next(429)`` fails the next three requests
         in that order.  ``body`` defaults to an OpenAI-style ``{"error": {...}}`` object.
+        ``headers`` go out with each failure: ``fail_next(429, headers={"Retry-After": "1"})`` is a
+        rate limit asking the client to wait a second (``retry-after-ms`` asks in milliseconds).
         """
         if times < 1:
             raise ValueError("times must be >= 1")
@@ -319,6 +327,54 @@ class FakeOpenAIServer:
         with self._lock:
             for _ in range(times):
                 self._failures.append(_Failure(status, payload, dict(headers or {})))
+
+    def answer_next(
+        self,
+        body: Mapping[str, Any] | str | bytes,
+        *,
+        status: int = 200,
+        times: int = 1,
+        headers: Mapping[str, str] | None = None,
+        media_type: str = "application/json",
+        delay: float | None = None,
+    ) -> None:
+        """Queue ``times`` answers sent as given, for servers that answer but answer wrongly.
+
+        A mapping goes out as JSON, text and bytes verbatim (so ``answer_next("<html>oops")`` is a
+        200 whose body is not JSON).  Start from :meth:`completion_json` to break one field, e.g. a
+        choice without ``message``.  ``delay`` holds this answer back that many seconds instead of
+        :meth:`set_delay`'s.  These share :meth:`fail_next`'s queue, in the order they were added.
+        """
+        if times < 1:
+            raise ValueError("times must be >= 1")
+        if isinstance(body, Mapping):
+            scripted = _Failure(status, dict(body), dict(headers or {}), delay=delay)
+        else:
+            content = body.encode() if isinstance(body, str) else bytes(body)
+            scripted = _Failure(status, {}, dict(headers or {}), content, media_type, delay)
+        with self._lock:
+            for _ in range(times):
+                self._failures.append(scripted)
+
+    def completion_json(self, text: str, *, model: str | None = None) -> dict[str, Any]:
+        """A complete, valid chat-completion object answering ``text`` (what the server sends)."""
+        tokens = _rough_tokens(text)
+        return {
+            "id": f"chatcmpl-{uuid.uuid4().hex[:24]}",
+            "object": "chat.completion",
+            "created": int(time.time()),
+            "model": model or self.model,
+            "system_fingerprint": None,
+            "choices": [
+                {
+                    "index": 0,
+                    "message": {"role": "assistant", "content": text, "refusal": None},
+                    "logprobs": None,
+                    "finish_reason": "stop",
+                }
+            ],
+            "usage": {"prompt_tokens": tokens, "completion_tokens": tokens, "total_tokens": 2 * tokens},
+        }
 
     def set_delay(self, seconds: float) -> None:
         """Delay every answer (including failures and the first stream chunk) by ``seconds``."""
@@ -481,8 +537,17 @@ class FakeOpenAIServer:
             self._requests.append(record)
             self._changed.notify_all()
 
+        if failure is not None and failure.delay is not None:
+            delay = failure.delay
         if delay:
             await asyncio.sleep(delay)
+        if failure is not None and failure.content is not None:
+            return Response(
+                failure.content,
+                status_code=failure.status,
+                headers=failure.headers,
+                media_type=failure.media_type,
+            )
         if failure is not None:
             return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
 
@@ -504,24 +569,9 @@ class FakeOpenAIServer:
                 media_type="text/event-stream",
                 headers={"cache-control": "no-cache"},
             )
-        return JSONResponse(
-            {
-                "id": completion_id,
-                "object": "chat.completion",
-                "created": created,
-                "model": model,
-                "system_fingerprint": None,
-                "choices": [
-                    {
-                        "index": 0,
-                        "message": {"role": "assistant", "content": text, "refusal": None},
-                        "logprobs": None,
-                        "finish_reason": "stop",
-                    }
-                ],
-                "usage": usage,
-            }
-        )
+        answer = self.completion_json(text, model=str(model))
+        answer.update(id=completion_id, created=created, usage=usage)
+        return JSONResponse(answer)
 
     def _validate(self, body: dict[str, Any], headers: dict[str, str], parsed: Any) -> _Failure | None:
         """Reject what the real API rejects, so a malformed bot request fails loudly in tests."""

@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import asyncio
+import json
 import time
+import urllib.error
+import urllib.request
 from collections.abc import Iterator
 from typing import Any
 
@@ -200,3 +203,63 @@ async def test_async_context_manager() -> None:
         assert server.base_url.startswith("http://127.0.0.1:")
         assert server.base_url.endswith("/v1")
     server.stop()  # idempotent
+
+
+def _post_chat(server: FakeOpenAIServer) -> tuple[int, dict[str, str], bytes]:
+    """One chat-completions request over plain HTTP: the answer exactly as the server sent it."""
+    request = urllib.request.Request(
+        f"{server.base_url}/chat/completions",
+        data=json.dumps({"model": "m", "messages": [{"role": "user", "content": "x"}]}).encode(),
+        headers={"content-type": "application/json"},
+    )
+    try:
+        with urllib.request.urlopen(request, timeout=5) as response:
+            return response.status, {k.lower(): v for k, v in response.headers.items()}, response.read()
+    except urllib.error.HTTPError as error:
+        return error.code, {k.lower(): v for k, v in error.headers.items()}, error.read()
+
+
+def test_answer_next_sends_a_body_that_is_not_json(server: FakeOpenAIServer) -> None:
+    server.answer_next("<html>502 Bad Gateway</html>", media_type="text/html")
+    status, headers, body = _post_chat(server)
+    assert (status, body) == (200, b"<html>502 Bad Gateway</html>")
+    assert headers["content-type"].startswith("text/html")
+    server.answer_next(b"{not json", times=2)
+    assert _post_chat(server)[::2] == (200, b"{not json")
+    assert _post_chat(server)[::2] == (200, b"{not json")
+    assert json.loads(_post_chat(server)[2])["choices"][0]["message"]["content"].startswith("Reply #4:")
+    assert [r.status for r in server.requests] == [200, 200, 200, 200]
+
+
+def test_answer_next_sends_a_completion_with_a_field_broken(server: FakeOpenAIServer) -> None:
+    body = server.completion_json("hello")
+    assert body["choices"][0]["message"]["content"] == "hello"
+    assert body["model"] == "test-model"
+    del body["choices"][0]["message"]
+    server.answer_next(body)
+    server.answer_next({"error": "nothing here"}, status=202)
+    first, second = _post_chat(server), _post_chat(server)
+    assert first[0] == 200
+    assert json.loads(first[2])["choices"] == [{"index": 0, "logprobs": None, "finish_reason": "stop"}]
+    assert (second[0], json.loads(second[2])) == (202, {"error": "nothing here"})
+    with pytest.raises(ValueError, match="times"):
+        server.answer_next("x", times=0)
+
+
+def test_a_rate_limit_carries_its_retry_after_header(server: FakeOpenAIServer) -> None:
+    server.fail_next(429, headers={"Retry-After": "20"})
+    server.fail_next(429, headers={"retry-after-ms": "1500"})
+    first, second = _post_chat(server), _post_chat(server)
+    assert (first[0], first[1]["retry-after"]) == (429, "20")
+    assert (second[0], second[1]["retry-after-ms"]) == (429, "1500")
+    assert json.loads(first[2])["error"]["type"] == "rate_limit_error"
+
+
+def test_one_answer_can_be_slow(server: FakeOpenAIServer) -> None:
+    server.answer_next(server.completion_json("slow"), delay=0.3)
+    started = time.monotonic()
+    assert json.loads(_post_chat(server)[2])["choices"][0]["message"]["content"] == "slow"
+    slow = time.monotonic() - started
+    started = time.monotonic()
+    _post_chat(server)
+    assert slow >= 0.3 > time.monotonic() - started, "the delay was that answer's alone"

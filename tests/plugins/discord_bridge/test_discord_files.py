@@ -29,6 +29,13 @@ from tests.support.discord_gateway import (
 )
 
 INDEXING = re.compile(r"^[^\n]+: index(?:ing|ed) \d+/\d+ scenes")
+IMPORTED = re.compile(r"^Imported ")
+"""The news of a finished import, posted when the background job is done (it may race the command's
+own answer)."""
+
+
+def acknowledged(name: str) -> str:
+    return f"Importing {name}… I'll post here when it is ready."
 
 
 def wren_card() -> bytes:
@@ -44,8 +51,12 @@ def ines_is_a_superuser(config: BotConfig) -> None:
 
 
 async def command(world: DiscordWorld, text: str, **options: Any) -> list[Call]:
-    """What the bot answered to ``text``, without the indexing announcements racing it."""
-    return [post for post in await world.say(text, **options) if not INDEXING.match(post.content)]
+    """What the bot answered to ``text``, without the announcements of background work racing it."""
+    return [
+        post
+        for post in await world.say(text, **options)
+        if not INDEXING.match(post.content) and not IMPORTED.match(post.content)
+    ]
 
 
 async def announcements(world: DiscordWorld, containing: str) -> list[Call]:
@@ -59,8 +70,11 @@ async def test_a_card_posted_with_the_command_is_imported_and_announced_when_ind
 ) -> None:
     card = world.api.upload(CHANNEL_ID, "wren.png", wren_card())
 
-    (imported,) = await command(world, "/character import wren", author=ADMIN, attachments=(card,))
+    (acknowledgement,) = await command(world, "/character import wren", author=ADMIN, attachments=(card,))
 
+    assert acknowledgement.content == acknowledged("wren.png")
+    (imported,) = await announcements(world, "Imported")
+    assert imported.path == f"/channels/{CHANNEL_ID}/messages"
     assert imported.content.startswith("Imported Wren Calloway as wren (card-png): 2 scenes")
     assert world.api.cdn_fetches == [card["url"]]
     (indexed,) = await announcements(world, "indexed")
@@ -76,15 +90,15 @@ async def test_the_file_may_be_in_the_message_replied_to_or_posted_just_before(w
     )
     assert await world.say("", author=ADMIN, attachments=tuple(posted["attachments"])) == []
 
-    (imported,) = await command(world, "/character import wren", author=ADMIN, reply_to=posted)
-    assert imported.content.startswith("Imported Wren Calloway as wren")
-    await world.bridge.router.catalog.background.wait()
+    (acknowledgement,) = await command(world, "/character import wren", author=ADMIN, reply_to=posted)
+    assert acknowledgement.content == acknowledged("w.png")
+    assert (await announcements(world, "Imported"))[-1].content.startswith("Imported Wren Calloway as wren")
 
-    (again,) = await command(world, "/character import wren2", author=ADMIN)
+    await command(world, "/character import wren2", author=ADMIN)
+    again = (await announcements(world, "Imported"))[-1]
     assert again.content.startswith("Imported Wren Calloway as wren2"), "the file posted just before"
-    await world.bridge.router.catalog.background.wait()
     (refused,) = await command(world, "/character import wren3", author=OWNER)
-    assert refused.content == "/character import is for bot superusers only."
+    assert refused.content == "/character import is for bot superusers and catalog managers only."
 
 
 async def test_a_card_forwarded_from_another_channel_counts_as_posted_here(world: DiscordWorld) -> None:
@@ -93,10 +107,11 @@ async def test_a_card_forwarded_from_another_channel_counts_as_posted_here(world
     forward = world.message_payload("", author=ADMIN, forwarding=original)
     assert await world.say("", author=ADMIN, forwarding=original) == []
 
-    (imported,) = await command(world, "/character import wren", author=ADMIN)
-    assert imported.content.startswith("Imported Wren Calloway as wren"), "forwarded just before"
-    await world.bridge.router.catalog.background.wait()
-    (again,) = await command(world, "/character import wren2", author=ADMIN, reply_to=forward)
+    (acknowledgement,) = await command(world, "/character import wren", author=ADMIN)
+    assert acknowledgement.content == acknowledged("wren.png"), "forwarded just before"
+    assert (await announcements(world, "Imported"))[-1].content.startswith("Imported Wren Calloway as wren")
+    await command(world, "/character import wren2", author=ADMIN, reply_to=forward)
+    again = (await announcements(world, "Imported"))[-1]
     assert again.content.startswith("Imported Wren Calloway as wren2"), "a reply to the forward"
     assert world.api.cdn_fetches == [card["url"], card["url"]]
 
@@ -118,8 +133,11 @@ def pack_files(archive: bytes) -> set[str]:
 async def test_a_file_gone_from_the_cdn_is_refused_by_name(world: DiscordWorld) -> None:
     card = world.api.upload(CHANNEL_ID, "wren.png", wren_card())
     del world.api.cdn[card["url"]]
-    (refused,) = await command(world, "/character import", author=ADMIN, attachments=(card,))
-    assert refused.content.startswith("Could not download wren.png from Discord: 404")
+    await world.say("/character import", author=ADMIN, attachments=(card,))
+    posted = [post.content for post in await announcements(world, "wren.png")]
+    assert acknowledged("wren.png") in posted, "(the refusal, posted by the import job, may come first)"
+    (refused,) = [text for text in posted if text.startswith("Could not")]
+    assert refused.startswith("Could not download wren.png from Discord: 404")
 
 
 async def test_export_posts_the_pack_as_an_attachment(world: DiscordWorld) -> None:
@@ -148,12 +166,10 @@ async def test_a_replied_message_discord_left_out_is_fetched_and_a_deleted_one_h
     posted = world.message_payload(
         "", author=ADMIN, attachments=(world.api.upload(CHANNEL_ID, "w.png", wren_card()),)
     )
-    (imported,) = await command(
-        world, "/character import wren", author=ADMIN, reply_to=posted, resolved=False
-    )
+    await command(world, "/character import wren", author=ADMIN, reply_to=posted, resolved=False)
+    (imported,) = await announcements(world, "Imported")
     assert imported.content.startswith("Imported Wren Calloway as wren")
     assert world.api.made("GET", rf"/channels/{CHANNEL_ID}/messages/{posted['id']}")
-    await world.bridge.router.catalog.background.wait()
 
     gone = world.message_payload("", author=ADMIN)
     del world.api.messages[int(gone["id"])]
@@ -188,7 +204,9 @@ async def test_the_character_slash_group_has_the_verbs_and_import_takes_a_file(w
         author=ADMIN,
         resolved={"attachments": {card["id"]: card}},
     )
-    assert answer.content.startswith("Imported Wren Calloway as wren-calloway (card-png)")
+    assert answer.content == acknowledged("wren.png")
+    (imported,) = await announcements(world, "Imported")
+    assert imported.content.startswith("Imported Wren Calloway as wren-calloway (card-png)")
 
 
 async def test_announcements_reach_threads_channels_not_cached_and_dms(

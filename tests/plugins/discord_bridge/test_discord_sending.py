@@ -133,15 +133,20 @@ async def test_a_lost_connection_is_retried_and_the_reply_still_posted(
     assert len(plain_world.api.made("POST", rf"/channels/{CHANNEL_ID}/messages")) == 3
 
 
-async def test_a_reply_that_cannot_be_posted_is_still_in_memory(plain_world: DiscordWorld) -> None:
+async def test_a_reply_that_cannot_be_posted_is_recorded_as_failed_and_never_remembered_as_said(
+    plain_world: DiscordWorld,
+) -> None:
     plain_world.api.fail(
         "POST", rf"/channels/{CHANNEL_ID}/messages", times=10, error=aiohttp.ClientConnectionError("down")
     )
     assert await plain_world.say(f"{plain_world.mention()} remember this") == []
-    history = await plain_world.bridge.router.repository.recent_messages(
-        ChatKey("discord", str(CHANNEL_ID)), "orla", limit=5
-    )
-    assert [m.text for m in history] == ["remember this", "Orla Finch heard Pip: remember this"]
+    repository = plain_world.bridge.router.repository
+    channel = ChatKey("discord", str(CHANNEL_ID))
+    history = await repository.recent_messages(channel, "orla", limit=5)
+    assert [m.text for m in history] == ["remember this"], "the member's message is kept"
+    assert await repository.deliveries.of_chat(channel.platform, channel.chat_id) == [
+        ("Orla Finch heard Pip: remember this", "failed")
+    ]
 
 
 async def test_a_pack_avatar_is_uploaded_once_as_an_application_emoji(world: DiscordWorld) -> None:

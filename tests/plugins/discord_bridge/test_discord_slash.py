@@ -5,7 +5,17 @@ from __future__ import annotations
 from bot.config import BotConfig
 from bot.messages import ChatKey
 from storage.repository import Repository
-from tests.support.discord_gateway import ADMIN, BOT_ID, CHANNEL_ID, GUILD_ID, PIP, PIP_ID, DiscordWorld
+from tests.support.discord_gateway import (
+    ADMIN,
+    BOT_ID,
+    CHANNEL_ID,
+    DM_CHANNEL_ID,
+    GUILD_ID,
+    OWNER,
+    PIP,
+    PIP_ID,
+    DiscordWorld,
+)
 
 
 async def test_every_chat_command_is_registered_as_a_slash_command(world: DiscordWorld) -> None:
@@ -72,6 +82,24 @@ async def test_admin_commands_need_manage_server_or_a_superuser(
     config.admins.superusers.append(f"discord:{PIP_ID}")
     (allowed,) = await world.slash("reset", author=PIP)
     assert allowed.content.startswith("Memory of this chat cleared")
+
+
+async def test_the_server_owner_manages_characters_in_the_server_never_from_a_dm(world: DiscordWorld) -> None:
+    """With ``character_managers = "group_admins"`` a server's owner removes characters there; a DM
+    makes its user the admin of that DM only, not of the characters every server and chat shares."""
+    router = world.bridge.router
+    admins = router.config.admins.model_copy(update={"character_managers": "group_admins"})
+    router.config = router.config.model_copy(update={"admins": admins})
+    only = "/character remove is for admins of a group, catalog managers and bot superusers only."
+    (refused,) = await world.say("/character remove xiaoman", author=OWNER, channel_id=DM_CHANNEL_ID, dm=True)
+    assert refused.content.startswith(only)
+    xiaoman = [{"name": "character", "type": 3, "value": "xiaoman"}]
+    remove = [{"name": "remove", "type": 1, "options": xiaoman}]
+    (still,) = await world.slash("character", remove, author=PIP)
+    assert still.content == only
+    assert "xiaoman" in router.packs
+    (removed,) = await world.slash("character", remove, author=OWNER)
+    assert removed.content.startswith("Removed 苏小满 (xiaoman).")
 
 
 async def test_text_commands_work_as_on_qq(world: DiscordWorld) -> None:

@@ -1,0 +1,213 @@
+"""Deliveries: what the bot says in a chat, stored before it is posted and marked once it was.
+
+A reply is written in the same transaction as the character's line it carries, as ``pending``; the
+send path marks it ``posted`` (or ``failed``, ``dropped``). Replies still pending when a process stops
+are taken over by the process their account reconnects to and posted once, or marked ``expired``
+when they are too old to still make sense. A character line whose delivery was never posted is
+not part of the character's history (see :data:`UNSAID`).
+"""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import TYPE_CHECKING, Literal
+
+from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy.orm import InstrumentedAttribute
+
+from storage.models import Delivery, Message, utcnow
+
+if TYPE_CHECKING:
+    from storage.db import Database
+
+DeliveryState = Literal["pending", "posted", "failed", "dropped", "expired"]
+UNSAID: tuple[DeliveryState, ...] = ("failed", "dropped", "expired")
+"""States of a delivery whose text nobody saw."""
+ANSWERED: tuple[DeliveryState, ...] = ("pending", "posted")
+"""States of a delivery that answers its message (posted, or about to be)."""
+
+
+def said(message_id: ColumnElement[int] | InstrumentedAttribute[int]) -> ColumnElement[bool]:
+    """A filter for messages: true unless the message is a character line that was never posted."""
+    return ~exists().where(Delivery.message_id == message_id, Delivery.state.in_(UNSAID))
+
+
+@dataclass(slots=True)
+class Outgoing:
+    """One reply to record: ``line_of`` names the character whose history it joins (``None`` for
+    command output and anything else that is not a character's line)."""
+
+    text: str
+    character_id: str | None = None
+    line_of: str | None = None
+    images: list[str] = field(default_factory=list)
+    quote: bool = False
+
+
+@dataclass(slots=True, frozen=True)
+class Unsent:
+    """A pending delivery a restarted process took over, to post now."""
+
+    id: int
+    platform: str
+    chat_id: str
+    account: str
+    answers: str | None
+    character_id: str | None
+    text: str
+    images: list[str]
+    quote: bool
+    created_at: datetime
+
+
+class DeliveryStore:
+    """Reads and writes the ``deliveries`` table (and the character lines recorded with them)."""
+
+    def __init__(self, database: Database) -> None:
+        self._sessions = database.sessions
+
+    async def record(
+        self,
+        platform: str,
+        chat_id: str,
+        replies: Sequence[Outgoing],
+        *,
+        account: str,
+        answers: str | None,
+        process: str,
+    ) -> list[int]:
+        """Store ``replies`` as pending deliveries (and the character lines among them as messages),
+        in one transaction; their delivery ids, in order."""
+        async with self._sessions.begin() as session:
+            rows: list[Delivery] = []
+            for reply in replies:
+                line: Message | None = None
+                if reply.line_of is not None:
+                    line = Message(
+                        platform=platform,
+                        chat_id=chat_id,
+                        character_id=reply.character_id,
+                        role="character",
+                        user_id="",
+                        user_name=reply.line_of,
+                        text=reply.text,
+                    )
+                    session.add(line)
+                    await session.flush()
+                row = Delivery(
+                    platform=platform,
+                    chat_id=chat_id,
+                    account=account,
+                    message_id=None if line is None else line.id,
+                    answers=answers,
+                    character_id=reply.character_id,
+                    text=reply.text,
+                    images=json.dumps(reply.images, ensure_ascii=False),
+                    quote=reply.quote,
+                    state="pending",
+                    process=process,
+                )
+                session.add(row)
+                rows.append(row)
+            await session.flush()
+            return [row.id for row in rows]
+
+    async def settle(self, ids: Sequence[int], state: DeliveryState, error: str | None = None) -> int:
+        """Mark the deliveries ``ids`` (pending, or expired while waiting) as ``state``."""
+        if not ids:
+            return 0
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "expired")))
+                .values(state=state, error=error, updated_at=utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def take_unsent(
+        self, platform: str, account: str, *, process: str, since: datetime
+    ) -> list[Unsent]:
+        """The deliveries for ``account`` that another (stopped) process left pending, younger than
+        ``since``, now this process's to post; older ones are marked expired."""
+        left = (
+            Delivery.state == "pending",
+            Delivery.platform == platform,
+            Delivery.account == account,
+            Delivery.process != process,
+        )
+        async with self._sessions.begin() as session:
+            too_old = update(Delivery).where(*left, Delivery.created_at < since)
+            await session.execute(too_old.values(state="expired", updated_at=utcnow()))
+            taken = await session.execute(
+                update(Delivery)
+                .where(*left)
+                .values(process=process, updated_at=utcnow())
+                .returning(
+                    Delivery.id,
+                    Delivery.chat_id,
+                    Delivery.answers,
+                    Delivery.character_id,
+                    Delivery.text,
+                    Delivery.images,
+                    Delivery.quote,
+                    Delivery.created_at,
+                )
+            )
+            rows = taken.all()
+        return sorted(
+            (
+                Unsent(
+                    id,
+                    platform,
+                    chat_id,
+                    account,
+                    answers,
+                    character_id,
+                    text,
+                    list(json.loads(images or "[]")),
+                    quote,
+                    created_at,
+                )
+                for id, chat_id, answers, character_id, text, images, quote, created_at in rows
+            ),
+            key=lambda unsent: unsent.id,
+        )
+
+    async def expire(self, before: datetime) -> int:
+        """Mark every delivery still pending from before ``before`` as expired (its account never came
+        back in time); the number marked."""
+        async with self._sessions.begin() as session:
+            result = await session.execute(
+                update(Delivery)
+                .where(Delivery.state == "pending", Delivery.created_at < before)
+                .values(state="expired", updated_at=utcnow())
+            )
+            return int(getattr(result, "rowcount", 0) or 0)
+
+    async def answered(self, platform: str, chat_id: str, message_id: str) -> bool:
+        """Whether a reply to the platform message ``message_id`` was posted or is about to be."""
+        async with self._sessions() as session:
+            found = await session.scalar(
+                select(Delivery.id)
+                .where(
+                    Delivery.platform == platform,
+                    Delivery.chat_id == chat_id,
+                    Delivery.answers == message_id,
+                    Delivery.state.in_(ANSWERED),
+                )
+                .limit(1)
+            )
+        return found is not None
+
+    async def of_chat(self, platform: str, chat_id: str) -> list[tuple[str, DeliveryState]]:
+        """Every delivery of a chat as ``(text, state)``, oldest first (for tests and the console)."""
+        async with self._sessions() as session:
+            rows = await session.execute(
+                select(Delivery.text, Delivery.state)
+                .where(Delivery.platform == platform, Delivery.chat_id == chat_id)
+                .order_by(Delivery.id)
+            )
+            return [(text, state) for text, state in rows.all()]  # type: ignore[misc]

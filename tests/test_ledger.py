@@ -1,0 +1,136 @@
+"""The ledger: replies recorded before they are posted, settled by the sender, resent once after a
+restart, and a character's line that was never posted left out of its history."""
+
+from __future__ import annotations
+
+from datetime import timedelta
+
+import pytest
+
+from bot.config import SendingConfig
+from bot.errors import SendError
+from bot.ledger import Ledger
+from bot.messages import ChatKey, Reply
+from bot.router import Router
+from bot.sending import SendQueue
+from storage import Database, Repository
+from storage.repository import Claim
+from tests.messages import group_message
+
+GROUP = ChatKey("onebot", "100")
+
+
+def ledger(repository: Repository, process: str = "now", resend_within_s: float = 600) -> Ledger:
+    return Ledger(repository.deliveries, process=process, resend_within_s=resend_within_s)
+
+
+def line(text: str) -> Reply:
+    """What Orla says, as the router hands it on."""
+    return Reply(text, character="orla", in_history=True)
+
+
+async def history(repository: Repository) -> list[str]:
+    return [message.text for message in await repository.recent_messages(GROUP, "orla", limit=50)]
+
+
+@pytest.mark.both_databases
+async def test_the_queue_settles_each_reply_and_lines_never_posted_leave_the_history(
+    repository: Repository,
+) -> None:
+    said = ledger(repository)
+
+    async def post(_key: ChatKey, reply: Reply) -> None:
+        if "refused" in reply.text:
+            raise SendError("OneBot refused it (retcode 1200: rate limited)")
+
+    queue = SendQueue(
+        post, SendingConfig(min_gap_s=0, max_retries=0, retry_s=0), ledger=said
+    )
+    replies = [line("The lamp is lit."), line("refused, every time"), line("The lamp is lit."), Reply("/who")]
+    await said.record(GROUP, replies, answers="m1", names={"orla": "Orla Finch"})
+    assert all(reply.delivery_id is not None for reply in replies)
+    assert await history(repository) == ["The lamp is lit.", "refused, every time", "The lamp is lit."]
+
+    for reply in replies:
+        queue.post_later(GROUP, reply)
+        await queue.join()
+    assert await repository.deliveries.of_chat(GROUP.platform, GROUP.chat_id) == [
+        ("The lamp is lit.", "posted"),
+        ("refused, every time", "failed"),
+        ("The lamp is lit.", "dropped"),
+        ("/who", "posted"),
+    ]
+    assert await history(repository) == ["The lamp is lit."], "only what the chat saw is remembered"
+    await queue.aclose()
+
+
+@pytest.mark.both_databases
+async def test_after_a_restart_young_replies_are_resent_once_and_old_ones_expire(
+    repository: Repository,
+) -> None:
+    before = ledger(repository, process="before-the-crash")
+    await before.record(GROUP, [line("Old news.")], account="10000", answers="m1")
+    await before.record(ChatKey("onebot", "200"), [line("Fresh news.")], account="10000", answers="m2")
+    await before.record(GROUP, [line("Another account's.")], account="20000", answers="m3")
+
+    resent: list[tuple[ChatKey, Reply]] = []
+
+    async def send(key: ChatKey, reply: Reply) -> None:
+        resent.append((key, reply))
+
+    strict = ledger(repository, process="after", resend_within_s=0)
+    assert await strict.resend("onebot", "10000", send) == 0, "everything is older than 0 s"
+    states = await repository.deliveries.of_chat("onebot", "100")
+    assert states == [("Old news.", "expired"), ("Another account's.", "pending")]
+
+    fresh = Reply("Still fresh.", character="orla", quote=True)
+    await before.record(GROUP, [fresh], account="10000", answers="9")
+    after = ledger(repository, process="after")
+    assert await after.resend("onebot", "10000", send) == 1
+    ((key, reply),) = resent
+    assert (key, reply.text, reply.reply_to, reply.character) == (GROUP, "Still fresh.", "9", "orla")
+    assert await after.resend("onebot", "10000", send) == 0, "nothing is posted twice"
+    assert await history(repository) == ["Another account's."], "an expired line was never said"
+
+
+async def test_a_claimed_message_whose_reply_never_went_out_is_answered_again(
+    repository: Repository,
+) -> None:
+    said = ledger(repository)
+    now = timedelta(0)
+    assert await repository.claim_message(GROUP, "77", by="crashed") is Claim.NEW
+    assert await repository.claim_message(GROUP, "77", by="other") is Claim.TAKEN, "the claimer may be busy"
+    assert await repository.claim_message(GROUP, "77", by="other", busy=now) is Claim.RETRY
+
+    reply = line("Answered.")
+    await said.record(GROUP, [reply], answers="77")
+    assert await repository.claim_message(GROUP, "77", by="third", busy=now) is Claim.TAKEN
+    await said.settle([reply], "failed", "refused")
+    assert await repository.claim_message(GROUP, "77", by="third", busy=now) is Claim.RETRY
+
+
+async def test_a_message_left_unanswered_by_a_killed_process_is_answered_once_restarted(
+    router: Router, repository: Repository, database: Database
+) -> None:
+    """The process died after storing the message, before the model answered; the platform sends the
+    event again: it is answered now, and stored once."""
+    message = group_message("is the lamp lit?", to_me=True)
+    assert message.message_id is not None
+    await repository.claim_message(GROUP, message.message_id, by="killed-process")
+    await repository.add_message(
+        GROUP,
+        role="user",
+        character_id="orla",
+        user_id="42",
+        user_name="Pip",
+        text="is the lamp lit?",
+        platform_message_id=message.message_id,
+    )
+    database.hold_alone()
+    (reply,) = await router.handle(message)
+    assert reply.text == "Orla Finch heard Pip: is the lamp lit?"
+    assert [m.text for m in await repository.recent_messages(GROUP, "orla", limit=10)] == [
+        "is the lamp lit?",
+        reply.text,
+    ]
+    assert await router.handle(message) == [], "answered now: a third delivery is not answered again"
