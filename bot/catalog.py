@@ -43,7 +43,8 @@ from bot.messages import ChatKey, File, Reply
 from bot.outbox import Outbox
 
 if TYPE_CHECKING:
-    from storage.repository import CatalogAction, Repository
+    from storage import Repository
+    from storage.catalog import CatalogAction
 
 log = logging.getLogger(__name__)
 
@@ -305,17 +306,17 @@ class CatalogSync:
 
     async def start(self, background: Background) -> None:
         """Follow changes from now on (the packs on disk are already loaded)."""
-        self._seen = await self.repository.last_catalog_change()
+        self._seen = await self.repository.catalog.last()
         self.catalog.listener = self.record
         background.start(self._run(), "following other processes' character changes")
 
     async def record(self, pack_id: str, action: CatalogAction) -> None:
-        await self.repository.record_catalog_change(pack_id, action, origin=self.origin)
+        await self.repository.catalog.record(pack_id, action, origin=self.origin)
 
     async def poll(self) -> int:
         """Apply the changes other processes made since the last poll; how many there were."""
         applied = 0
-        for change_id, pack_id, action, origin in await self.repository.catalog_changes(self._seen):
+        for change_id, pack_id, action, origin in await self.repository.catalog.after(self._seen):
             self._seen = change_id
             if origin == self.origin:
                 continue

@@ -27,7 +27,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.config import BotConfig, load_config
-from bot.errors import BotError
+from bot.errors import BotError, StorageError
 
 if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack
@@ -407,7 +407,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         from plugins.host import run
 
         run(config)
-    except BotError as exc:
+    except (BotError, StorageError) as exc:
         print(f"error: {exc}", file=sys.stderr)
         return 2
     return 0

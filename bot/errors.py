@@ -10,18 +10,25 @@ command)::
     ├── ModelError           the chat model could not answer
     │   └── ModelTimeout     ... because it took too long
     ├── EmbeddingError       the embedding model could not be loaded or run
-    ├── StorageError         the database could not be opened or migrated
     ├── SendError            a platform refused to post a message
     │   └── AccountAway      ... because the account is not connected right now
     ├── ExtractError         the extraction tool's input is unusable (names the file)
     └── CommandError         a chat command was used wrongly
         ├── PermissionDenied ... by someone without the level it needs
         └── AttachmentError  ... with a file that cannot be fetched (gone, too big, unreachable)
+
+    StorageError             the database could not be opened or migrated (raised by ``storage``,
+                             which the core depends on and never the other way round; catch it beside
+                             BotError where the bot stops with a message)
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+
+from storage.errors import StorageError
+
+__all__ = ["StorageError"]
 
 
 class BotError(Exception):
@@ -58,10 +65,6 @@ class ModelTimeout(ModelError):
 
 class EmbeddingError(BotError):
     """The embedding model could not be loaded or could not embed."""
-
-
-class StorageError(BotError):
-    """The database could not be opened, migrated or written."""
 
 
 class ExtractError(BotError):

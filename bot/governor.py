@@ -30,7 +30,8 @@ if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack
     from bot.engine.prompt import TokenCounter
     from bot.messages import Incoming
-    from storage.repository import Repository, UsageRow
+    from storage import Repository
+    from storage.usage import UsageRow
 
 Verdict = Literal["answer", "slow_down", "spent", "silent"]
 
@@ -128,7 +129,8 @@ class Governor:
         budgets = self.config.budgets
         chat_tokens = member_tokens = 0
         if budgets.chat_daily_tokens or budgets.user_daily_tokens:
-            chat_tokens, member_tokens = await self.repository.tokens_on(chat, incoming.sender.user_id, day)
+            user = incoming.sender.user_id
+            chat_tokens, member_tokens = await self.repository.usage.tokens_on(chat, user, day)
         limits = (
             (chat, chat_tokens, budgets.chat_daily_tokens),
             (member, member_tokens, budgets.user_daily_tokens),
@@ -150,7 +152,7 @@ class Governor:
         where it reported none)."""
         day = self.today()
         for completion in completions:
-            await self.repository.add_usage(
+            await self.repository.usage.add(
                 incoming.key,
                 incoming.sender.user_id,
                 day,

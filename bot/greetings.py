@@ -25,7 +25,8 @@ if TYPE_CHECKING:
     from bot.config import SchedulerConfig
     from bot.engine.packs import CharacterPack
     from bot.scheduler import Scheduler
-    from storage.repository import Repository, SavedGreeting
+    from storage import Repository
+    from storage.greetings import SavedGreeting
 
 log = logging.getLogger(__name__)
 
@@ -87,22 +88,22 @@ class Greetings:
         """Greet ``key`` every day at ``at`` (in ``zone_name``, or the default zone); returns the next
         greeting's time."""
         tz = self.zone(zone_name)
-        await self.repository.save_greeting(key, at=f"{at:%H:%M}", timezone=zone_name, created_by=by)
+        await self.repository.greetings.save(key, at=f"{at:%H:%M}", timezone=zone_name, created_by=by)
         self._schedule(key, at, tz)
         return self.next_time(at, tz)
 
     async def turn_off(self, key: ChatKey) -> bool:
         self.scheduler.remove(job_id(key))
         self.scheduler.remove(job_id(key) + "~catch-up")
-        return await self.repository.delete_greeting(key)
+        return await self.repository.greetings.delete(key)
 
     async def saved(self, key: ChatKey) -> SavedGreeting | None:
-        return await self.repository.greeting(key)
+        return await self.repository.greetings.get(key)
 
     async def schedule_saved(self) -> int:
         """Schedule every stored greeting (at start), and send now the ones missed by less than
         ``[scheduler] greeting_grace_min``; returns how many there are."""
-        saved = await self.repository.greetings()
+        saved = await self.repository.greetings.all()
         grace = timedelta(minutes=self.config.greeting_grace_min)
         for greeting in saved:
             key = ChatKey(greeting.platform, greeting.chat_id)
@@ -124,18 +125,18 @@ class Greetings:
 
     async def greet(self, key: ChatKey) -> bool:
         """The job: greet ``key`` unless it was greeted today already; ``True`` when it was greeted now."""
-        greeting = await self.repository.greeting(key)
+        greeting = await self.repository.greetings.get(key)
         if greeting is None:
             return False
         now = datetime.now(self.zone(greeting.timezone))
         day = now.date().isoformat()
-        if not await self.repository.claim_greeting(key, day):
+        if not await self.repository.greetings.claim_day(key, day):
             log.info("%s: already greeted on %s", key, day)
             return False
         try:
             await self.send(key, now)
         except BaseException:
-            await self.repository.release_greeting(key, day, greeting.last_sent)
+            await self.repository.greetings.release_day(key, day, greeting.last_sent)
             raise
         log.info("%s: greeted for %s", key, day)
         return True

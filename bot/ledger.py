@@ -15,7 +15,7 @@ from datetime import timedelta
 from pathlib import Path
 
 from bot.messages import ChatKey, Image, Reply
-from storage.deliveries import DeliveryState, DeliveryStore, Outgoing
+from storage.deliveries import Deliveries, DeliveryState, Outgoing
 from storage.models import utcnow
 
 log = logging.getLogger(__name__)
@@ -27,7 +27,7 @@ Resend = Callable[[ChatKey, Reply], Awaitable[None]]
 class Ledger:
     """Records replies, settles them, and resends what a stopped process left unposted."""
 
-    def __init__(self, store: DeliveryStore, *, process: str, resend_within_s: float) -> None:
+    def __init__(self, store: Deliveries, *, process: str, resend_within_s: float) -> None:
         self.store = store
         self.process = process
         self.resend_within = timedelta(seconds=resend_within_s)

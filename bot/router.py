@@ -34,8 +34,8 @@ from bot.errors import JobError
 from bot.governor import Governor, slow_down_line, spent_line
 from bot.greetings import Greetings, greeting_cue
 from bot.messages import ChatKey, Incoming, Reply
+from storage.claims import Claim
 from storage.db import STORAGE_FAILURES
-from storage.repository import Claim
 
 if TYPE_CHECKING:
     from bot.catalog import PackCatalog
@@ -46,7 +46,7 @@ if TYPE_CHECKING:
     from bot.ledger import Ledger
     from bot.outbox import Outbox
     from bot.scheduler import Scheduler
-    from storage.repository import ChatState, Repository, StoredMessage
+    from storage import ChatState, Repository, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -240,7 +240,7 @@ class Router:
         async with self.locks.hold(key):
             earlier: dict[str | None, int] = {}
             if incoming.message_id is not None:
-                claim = await self.repository.claim_message(
+                claim = await self.repository.claims.claim(
                     key, incoming.message_id, by=self.process, busy=self.busy
                 )
                 if claim is Claim.TAKEN:
@@ -248,7 +248,7 @@ class Router:
                     return []
                 if claim is Claim.RETRY:
                     log.info("answering %s in %s: it was left unanswered before", incoming.message_id, key)
-                    earlier = await self.repository.stored_from(key, incoming.message_id)
+                    earlier = await self.repository.messages.stored_from(key, incoming.message_id)
             if parsed is not None:
                 command = self.commands.get(parsed[0])
                 if command is not None:
@@ -312,7 +312,7 @@ class Router:
             debounce_s=manners.debounce_s if state.debounce_s is None else state.debounce_s,
         )
         if not calls and not incoming.to_me:
-            said.room_message = earlier.get(None) or await self._keep_room_talk(incoming, text)
+            said.room_message = earlier.get(None) or await self._keep_room_talk(incoming, text, state)
             said.room_text = text
             return said
         addressed = self.packs.get(incoming.character) if incoming.character else None
@@ -324,7 +324,7 @@ class Router:
                 said.owed[pack.id] = stored
                 continue
             # NOTE: the message is committed before the model is called, so a crash loses nothing said.
-            said.owed[pack.id] = await self.repository.add_message(
+            said.owed[pack.id] = await self.repository.messages.add(
                 incoming.key,
                 role="user",
                 character_id=pack.id,
@@ -350,7 +350,7 @@ class Router:
         if unprompted:
             pack = self.active_pack(said.state)
             if said.room_message is None:
-                said.room_message = await self.repository.add_message(
+                said.room_message = await self.repository.messages.add(
                     incoming.key,
                     role="user",
                     character_id=pack.id,
@@ -390,7 +390,7 @@ class Router:
             self.conversations,
             self.scheduler,
             self.greetings,
-            granted_admin=await self.repository.is_chat_admin(incoming.key, incoming.sender.user_id),
+            granted_admin=await self.repository.chats.is_admin(incoming.key, incoming.sender.user_id),
             recent_files=self.recent_files.of(incoming),
             governor=self.governor,
         )
@@ -407,8 +407,8 @@ class Router:
         if removed is None or removed in self.packs:
             return state, []
         for key in (incoming.key, incoming.parent_key):
-            if key is not None and (await self.repository.chat_state(key)).active_character == removed:
-                await self.repository.set_active_character(key, None)
+            if key is not None and (await self.repository.chats.state(key)).active_character == removed:
+                await self.repository.chats.set_active_character(key, None)
         state = replace(state, active_character=None)
         successor = self.active_pack(state)
         log.info("%s: active character %r is gone; %r takes over", incoming.key, removed, successor.id)
@@ -417,10 +417,10 @@ class Router:
 
     async def chat_state(self, incoming: Incoming) -> ChatState:
         """The chat's state, with what it has not chosen itself taken from its parent chat."""
-        state = await self.repository.chat_state(incoming.key)
+        state = await self.repository.chats.state(incoming.key)
         if (parent_key := incoming.parent_key) is None:
             return state
-        parent = await self.repository.chat_state(parent_key)
+        parent = await self.repository.chats.state(parent_key)
         return replace(
             state,
             active_character=state.active_character or parent.active_character,
@@ -439,24 +439,25 @@ class Router:
         """The sender's display name now (made safe for the script) and their stable name here, which
         is never a character's name or alias (a member called "Orla Finch" is "Orla Finch#1234")."""
         display = speaker_name(incoming.sender.name, f"user{incoming.sender.user_id[-4:]}")
-        stable = await self.repository.participant_name(
+        stable = await self.repository.chats.participant_name(
             incoming.key, incoming.sender.user_id, display, reserved=self.packs.spoken_names()
         )
         return display, stable
 
-    async def _keep_room_talk(self, incoming: Incoming, text: str) -> int | None:
+    async def _keep_room_talk(self, incoming: Incoming, text: str, state: ChatState) -> int | None:
         """Remember group talk addressed to no character, for every character's context."""
         if incoming.chat_type != "group":
             return None
+        memory = self.config.memory
         display, _name = await self._speaker(incoming)
-        return await self.repository.add_room_message(
+        return await self.repository.messages.add_room(
             incoming.key,
             user_id=incoming.sender.user_id,
             user_name=display,
             text=text,
             platform_message_id=incoming.message_id,
-            default_on=self.config.memory.room_context,
-            keep=self.config.memory.room_keep,
+            enabled=memory.room_context if state.room_context is None else state.room_context,
+            keep=memory.room_keep,
         )
 
     async def _answer(
@@ -466,7 +467,7 @@ class Router:
         (``None`` when the message was forgotten meanwhile); ``model`` answers instead of ``[llm] model``."""
         key = incoming.key
         window = max(self.config.prompt.history_turns, 1)
-        stored = await self.repository.recent_messages(
+        stored = await self.repository.messages.recent(
             key, pack.id, limit=window + 1, before_id=message_id + 1
         )
         if not stored or stored[-1].id != message_id:
@@ -475,7 +476,7 @@ class Router:
         history = [self._turn(turn, pack) for turn in earlier[-window:]]
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
-        summary, _covered = await self.repository.summary(key, pack.id)
+        summary, _covered = await self.repository.summaries.get(key, pack.id)
         recalled = await self._recall(key, pack, earlier[-window:], message.text)
         result = await self.responder.respond(
             pack,
@@ -501,11 +502,11 @@ class Router:
         """Post the chat's daily greeting, written by its active character for ``now``; raises
         :class:`JobError` when the model or the platform fails (the greeting is then retried)."""
         async with self.locks.hold(key):
-            state = await self.repository.chat_state(key)
+            state = await self.repository.chats.state(key)
             pack = self.active_pack(state)
             window = max(self.config.prompt.history_turns, 1)
-            stored = await self.repository.recent_messages(key, pack.id, limit=window)
-            summary, _covered = await self.repository.summary(key, pack.id)
+            stored = await self.repository.messages.recent(key, pack.id, limit=window)
+            summary, _covered = await self.repository.summaries.get(key, pack.id)
             result = await self.responder.respond(
                 pack, [self._turn(turn, pack) for turn in stored], greeting_cue(pack, now), summary=summary
             )
@@ -525,7 +526,7 @@ class Router:
         memory = self.config.memory
         if not memory.recall_k or not window or len(window) < max(self.config.prompt.history_turns, 1):
             return []
-        older = await self.repository.recent_messages(
+        older = await self.repository.messages.recent(
             key, pack.id, limit=memory.recall_scan, before_id=window[0].id
         )
         found = await self.responder.recall.search(older, text, memory.recall_k, context=window[-1].text)

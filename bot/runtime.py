@@ -14,26 +14,27 @@ from bot.background import Background
 from bot.catalog import CatalogSync, PackCatalog
 from bot.commands import default_commands
 from bot.config import BotConfig
+from bot.engine.backends import create_chat_model
 from bot.engine.embedder import Embedder, create_embedder
-from bot.engine.model import ChatModel, create_chat_model
+from bot.engine.model import ChatModel
 from bot.engine.packs import PackLoadReport, PackRegistry, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
-from bot.engine.summaries import Summarizer
 from bot.errors import ConfigError, PackError
 from bot.health import StorageWatch
 from bot.importers import ImportLimits
 from bot.ledger import Ledger
+from bot.memory import Summarizer
 from bot.outbox import Outbox
 from bot.router import Router
 from bot.scheduler import Scheduler
 from bot.sending import Senders
 from storage import Database, Repository
+from storage.claims import CLAIM_WINDOW
 from storage.db import process_name
 from storage.models import utcnow
-from storage.repository import CLAIM_WINDOW
 
 log = logging.getLogger(__name__)
 
@@ -143,7 +144,7 @@ class Runtime:
         )
 
         async def forget_claims() -> None:
-            await repository.forget_claims(utcnow() - CLAIM_WINDOW)
+            await repository.claims.forget(utcnow() - CLAIM_WINDOW)
             await ledger.expire()
 
         scheduler.every("claims", "forgetting old message claims and unposted replies", 60, forget_claims)

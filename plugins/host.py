@@ -15,7 +15,7 @@ import nonebot
 from nonebot.log import LoguruHandler
 
 from bot.config import BotConfig
-from bot.errors import BotError, ConfigError
+from bot.errors import BotError, ConfigError, StorageError
 from bot.runtime import Runtime
 
 if TYPE_CHECKING:
@@ -102,7 +102,7 @@ def run(config: BotConfig) -> None:
         log.info("serving %s", ", ".join(served_routes()) or "no HTTP or WebSocket routes")
         try:
             running["runtime"] = runtime = await Runtime.create(config, packs=packs)
-        except BotError as exc:
+        except (BotError, StorageError) as exc:
             log.error("cannot start: %s", exc)
             raise
         attach(runtime)

@@ -28,7 +28,7 @@ from bot.engine.prompt import PromptBuilder, PromptTokens, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
-from bot.engine.summaries import Summarizer
+from bot.memory import Summarizer
 from bot.messages import ChatKey, Incoming, Sender
 from bot.outbox import Outbox
 from bot.router import Router
@@ -106,12 +106,12 @@ async def main(messages: int) -> None:
         await router.handle(say(short_group, 100 + number % 7, f"Orla, message {number}: {WORDS}"))
     await summarizer.run()
 
-    stored = await repository.count_messages(ChatKey("onebot", long_group))
+    stored = await repository.messages.count(ChatKey("onebot", long_group))
     await router.handle(say(long_group, 101, "Orla, what was my boat called again?"))
     long_prompt = model.prompts[-1]
     await router.handle(say(short_group, 101, "Orla, what was my boat called again?"))
     short_prompt = model.prompts[-1]
-    everything = await repository.recent_messages(ChatKey("onebot", long_group), "orla", limit=stored + 10)
+    everything = await repository.messages.recent(ChatKey("onebot", long_group), "orla", limit=stored + 10)
     unbounded = sum(counter.count(f"{message.speaker}:「{message.text}」") + 4 for message in everything)
 
     names = ("total", "persona", "scenes", "history", "summary", "recalled", "lore", "message")

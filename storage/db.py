@@ -36,7 +36,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
-from bot.errors import StorageError
+from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
 

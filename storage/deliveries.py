@@ -19,9 +19,10 @@ from sqlalchemy import ColumnElement, exists, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.models import Delivery, Message, utcnow
+from storage.store import Store, rowcount
 
 if TYPE_CHECKING:
-    from storage.db import Database
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 DeliveryState = Literal["pending", "posted", "failed", "dropped", "expired"]
 UNSAID: tuple[DeliveryState, ...] = ("failed", "dropped", "expired")
@@ -63,11 +64,8 @@ class Unsent:
     created_at: datetime
 
 
-class DeliveryStore:
-    """Reads and writes the ``deliveries`` table (and the character lines recorded with them)."""
-
-    def __init__(self, database: Database) -> None:
-        self._sessions = database.sessions
+class Deliveries(Store):
+    """The ``deliveries`` table (and the character lines recorded with them)."""
 
     async def record(
         self,
@@ -78,10 +76,11 @@ class DeliveryStore:
         account: str,
         answers: str | None,
         process: str,
+        session: AsyncSession | None = None,
     ) -> list[int]:
         """Store ``replies`` as pending deliveries (and the character lines among them as messages),
         in one transaction; their delivery ids, in order."""
-        async with self._sessions.begin() as session:
+        async with self._session(session) as session:
             rows: list[Delivery] = []
             for reply in replies:
                 line: Message | None = None
@@ -119,13 +118,13 @@ class DeliveryStore:
         """Mark the deliveries ``ids`` (pending, or expired while waiting) as ``state``."""
         if not ids:
             return 0
-        async with self._sessions.begin() as session:
+        async with self._session(None) as session:
             result = await session.execute(
                 update(Delivery)
                 .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "expired")))
                 .values(state=state, error=error, updated_at=utcnow())
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            return rowcount(result)
 
     async def take_unsent(
         self, platform: str, account: str, *, process: str, since: datetime
@@ -138,7 +137,7 @@ class DeliveryStore:
             Delivery.account == account,
             Delivery.process != process,
         )
-        async with self._sessions.begin() as session:
+        async with self._session(None) as session:
             too_old = update(Delivery).where(*left, Delivery.created_at < since)
             await session.execute(too_old.values(state="expired", updated_at=utcnow()))
             taken = await session.execute(
@@ -179,17 +178,19 @@ class DeliveryStore:
     async def expire(self, before: datetime) -> int:
         """Mark every delivery still pending from before ``before`` as expired (its account never came
         back in time); the number marked."""
-        async with self._sessions.begin() as session:
+        async with self._session(None) as session:
             result = await session.execute(
                 update(Delivery)
                 .where(Delivery.state == "pending", Delivery.created_at < before)
                 .values(state="expired", updated_at=utcnow())
             )
-            return int(getattr(result, "rowcount", 0) or 0)
+            return rowcount(result)
 
-    async def answered(self, platform: str, chat_id: str, message_id: str) -> bool:
+    async def answered(
+        self, platform: str, chat_id: str, message_id: str, *, session: AsyncSession | None = None
+    ) -> bool:
         """Whether a reply to the platform message ``message_id`` was posted or is about to be."""
-        async with self._sessions() as session:
+        async with self._session(session) as session:
             found = await session.scalar(
                 select(Delivery.id)
                 .where(
@@ -204,7 +205,7 @@ class DeliveryStore:
 
     async def of_chat(self, platform: str, chat_id: str) -> list[tuple[str, DeliveryState]]:
         """Every delivery of a chat as ``(text, state)``, oldest first (for tests and the console)."""
-        async with self._sessions() as session:
+        async with self._session(None) as session:
             rows = await session.execute(
                 select(Delivery.text, Delivery.state)
                 .where(Delivery.platform == platform, Delivery.chat_id == chat_id)

@@ -20,8 +20,8 @@ from sqlalchemy import Integer, Table, func, select, text, tuple_
 from sqlalchemy.engine import make_url
 from sqlalchemy.exc import SQLAlchemyError
 
-from bot.errors import StorageError
 from storage.db import Database
+from storage.errors import StorageError
 from storage.models import Base
 
 DEFAULT_BATCH = 2_000

@@ -104,7 +104,8 @@ async def test_usage_is_counted_from_the_models_figures(
 ) -> None:
     await ask(router, "how is the lamp?")
     prompt = model.prompts[-1]
-    chat_tokens, own_tokens = await router.repository.tokens_on(ChatKey("onebot", "100"), "42", "2026-12-02")
+    group = ChatKey("onebot", "100")
+    chat_tokens, own_tokens = await router.repository.usage.tokens_on(group, "42", "2026-12-02")
     assert chat_tokens == own_tokens == prompt.tokens.total + 8, "prompt + completion as the model reported"
 
 
@@ -121,7 +122,7 @@ async def test_usage_is_estimated_when_the_model_reports_none(router: Router, cl
     await ask(router, "anything?")
     counter = TokenCounter.default()
     prompt = router.responder.model.prompts[-1]  # type: ignore[attr-defined]
-    _chat, own = await router.repository.tokens_on(ChatKey("onebot", "100"), "42", "2026-12-02")
+    _chat, own = await router.repository.usage.tokens_on(ChatKey("onebot", "100"), "42", "2026-12-02")
     assert own == counter.count(prompt.system_text()) + counter.count("Aye.")
 
 
@@ -134,7 +135,7 @@ async def test_past_the_soft_limit_the_fallback_model_answers_and_at_the_hard_li
     key = ChatKey("onebot", "100")
 
     await ask(router, "second")
-    rows = await router.repository.usage("2026-12-02", "2026-12-02", key)
+    rows = await router.repository.usage.rows("2026-12-02", "2026-12-02", key)
     assert {row.model for row in rows} == {"echo", "cheap-model"}, "the second reply came from the fallback"
 
     await ask(router, "third")
@@ -160,12 +161,12 @@ async def test_usage_shows_tokens_cost_top_members_and_what_is_left(
 ) -> None:
     budgets(router, prices={"gpt-4o-mini": Price(input=0.15, output=0.6)}, chat_daily_tokens=2_000_000)
     key = ChatKey("onebot", "100")
-    await repository.participant_name(key, "42", "Pip")
-    await repository.participant_name(key, "43", "Ines")
-    await repository.add_usage(key, "42", "2026-12-02", "gpt-4o-mini-2024-07-18", 1_000_000, 0)
-    await repository.add_usage(key, "43", "2026-12-02", "gpt-4o-mini", 200_000, 100_000)
-    await repository.add_usage(key, "43", "2026-12-01", "gpt-4o-mini", 0, 1_000_000)
-    await repository.add_usage(key, "43", "2026-11-30", "gpt-4o-mini", 5, 5)
+    await repository.chats.participant_name(key, "42", "Pip")
+    await repository.chats.participant_name(key, "43", "Ines")
+    await repository.usage.add(key, "42", "2026-12-02", "gpt-4o-mini-2024-07-18", 1_000_000, 0)
+    await repository.usage.add(key, "43", "2026-12-02", "gpt-4o-mini", 200_000, 100_000)
+    await repository.usage.add(key, "43", "2026-12-01", "gpt-4o-mini", 0, 1_000_000)
+    await repository.usage.add(key, "43", "2026-11-30", "gpt-4o-mini", 5, 5)
 
     (reply,) = await router.handle(group_message("/usage", user=SUPERUSER, to_me=True))
     assert reply.text.splitlines()[:4] == [
@@ -177,8 +178,8 @@ async def test_usage_shows_tokens_cost_top_members_and_what_is_left(
 
 
 async def test_usage_all_is_for_superusers(router: Router, repository: Repository, clock: Clock) -> None:
-    await repository.add_usage(ChatKey("onebot", "100"), "42", "2026-12-02", "m", 10, 5)
-    await repository.add_usage(ChatKey("discord", "7"), "9", "2026-12-02", "m", 100, 50)
+    await repository.usage.add(ChatKey("onebot", "100"), "42", "2026-12-02", "m", 10, 5)
+    await repository.usage.add(ChatKey("discord", "7"), "9", "2026-12-02", "m", 100, 50)
     (refused,) = await router.handle(group_message("/usage all", user="42", to_me=True, role=Role.ADMIN))
     assert "superusers" in refused.text
     (reply,) = await router.handle(group_message("/usage all", user=SUPERUSER, to_me=True))

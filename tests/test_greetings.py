@@ -111,7 +111,7 @@ async def test_the_greeting_fires_at_its_time_written_from_the_persona_and_the_d
     request = server.last_request
     assert "You are Orla Finch, a lighthouse keeper." in request.system_text()
     assert "It is Tuesday, 24 November 2026, 08:30 in the morning." in request.last_user_text()
-    stored = await repository.recent_messages(GROUP, "orla", limit=5)
+    stored = await repository.messages.recent(GROUP, "orla", limit=5)
     assert [(message.role, message.text) for message in stored] == [("character", GREETING)]
 
 
@@ -177,7 +177,7 @@ async def test_a_greeting_with_no_platform_to_post_to_is_not_lost(
     await turn_on(router)
     with pytest.raises(Exception, match="could not be posted"):
         await router.greetings.greet(GROUP)
-    saved = await repository.greeting(GROUP)
+    saved = await repository.greetings.get(GROUP)
     assert saved is not None
     assert saved.last_sent is None, "the day is given back for the retry"
 

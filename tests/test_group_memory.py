@@ -54,14 +54,14 @@ async def test_room_context_is_bounded_and_can_be_turned_off(
 ) -> None:
     for number in range(router.config.memory.room_keep + 5):
         await router.handle(group_message(f"chatter {number}", user="7", name="Tam"))
-    assert await repository.count_messages(GROUP) == router.config.memory.room_keep
+    assert await repository.messages.count(GROUP) == router.config.memory.room_keep
 
     (refused,) = await router.handle(group_message("/room off"))
     assert refused.text == "/room is for group admins only."
     (done,) = await router.handle(group_message("/room off", role=Role.ADMIN))
     assert done.text == "Group talk not addressed to a character is no longer kept."
     await router.handle(group_message("this is not kept", user="7", name="Tam"))
-    assert await repository.count_messages(GROUP) == router.config.memory.room_keep
+    assert await repository.messages.count(GROUP) == router.config.memory.room_keep
 
 
 async def test_two_characters_called_in_one_message_both_answer_in_order(

@@ -23,7 +23,7 @@ def replace_with_a_folder(path: Path) -> None:
 
 
 async def remember(repository: Repository, text: str) -> None:
-    await repository.add_message(
+    await repository.messages.add(
         GROUP, role="user", character_id="orla", user_id="42", user_name="Pip", text=text
     )
 
@@ -49,7 +49,7 @@ async def test_a_database_file_deleted_while_running_is_written_back_with_everyt
     await database.aclose()
 
     reopened = Database(config.database_url)
-    texts = [m.text for m in await Repository(reopened).recent_messages(GROUP, "orla", limit=10)]
+    texts = [m.text for m in await Repository(reopened).messages.recent(GROUP, "orla", limit=10)]
     assert texts == ["before the accident", "after the accident", "once it was back"]
     await reopened.aclose()
 
@@ -84,5 +84,5 @@ async def test_a_failing_database_is_told_once_and_its_recovery_noticed(
     ]
     (again,) = await router.handle(group_message("is it back?", to_me=True))
     assert again.text == "Orla Finch heard Pip: is it back?"
-    texts = [m.text for m in await router.repository.recent_messages(GROUP, "orla", limit=10)]
+    texts = [m.text for m in await router.repository.messages.recent(GROUP, "orla", limit=10)]
     assert texts == ["is the lamp lit?", first.text, "is it back?", again.text]

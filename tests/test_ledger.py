@@ -14,7 +14,7 @@ from bot.messages import ChatKey, Reply
 from bot.router import Router
 from bot.sending import SendQueue
 from storage import Database, Repository
-from storage.repository import Claim
+from storage.claims import Claim
 from tests.messages import group_message
 
 GROUP = ChatKey("onebot", "100")
@@ -30,7 +30,7 @@ def line(text: str) -> Reply:
 
 
 async def history(repository: Repository) -> list[str]:
-    return [message.text for message in await repository.recent_messages(GROUP, "orla", limit=50)]
+    return [message.text for message in await repository.messages.recent(GROUP, "orla", limit=50)]
 
 
 @pytest.mark.both_databases
@@ -98,15 +98,15 @@ async def test_a_claimed_message_whose_reply_never_went_out_is_answered_again(
 ) -> None:
     said = ledger(repository)
     now = timedelta(0)
-    assert await repository.claim_message(GROUP, "77", by="crashed") is Claim.NEW
-    assert await repository.claim_message(GROUP, "77", by="other") is Claim.TAKEN, "the claimer may be busy"
-    assert await repository.claim_message(GROUP, "77", by="other", busy=now) is Claim.RETRY
+    assert await repository.claims.claim(GROUP, "77", by="crashed") is Claim.NEW
+    assert await repository.claims.claim(GROUP, "77", by="other") is Claim.TAKEN, "the claimer may be busy"
+    assert await repository.claims.claim(GROUP, "77", by="other", busy=now) is Claim.RETRY
 
     reply = line("Answered.")
     await said.record(GROUP, [reply], answers="77")
-    assert await repository.claim_message(GROUP, "77", by="third", busy=now) is Claim.TAKEN
+    assert await repository.claims.claim(GROUP, "77", by="third", busy=now) is Claim.TAKEN
     await said.settle([reply], "failed", "refused")
-    assert await repository.claim_message(GROUP, "77", by="third", busy=now) is Claim.RETRY
+    assert await repository.claims.claim(GROUP, "77", by="third", busy=now) is Claim.RETRY
 
 
 async def test_a_message_left_unanswered_by_a_killed_process_is_answered_once_restarted(
@@ -116,8 +116,8 @@ async def test_a_message_left_unanswered_by_a_killed_process_is_answered_once_re
     event again: it is answered now, and stored once."""
     message = group_message("is the lamp lit?", to_me=True)
     assert message.message_id is not None
-    await repository.claim_message(GROUP, message.message_id, by="killed-process")
-    await repository.add_message(
+    await repository.claims.claim(GROUP, message.message_id, by="killed-process")
+    await repository.messages.add(
         GROUP,
         role="user",
         character_id="orla",
@@ -129,7 +129,7 @@ async def test_a_message_left_unanswered_by_a_killed_process_is_answered_once_re
     database.hold_alone()
     (reply,) = await router.handle(message)
     assert reply.text == "Orla Finch heard Pip: is the lamp lit?"
-    assert [m.text for m in await repository.recent_messages(GROUP, "orla", limit=10)] == [
+    assert [m.text for m in await repository.messages.recent(GROUP, "orla", limit=10)] == [
         "is the lamp lit?",
         reply.text,
     ]

@@ -76,7 +76,7 @@ async def test_a_chatty_character_joins_even_with_room_context_off(
     await admin(router, "/chatty 1")
     assert await router.handle(group_message("not kept", user="7", name="Tam")) != []
     assert model.prompts[-1].message.text == "not kept"
-    stored = await repository.recent_messages(group_message("").key, "orla", limit=5)
+    stored = await repository.messages.recent(group_message("").key, "orla", limit=5)
     assert stored[0].text == "not kept", "the message Orla answered is hers now"
 
 

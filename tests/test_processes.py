@@ -17,7 +17,7 @@ from bot.errors import StorageError
 from bot.messages import ChatKey
 from bot.runtime import Runtime
 from storage import Database, Repository
-from storage.repository import Claim
+from storage.claims import Claim
 from tests.messages import group_message
 from tests.packs import write_pack, write_xiaoman
 
@@ -75,7 +75,7 @@ async def test_a_message_both_accounts_see_is_stored_and_answered_once(
     message = group_message("@bot is the tide in?", to_me=True)
     answers = await asyncio.gather(first.router.handle(message), second.router.handle(message))
     assert sorted(len(replies) for replies in answers) == [0, 1]
-    assert await first.router.repository.count_messages(message.key) == 2
+    assert await first.router.repository.messages.count(message.key) == 2
 
 
 async def test_messages_of_one_group_are_never_interleaved_across_processes(
@@ -96,7 +96,7 @@ async def test_messages_of_one_group_are_never_interleaved_across_processes(
     assert not followed.done()
     held(first).release.set()
     await asyncio.wait_for(asyncio.gather(asked, followed), timeout=30)
-    history = await first.router.repository.recent_messages(key, "orla", limit=10)
+    history = await first.router.repository.messages.recent(key, "orla", limit=10)
     assert [message.text.split(": ")[-1] for message in history] == [
         "first question",
         "first question",
@@ -151,7 +151,7 @@ async def test_a_second_process_on_one_sqlite_file_is_refused_with_what_to_do(co
 async def test_claims_are_per_chat_and_expire(database: Database) -> None:
     repository = Repository(database)
     one, other = ChatKey("onebot", "1"), ChatKey("onebot", "2")
-    assert await repository.claim_message(one, "55", by="a") is Claim.NEW
-    assert await repository.claim_message(one, "55", by="b") is Claim.TAKEN
-    assert await repository.claim_message(other, "55", by="b") is Claim.NEW, "ids are unique within a chat"
-    assert await repository.claim_message(one, "55", by="b", window=timedelta(0)) is Claim.NEW
+    assert await repository.claims.claim(one, "55", by="a") is Claim.NEW
+    assert await repository.claims.claim(one, "55", by="b") is Claim.TAKEN
+    assert await repository.claims.claim(other, "55", by="b") is Claim.NEW, "ids are unique within a chat"
+    assert await repository.claims.claim(one, "55", by="b", window=timedelta(0)) is Claim.NEW

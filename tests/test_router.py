@@ -35,7 +35,7 @@ async def test_room_talk_gets_no_answer_but_is_kept_as_context(
     assert await router.handle(group_message("lunch anyone?")) == []
     assert await router.handle(group_message("   ", to_me=True)) == []
     assert model.prompts == []
-    assert await repository.count_messages(ChatKey("onebot", "100")) == 1
+    assert await repository.messages.count(ChatKey("onebot", "100")) == 1
 
 
 async def test_history_is_per_group_and_per_character(router: Router, model: EchoChatModel) -> None:
@@ -79,7 +79,7 @@ async def test_a_model_failure_gives_the_apology_and_is_not_remembered(
     model.complete = broken  # type: ignore[method-assign,assignment]
     replies = await router.handle(group_message("hello?", to_me=True))
     assert replies[0].text == "Sorry, my thoughts wandered off. Say that again in a moment?"
-    stored = await repository.recent_messages(ChatKey("onebot", "100"), "orla", limit=10)
+    stored = await repository.messages.recent(ChatKey("onebot", "100"), "orla", limit=10)
     assert [message.text for message in stored] == ["hello?"], (
         "what the user said is kept, the apology is not"
     )
@@ -113,7 +113,7 @@ async def test_a_sub_chat_takes_its_parents_character_until_it_picks_one(
     in_thread.parent_id = "channel"
     (reply,) = await router.handle(in_thread)
     assert reply.character == "xiaoman"
-    assert await repository.count_messages(ChatKey("onebot", "channel")) == 0, (
+    assert await repository.messages.count(ChatKey("onebot", "channel")) == 0, (
         "the thread keeps its own memory"
     )
 
@@ -155,14 +155,14 @@ async def test_a_message_delivered_twice_is_stored_and_answered_once(
     message = group_message("Orla, what news from the harbour?")
     first, second = await asyncio.gather(router.handle(message), router.handle(message))
     assert sorted([len(first), len(second)]) == [0, 1]
-    assert await repository.count_messages(message.key) == 2, "the question and one answer"
+    assert await repository.messages.count(message.key) == 2, "the question and one answer"
 
 
 async def test_a_huge_message_is_stored_cut_with_a_note_of_the_cut(
     router: Router, model: EchoChatModel, repository: Repository
 ) -> None:
     await router.handle(group_message("storm " * 100_000, to_me=True))
-    (stored, _reply) = await repository.recent_messages(ChatKey("onebot", "100"), "orla", limit=5)
+    (stored, _reply) = await repository.messages.recent(ChatKey("onebot", "100"), "orla", limit=5)
     assert len(stored.text) < 4_100
     assert stored.text.endswith("[… 595,999 more characters cut]")
     assert stored.text.startswith(model.prompts[-1].message.text[:1000]), "the prompt reads what was stored"

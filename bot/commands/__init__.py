@@ -31,7 +31,7 @@ if TYPE_CHECKING:
     from bot.greetings import Greetings
     from bot.messages import Incoming
     from bot.scheduler import Scheduler
-    from storage.repository import ChatState, Repository
+    from storage import ChatState, Repository
 
 COMMAND_PREFIXES = ("/", "／")
 

@@ -27,7 +27,7 @@ def _in_group(context: CommandContext) -> None:
 
 
 async def handle_list(context: CommandContext, args: str) -> Reply:
-    admins = await context.repository.chat_admins(context.incoming.key)
+    admins = await context.repository.chats.admins(context.incoming.key)
     if not admins:
         return Reply("No bot admins granted here (group admins and owners always are).")
     return Reply("Bot admins of this chat: " + ", ".join(admins))
@@ -36,7 +36,7 @@ async def handle_list(context: CommandContext, args: str) -> Reply:
 async def handle_add(context: CommandContext, args: str) -> Reply:
     _in_group(context)
     user = _target(context, args)
-    added = await context.repository.grant_admin(
+    added = await context.repository.chats.grant_admin(
         context.incoming.key, user, granted_by=context.incoming.qualified_user
     )
     return Reply(f"{user} is now a bot admin here." if added else f"{user} already is a bot admin here.")
@@ -45,7 +45,7 @@ async def handle_add(context: CommandContext, args: str) -> Reply:
 async def handle_remove(context: CommandContext, args: str) -> Reply:
     _in_group(context)
     user = _target(context, args)
-    removed = await context.repository.revoke_admin(context.incoming.key, user)
+    removed = await context.repository.chats.revoke_admin(context.incoming.key, user)
     return Reply(f"{user} is no longer a bot admin here." if removed else f"{user} was not a bot admin here.")
 
 

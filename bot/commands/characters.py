@@ -58,7 +58,7 @@ async def handle_switch(context: CommandContext, args: str) -> Reply:
         raise CommandError(f"{pack.name} is disabled in this chat; an admin can /character enable {pack.id}.")
     if pack.id == context.active.id:
         return Reply(f"{pack.name} is already here.")
-    await context.repository.set_active_character(context.incoming.key, pack.id)
+    await context.repository.chats.set_active_character(context.incoming.key, pack.id)
     greeting = pack.settings.greeting or f"{pack.name} is here."
     return Reply(f"[{pack.name}] {greeting}", character=pack.id)
 
@@ -102,7 +102,7 @@ async def handle_disable(context: CommandContext, args: str) -> Reply:
     pack = _pack_named(context, args)
     if len(context.packs) - len(context.state.disabled | {pack.id}) < 1:
         raise CommandError("That would leave this chat without any character.")
-    changed = await context.repository.set_character_disabled(context.incoming.key, pack.id, True)
+    changed = await context.repository.chats.set_character_disabled(context.incoming.key, pack.id, True)
     note = ""
     if pack.id == context.active.id:
         note = " It was the active character; the chat falls back to the default."
@@ -113,7 +113,7 @@ async def handle_disable(context: CommandContext, args: str) -> Reply:
 
 async def handle_enable(context: CommandContext, args: str) -> Reply:
     pack = _pack_named(context, args)
-    changed = await context.repository.set_character_disabled(context.incoming.key, pack.id, False)
+    changed = await context.repository.chats.set_character_disabled(context.incoming.key, pack.id, False)
     return Reply(f"{pack.name} is enabled in this chat." if changed else f"{pack.name} already was enabled.")
 
 

@@ -11,11 +11,11 @@ from bot.messages import Reply
 async def handle_images(context: CommandContext, args: str) -> Reply:
     choice = args.strip().casefold()
     if choice not in {"on", "off", "开", "关"}:
-        state = await context.repository.chat_state(context.incoming.key)
+        state = await context.repository.chats.state(context.incoming.key)
         enabled = context.config.images.enabled if state.images_enabled is None else state.images_enabled
         raise CommandError(f"Screenshots are {'on' if enabled else 'off'} here. Usage: /images on|off")
     enabled = choice in {"on", "开"}
-    await context.repository.set_images_enabled(context.incoming.key, enabled)
+    await context.repository.chats.set_images_enabled(context.incoming.key, enabled)
     if enabled:
         return Reply("Screenshots on: a reply close to a classic line comes with its scene.")
     return Reply("Screenshots off for this chat.")

@@ -66,7 +66,7 @@ async def handle_chatty(context: CommandContext, args: str) -> Reply:
             return Reply(f"{name} speaks only when called here (/chatty 10% lets them join in now and then).")
         return Reply(f"{name} joins talk addressed to no one about {_percent(chance)} of the time here.")
     chosen = None if wanted in RESET_WORDS else parse_chance(wanted)
-    await context.repository.set_manners(context.incoming.key, chattiness=chosen)
+    await context.repository.chats.set_manners(context.incoming.key, chattiness=chosen)
     effective = context.config.groups.chattiness if chosen is None else chosen
     if effective == 0:
         return Reply(f"{name} now speaks only when called.")
@@ -85,7 +85,7 @@ async def handle_debounce(context: CommandContext, args: str) -> Reply:
             f"After a message, the bot waits {seconds:g}s for more; a burst gets one answer, to its last."
         )
     chosen = None if wanted in RESET_WORDS else parse_seconds(wanted, MAX_DEBOUNCE_S)
-    await context.repository.set_manners(context.incoming.key, debounce_s=chosen)
+    await context.repository.chats.set_manners(context.incoming.key, debounce_s=chosen)
     effective = context.config.groups.debounce_s if chosen is None else chosen
     if effective == 0:
         return Reply("Each message is now answered at once.")

@@ -9,7 +9,7 @@ from bot.messages import Reply
 
 
 async def handle_reset(context: CommandContext, args: str) -> Reply:
-    forgotten = await context.repository.reset_memory(context.incoming.key)
+    forgotten = await context.repository.chats.reset_memory(context.incoming.key)
     return Reply(
         f"Memory of this chat cleared ({forgotten} messages forgotten). {context.active.name} starts afresh."
     )
@@ -22,7 +22,7 @@ def _room_on(context: CommandContext) -> bool:
 
 async def handle_memory(context: CommandContext, args: str) -> Reply:
     pack = context.active
-    count, since = await context.repository.character_memory(context.incoming.key, pack.id)
+    count, since = await context.repository.messages.character_memory(context.incoming.key, pack.id)
     if count == 0:
         lines = [f"{pack.name} has no memories of this chat yet."]
     else:
@@ -31,7 +31,7 @@ async def handle_memory(context: CommandContext, args: str) -> Reply:
     if context.incoming.chat_type == "group":
         room = "on" if _room_on(context) else "off"
         lines.append(f"Talk addressed to no character is kept as context: {room} (/room on|off).")
-    summary, _covered = await context.repository.summary(context.incoming.key, pack.id)
+    summary, _covered = await context.repository.summaries.get(context.incoming.key, pack.id)
     if summary:
         lines.append(f"In short: {summary}")
     lines.append(f"Other characters' exchanges here are not part of what {pack.name} knows.")
@@ -51,13 +51,13 @@ async def handle_jobs(context: CommandContext, args: str) -> Reply:
 
 async def handle_forget_character(context: CommandContext, args: str) -> Reply:
     pack = context.active
-    erased = await context.repository.forget_character(context.incoming.key, pack.id)
+    erased = await context.repository.messages.forget_character(context.incoming.key, pack.id)
     return Reply(f"{pack.name} forgot this chat: {erased} messages erased.")
 
 
 async def handle_forget_me(context: CommandContext, args: str) -> Reply:
     incoming = context.incoming
-    erased = await context.repository.forget_user(incoming.platform, incoming.sender.user_id)
+    erased = await context.repository.messages.forget_user(incoming.platform, incoming.sender.user_id)
     return Reply(f"Erased {erased} of your messages, in every chat on this platform.")
 
 
@@ -66,7 +66,7 @@ async def handle_room(context: CommandContext, args: str) -> Reply:
         raise CommandError("/room is for groups: in a private chat every message is addressed.")
     wanted = args.strip().casefold()
     if wanted in ("on", "off"):
-        await context.repository.set_room_context(context.incoming.key, wanted == "on")
+        await context.repository.chats.set_room_context(context.incoming.key, wanted == "on")
         return Reply(
             "Group talk is kept as context for the characters."
             if wanted == "on"

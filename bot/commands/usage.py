@@ -9,7 +9,7 @@ from itertools import groupby
 from bot.commands import Command, CommandContext, CommandRegistry, Level
 from bot.governor import SUMMARIES, cost, local_day, month_start
 from bot.messages import ChatKey, Reply
-from storage.repository import UsageRow
+from storage.usage import UsageRow
 
 TOP = 5
 
@@ -34,9 +34,9 @@ async def handle_usage(context: CommandContext, args: str) -> Reply:
         context.demand("/usage all", Level.SUPERUSER)
         return await _everywhere(context, today)
     key, user_id = context.incoming.key, context.incoming.sender.user_id
-    month = await context.repository.usage(month_start(today), today, key)
-    day = await context.repository.usage(today, today, key)
-    names = await context.repository.participants(key)
+    month = await context.repository.usage.rows(month_start(today), today, key)
+    day = await context.repository.usage.rows(today, today, key)
+    names = await context.repository.chats.participants(key)
     by_user: Counter[str] = Counter()
     for row in day:
         by_user[row.user_id] += row.tokens
@@ -57,10 +57,10 @@ async def handle_usage(context: CommandContext, args: str) -> Reply:
 
 
 async def _everywhere(context: CommandContext, today: str) -> Reply:
-    month = await context.repository.usage(month_start(today), today)
+    month = await context.repository.usage.rows(month_start(today), today)
     if not month:
         return Reply("No tokens spent this month.")
-    day = await context.repository.usage(today, today)
+    day = await context.repository.usage.rows(today, today)
 
     def chat_of(row: UsageRow) -> ChatKey:
         return ChatKey(row.platform, row.chat_id)

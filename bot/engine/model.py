@@ -1,7 +1,7 @@
 """The chat model seam: :class:`ChatModel`, its OpenAI-compatible implementation, and the factory.
 
 Any OpenAI-compatible endpoint works (OpenAI, DeepSeek, Qwen, GLM, Moonshot, vLLM, llama.cpp server,
-Ollama). Without one, :func:`create_chat_model` gives the offline local model of
+Ollama). :func:`bot.engine.backends.create_chat_model` picks it or the offline local model of
 :mod:`bot.engine.local_model`.
 """
 
@@ -11,7 +11,6 @@ import copy
 import logging
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from pathlib import Path
 from typing import TYPE_CHECKING
 
 import openai
@@ -206,21 +205,6 @@ def _retry_after_s(headers: Mapping[str, str]) -> float | None:
             except ValueError:
                 continue
     return None
-
-
-def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None = None) -> ChatModel:
-    """The model ``[llm]`` asks for: the OpenAI-compatible endpoint, or the offline local model.
-
-    A relative ``local_model`` path is taken relative to ``base_dir`` (the folder of ``bot.toml``).
-    """
-    if config.resolved_backend() == "openai":
-        return OpenAIChatModel.from_config(config)
-    from bot.engine.local_model import PACKAGED_MODEL, LocalChatModel
-
-    local = Path(config.local_model)
-    if base_dir is not None and config.local_model != PACKAGED_MODEL and not local.is_absolute():
-        config = config.model_copy(update={"local_model": str(base_dir / local)})
-    return LocalChatModel.from_config(config, data_dir)
 
 
 class EchoChatModel(ChatModel):

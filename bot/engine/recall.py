@@ -21,7 +21,7 @@ from bot.engine.embedder import Embedder, FloatArray
 from bot.engine.lexical import BM25, tokenize
 from bot.engine.retrieval import fuse, query_terms, query_text
 from bot.errors import EmbeddingError
-from storage.repository import StoredMessage
+from storage.messages import StoredMessage
 
 log = logging.getLogger(__name__)
 

@@ -10,8 +10,9 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import BotConfig
+from bot.engine.backends import create_chat_model
 from bot.engine.embedder import create_embedder
-from bot.engine.model import ChatModel, OpenAIChatModel, create_chat_model
+from bot.engine.model import ChatModel, OpenAIChatModel
 from bot.engine.packs import CharacterPack, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder

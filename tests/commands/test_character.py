@@ -212,7 +212,7 @@ async def test_a_removed_active_character_is_replaced_and_the_chat_told_once(rou
     assert answer.character == "orla"
     (again,) = await router.handle(group_message("still there?", group="harbour", to_me=True))
     assert again.character == "orla"
-    assert (await router.repository.recent_messages(ChatKey("onebot", "harbour"), "wren", limit=10)) != [], (
+    assert (await router.repository.messages.recent(ChatKey("onebot", "harbour"), "wren", limit=10)) != [], (
         "the group's memory of Wren stays"
     )
 

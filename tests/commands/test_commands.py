@@ -60,8 +60,8 @@ async def test_reset_needs_a_group_admin(router: Router, repository: Repository)
     assert refused[0].text == "/reset is for group admins only."
     done = await router.handle(group_message("/reset", role=Role.ADMIN))
     assert done[0].text.startswith("Memory of this chat cleared (2 messages forgotten)")
-    assert await repository.recent_messages(ChatKey("onebot", "100"), "orla", limit=10) == []
-    assert await repository.count_messages(ChatKey("onebot", "100")) == 2, "nothing is deleted"
+    assert await repository.messages.recent(ChatKey("onebot", "100"), "orla", limit=10) == []
+    assert await repository.messages.count(ChatKey("onebot", "100")) == 2, "nothing is deleted"
 
 
 async def test_superusers_and_private_chats_may_reset(router: Router) -> None:

@@ -32,8 +32,8 @@ async def test_forget_erases_the_active_character_s_memory_for_admins_only(
     await router.handle(group_message("小满，记住蓝色的杯子"))
     assert await say(router, "/forget") == "/forget character is for group admins only."
     assert await say(router, "/forget", role=Role.ADMIN) == "Orla Finch forgot this chat: 2 messages erased."
-    assert await repository.recent_messages(ChatKey("onebot", "100"), "orla", limit=10) == []
-    assert len(await repository.recent_messages(ChatKey("onebot", "100"), "xiaoman", limit=10)) == 2
+    assert await repository.messages.recent(ChatKey("onebot", "100"), "orla", limit=10) == []
+    assert len(await repository.messages.recent(ChatKey("onebot", "100"), "xiaoman", limit=10)) == 2
 
 
 async def test_forget_me_erases_the_user_s_messages_everywhere(
@@ -48,9 +48,9 @@ async def test_forget_me_erases_the_user_s_messages_everywhere(
         == "Erased 2 of your messages, in every chat on this platform."
     )
     for group in ("100", "200"):
-        remembered = await repository.recent_messages(ChatKey("onebot", group), "orla", limit=20)
+        remembered = await repository.messages.recent(ChatKey("onebot", group), "orla", limit=20)
         assert all(message.user_id != "9" for message in remembered)
     assert any(
         message.text == "I stay"
-        for message in await repository.recent_messages(ChatKey("onebot", "100"), "orla", limit=20)
+        for message in await repository.messages.recent(ChatKey("onebot", "100"), "orla", limit=20)
     )

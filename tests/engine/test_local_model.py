@@ -18,8 +18,8 @@ import torch
 
 from bot.config import LLMConfig
 from bot.engine import local_model
+from bot.engine.backends import create_chat_model
 from bot.engine.local_model import LineCutter, LocalChatModel, render_script
-from bot.engine.model import create_chat_model
 from bot.engine.packs import Scene, parse_scene
 from bot.engine.prompt import Prompt, PromptTokens, Turn
 from bot.errors import ModelError, ModelTimeout

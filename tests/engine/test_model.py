@@ -6,7 +6,8 @@ from pathlib import Path
 import pytest
 
 from bot.config import LLMConfig
-from bot.engine.model import SDK_MAX_RETRY_AFTER_S, OpenAIChatModel, create_chat_model
+from bot.engine.backends import create_chat_model
+from bot.engine.model import SDK_MAX_RETRY_AFTER_S, OpenAIChatModel
 from bot.engine.packs import parse_scene
 from bot.engine.prompt import Prompt, PromptTokens, Turn
 from bot.errors import ModelError, ModelTimeout

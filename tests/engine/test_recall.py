@@ -8,7 +8,7 @@ from bot.engine.embedder import HashingEmbedder
 from bot.engine.model import EchoChatModel
 from bot.engine.recall import Recall
 from bot.router import Router
-from storage.repository import StoredMessage
+from storage.messages import StoredMessage
 from tests.messages import group_message
 
 CHATTER = [

@@ -20,36 +20,36 @@ pytestmark = pytest.mark.both_databases
 
 async def test_state_and_history_are_keyed_by_platform_and_chat(repository: Repository) -> None:
     qq, discord = ChatKey("onebot", "7"), ChatKey("discord", "7")
-    await repository.set_active_character(qq, "xiaoman")
-    assert (await repository.chat_state(qq)).active_character == "xiaoman"
-    assert (await repository.chat_state(discord)).active_character is None
-    await repository.add_message(qq, role="user", character_id="orla", user_id="1", user_name="A", text="qq")
-    await repository.add_message(
+    await repository.chats.set_active_character(qq, "xiaoman")
+    assert (await repository.chats.state(qq)).active_character == "xiaoman"
+    assert (await repository.chats.state(discord)).active_character is None
+    await repository.messages.add(qq, role="user", character_id="orla", user_id="1", user_name="A", text="qq")
+    await repository.messages.add(
         discord, role="user", character_id="orla", user_id="1", user_name="A", text="dc"
     )
-    assert [m.text for m in await repository.recent_messages(qq, "orla", limit=5)] == ["qq"]
+    assert [m.text for m in await repository.messages.recent(qq, "orla", limit=5)] == ["qq"]
 
 
 async def test_history_limit_keeps_the_newest_in_order(repository: Repository) -> None:
     key = ChatKey("onebot", "1")
     for i in range(5):
-        await repository.add_message(
+        await repository.messages.add(
             key, role="user", character_id="orla", user_id="1", user_name="A", text=str(i)
         )
-    assert [m.text for m in await repository.recent_messages(key, "orla", limit=3)] == ["2", "3", "4"]
+    assert [m.text for m in await repository.messages.recent(key, "orla", limit=3)] == ["2", "3", "4"]
 
 
 async def test_memory_survives_reopening_the_file(config: BotConfig) -> None:
     key = ChatKey("onebot", "1")
     first = Database(config.database_url)
     await first.upgrade()
-    await Repository(first).add_message(
+    await Repository(first).messages.add(
         key, role="user", character_id="orla", user_id="1", user_name="A", text="x"
     )
     await first.aclose()
     second = Database(config.database_url)
     await second.upgrade()
-    assert [m.text for m in await Repository(second).recent_messages(key, "orla", limit=5)] == ["x"]
+    assert [m.text for m in await Repository(second).messages.recent(key, "orla", limit=5)] == ["x"]
     await second.aclose()
 
 

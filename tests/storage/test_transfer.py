@@ -30,14 +30,14 @@ async def installation(config: BotConfig) -> str:
     await database.upgrade()
     repository = Repository(database)
     for key in GROUPS:
-        await repository.set_active_character(key, "xiaoman")
-        await repository.set_character_disabled(key, "orla", True)
-        await repository.grant_admin(key, "7", granted_by="1")
-        await repository.participant_name(key, "42", "Pip")
-        await repository.save_greeting(key, at="08:30", timezone="Asia/Shanghai", created_by="7")
-        await repository.claim_message(key, "m-1", by="host:1")
+        await repository.chats.set_active_character(key, "xiaoman")
+        await repository.chats.set_character_disabled(key, "orla", True)
+        await repository.chats.grant_admin(key, "7", granted_by="1")
+        await repository.chats.participant_name(key, "42", "Pip")
+        await repository.greetings.save(key, at="08:30", timezone="Asia/Shanghai", created_by="7")
+        await repository.claims.claim(key, "m-1", by="host:1")
         for number in range(MESSAGES_PER_GROUP):
-            await repository.add_message(
+            await repository.messages.add(
                 key,
                 role="user",
                 character_id="xiaoman",
@@ -45,8 +45,8 @@ async def installation(config: BotConfig) -> str:
                 user_name="Pip",
                 text=f"第{number}句 line",
             )
-        await repository.save_summary(key, "xiaoman", "Pip likes tea.", upto_id=10)
-    await repository.record_catalog_change("xiaoman", "serve", origin="host:1")
+        await repository.summaries.save(key, "xiaoman", "Pip likes tea.", upto_id=10)
+    await repository.catalog.record("xiaoman", "serve", origin="host:1")
     await database.aclose()
     return config.database_url
 
@@ -54,7 +54,7 @@ async def installation(config: BotConfig) -> str:
 async def _history(url: str, key: ChatKey) -> list[tuple[int, str]]:
     database = Database(url)
     try:
-        messages = await Repository(database).recent_messages(key, "xiaoman", limit=1_000)
+        messages = await Repository(database).messages.recent(key, "xiaoman", limit=1_000)
         return [(message.id, message.text) for message in messages]
     finally:
         await database.aclose()
@@ -73,7 +73,7 @@ async def test_every_row_reaches_postgresql_and_the_bot_goes_on_there(
 
     moved = Database(postgres_url)
     try:
-        new_id = await Repository(moved).add_message(
+        new_id = await Repository(moved).messages.add(
             GROUPS[0],
             role="user",
             character_id="xiaoman",
@@ -81,7 +81,7 @@ async def test_every_row_reaches_postgresql_and_the_bot_goes_on_there(
             user_name="Pip",
             text="after the move",
         )
-        assert (await Repository(moved).chat_state(GROUPS[0])).active_character == "xiaoman"
+        assert (await Repository(moved).chats.state(GROUPS[0])).active_character == "xiaoman"
     finally:
         await moved.aclose()
     assert new_id == len(GROUPS) * MESSAGES_PER_GROUP + 1, "new messages continue after the copied ids"
@@ -115,7 +115,7 @@ async def test_a_row_changed_in_the_target_shows_as_a_mismatch(installation: str
     await copy_database(installation, postgres_url)
     target = Database(postgres_url)
     try:
-        await Repository(target).set_active_character(GROUPS[1], "orla")
+        await Repository(target).chats.set_active_character(GROUPS[1], "orla")
     finally:
         await target.aclose()
     report = await copy_database(installation, postgres_url)

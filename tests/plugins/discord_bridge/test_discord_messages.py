@@ -5,7 +5,7 @@ from __future__ import annotations
 from typing import Any
 
 from bot.messages import ChatKey, Incoming, Role, Sender
-from storage.repository import Repository
+from storage import Repository
 from tests.support.discord_gateway import (
     ADMIN,
     ADMIN_ID,
@@ -120,8 +120,8 @@ async def test_a_thread_takes_its_channels_character_but_keeps_its_own_memory(
         "posted in the thread through the channel's webhook"
     )
 
-    thread_memory = await repository.recent_messages(ChatKey("discord", str(THREAD_ID)), "xiaoman", limit=10)
-    channel_memory = await repository.recent_messages(
+    thread_memory = await repository.messages.recent(ChatKey("discord", str(THREAD_ID)), "xiaoman", limit=10)
+    channel_memory = await repository.messages.recent(
         ChatKey("discord", str(CHANNEL_ID)), "xiaoman", limit=10
     )
     assert thread_memory[0].text == "a story?"

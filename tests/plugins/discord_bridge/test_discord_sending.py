@@ -142,7 +142,7 @@ async def test_a_reply_that_cannot_be_posted_is_recorded_as_failed_and_never_rem
     assert await plain_world.say(f"{plain_world.mention()} remember this") == []
     repository = plain_world.bridge.router.repository
     channel = ChatKey("discord", str(CHANNEL_ID))
-    history = await repository.recent_messages(channel, "orla", limit=5)
+    history = await repository.messages.recent(channel, "orla", limit=5)
     assert [m.text for m in history] == ["remember this"], "the member's message is kept"
     assert await repository.deliveries.of_chat(channel.platform, channel.chat_id) == [
         ("Orla Finch heard Pip: remember this", "failed")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from bot.config import BotConfig
 from bot.messages import ChatKey
-from storage.repository import Repository
+from storage import Repository
 from tests.support.discord_gateway import (
     ADMIN,
     BOT_ID,
@@ -48,7 +48,7 @@ async def test_slash_switch_changes_the_channels_character(
 ) -> None:
     (answer,) = await world.slash("switch", [{"name": "character", "type": 3, "value": "xiaoman"}])
     assert answer.content.startswith("**苏小满**: [苏小满]")
-    state = await repository.chat_state(ChatKey("discord", str(CHANNEL_ID)))
+    state = await repository.chats.state(ChatKey("discord", str(CHANNEL_ID)))
     assert state.active_character == "xiaoman"
     (reply,) = await world.say(f"{world.mention()} 你是谁？")
     assert reply.json["username"] == "苏小满"

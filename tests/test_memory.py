@@ -11,7 +11,7 @@ from sqlalchemy import update
 from bot.config import BotConfig
 from bot.engine.model import EchoChatModel, OpenAIChatModel
 from bot.engine.prompt import TokenCounter
-from bot.engine.summaries import Summarizer
+from bot.memory import Summarizer
 from bot.messages import ChatKey
 from bot.router import Router
 from storage import Database, Repository
@@ -65,10 +65,11 @@ async def test_older_messages_are_summarised_and_the_summary_reaches_the_prompt(
     assert "Pip:「note number 0: the blue key is mine」" in request.all_text(), "the oldest messages"
     assert "note number 19" not in request.all_text(), "the history window stays verbatim"
 
-    text, covered = await repository.summary(GROUP, "orla")
+    text, covered = await repository.summaries.get(GROUP, "orla")
     assert text == MEMORY
     assert covered > 0
-    spent = [row for row in await repository.usage("2000-01-01", "2999-12-31", GROUP) if row.user_id == ""]
+    rows = await repository.usage.rows("2000-01-01", "2999-12-31", GROUP)
+    spent = [row for row in rows if row.user_id == ""]
     assert [row.replies for row in spent] == [1], "the summary's tokens count toward the chat's budget"
     assert spent[0].tokens > 0
     await router.handle(group_message("Orla, what do I owe you?"))
@@ -84,9 +85,9 @@ async def test_a_failed_summary_is_tried_again_at_the_next_run(
     await chat(router, 20)
     server.fail_next(500)
     assert (await summarizer.run()).failed == 1
-    assert await repository.summary(GROUP, "orla") == ("", 0)
+    assert await repository.summaries.get(GROUP, "orla") == ("", 0)
     assert (await summarizer.run()).summarised == 1
-    assert (await repository.summary(GROUP, "orla"))[0] == MEMORY
+    assert (await repository.summaries.get(GROUP, "orla"))[0] == MEMORY
 
 
 async def test_retention_deletes_only_old_messages_a_summary_keeps(
@@ -95,19 +96,19 @@ async def test_retention_deletes_only_old_messages_a_summary_keeps(
     await router.handle(group_message("the gulls are loud today", user="9"))
     await chat(router, 20)
     await summarizer.run()
-    _text, covered = await repository.summary(GROUP, "orla")
+    _text, covered = await repository.summaries.get(GROUP, "orla")
     async with database.sessions.begin() as session:
         await session.execute(update(Message).values(created_at=datetime.now(UTC) - timedelta(days=40)))
-    before = await repository.count_messages(GROUP)
+    before = await repository.messages.count(GROUP)
 
     assert await summarizer.clean_up() == 0, "retention_days = 0 keeps everything"
     memory = summarizer.config.memory.model_copy(update={"retention_days": 30})
     summarizer.config = summarizer.config.model_copy(update={"memory": memory})
     deleted = await summarizer.clean_up()
 
-    left = await repository.recent_messages(GROUP, "orla", limit=1000)
+    left = await repository.messages.recent(GROUP, "orla", limit=1000)
     assert deleted == before - len(left)
     assert deleted > 0
     assert all(message.id > covered for message in left), "what the summary covers went"
     assert len(left) == 20, "the history window, which no summary covers yet, stays"
-    assert (await repository.summary(GROUP, "orla"))[0] == MEMORY
+    assert (await repository.summaries.get(GROUP, "orla"))[0] == MEMORY

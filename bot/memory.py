@@ -19,7 +19,7 @@ from bot.engine.prompt import Prompt, PromptTokens, TokenCounter, Turn
 from bot.errors import ModelError
 from bot.governor import SUMMARIES, local_day, tokens_of
 from bot.messages import ChatKey
-from storage.repository import Repository, StoredMessage
+from storage import Repository, StoredMessage
 
 log = logging.getLogger(__name__)
 
@@ -70,7 +70,7 @@ class Summarizer:
 
     async def run(self) -> SummaryRun:
         """Summarise every chat and character that is due; one failure does not stop the others."""
-        due = await self.repository.summaries_due(self.keep, self.config.memory.summary_batch)
+        due = await self.repository.summaries.due(self.keep, self.config.memory.summary_batch)
         summarised = failed = 0
         for item in due:
             pack = self.packs.get(item.character_id)
@@ -97,27 +97,28 @@ class Summarizer:
         days = self.config.memory.retention_days
         if not days:
             return 0
-        deleted = await self.repository.delete_summarised_before(datetime.now(UTC) - timedelta(days=days))
+        cutoff = datetime.now(UTC) - timedelta(days=days)
+        deleted = await self.repository.summaries.delete_summarised_before(cutoff)
         if deleted:
             log.info("retention: deleted %d summarised messages older than %g days", deleted, days)
         return deleted
 
     async def summarise(self, key: ChatKey, pack: CharacterPack) -> bool:
         """Fold the messages of ``pack`` in ``key`` that left the history window into its summary."""
-        older = await self.repository.messages_to_summarise(key, pack.id, self.keep)
+        older = await self.repository.summaries.to_summarise(key, pack.id, self.keep)
         if not older:
             return False
-        earlier, _covered = await self.repository.summary(key, pack.id)
+        earlier, _covered = await self.repository.summaries.get(key, pack.id)
         prompt = self._prompt(pack, earlier, older)
         completion = await self.model.complete(prompt)
         day = local_day(self.config.scheduler.timezone, datetime.now(UTC))
         spent = tokens_of(completion, prompt.to_completion, self.counter)
-        await self.repository.add_usage(key, SUMMARIES, day, completion.model, *spent)
+        await self.repository.usage.add(key, SUMMARIES, day, completion.model, *spent)
         text = " ".join(completion.text.split())
         if not text:
             raise ModelError("the model returned an empty summary")
         limit = self.config.prompt.summary_tokens or 300
-        await self.repository.save_summary(key, pack.id, self.counter.truncate(text, limit), older[-1].id)
+        await self.repository.summaries.save(key, pack.id, self.counter.truncate(text, limit), older[-1].id)
         log.info("summary of %s in %s now covers up to message %d", pack.id, key, older[-1].id)
         return True
 

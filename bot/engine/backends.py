@@ -1,0 +1,29 @@
+"""Which chat model ``[llm]`` asks for: an OpenAI-compatible endpoint, or the offline local model.
+
+Kept apart from :mod:`bot.engine.model` so that the seam does not import its implementations.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+from typing import TYPE_CHECKING
+
+from bot.engine.model import ChatModel, OpenAIChatModel
+
+if TYPE_CHECKING:
+    from bot.config import LLMConfig
+
+
+def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None = None) -> ChatModel:
+    """The model ``[llm]`` asks for: the OpenAI-compatible endpoint, or the offline local model.
+
+    A relative ``local_model`` path is taken relative to ``base_dir`` (the folder of ``bot.toml``).
+    """
+    if config.resolved_backend() == "openai":
+        return OpenAIChatModel.from_config(config)
+    from bot.engine.local_model import PACKAGED_MODEL, LocalChatModel
+
+    local = Path(config.local_model)
+    if base_dir is not None and config.local_model != PACKAGED_MODEL and not local.is_absolute():
+        config = config.model_copy(update={"local_model": str(base_dir / local)})
+    return LocalChatModel.from_config(config, data_dir)
