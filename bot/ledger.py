@@ -13,10 +13,14 @@ import logging
 from collections.abc import Awaitable, Callable, Sequence
 from datetime import timedelta
 from pathlib import Path
+from typing import TYPE_CHECKING
 
 from bot.messages import ChatKey, Image, Reply
 from storage.deliveries import Deliveries, DeliveryState, Outgoing
 from storage.models import utcnow
+
+if TYPE_CHECKING:
+    from sqlalchemy.ext.asyncio import AsyncSession
 
 log = logging.getLogger(__name__)
 
@@ -40,8 +44,10 @@ class Ledger:
         account: str = "",
         answers: str | None = None,
         names: dict[str, str] | None = None,
+        session: AsyncSession | None = None,
     ) -> None:
-        """Store ``replies`` as pending and give each its :attr:`Reply.delivery_id`.
+        """Store ``replies`` as pending and give each its :attr:`Reply.delivery_id` (in ``session``,
+        the record stage's unit of work, when given).
 
         A reply with :attr:`Reply.in_history` is the line of its character (named in ``names`` by
         pack id) and joins that character's history in the chat.
@@ -67,6 +73,7 @@ class Ledger:
             account=account,
             answers=answers,
             process=self.process,
+            session=session,
         )
         for reply, delivery_id in zip(replies, ids, strict=True):
             reply.delivery_id = delivery_id

@@ -201,6 +201,7 @@ class Runtime:
         return runtime
 
     async def aclose(self) -> None:
+        await self.router.governor.aclose()
         await self.senders.aclose()
         await self.scheduler.aclose()
         await self.background.aclose()

@@ -4,15 +4,19 @@ QQ's "risk control" limits or bans accounts that post bursts. Every reply of one
 through its :class:`SendQueue`, which
 
 * paces posts: ``burst`` may go at once, then one every ``min_gap_s`` (a token bucket);
-* merges text replies to the same chat that pile up behind each other into one message;
-* never posts the same text twice in a row to a chat;
+* merges text replies to the same chat that pile up behind each other into one message, each
+  text once (a reply whose text the merged message already has is settled as dropped); a reply on
+  its own is always posted, even when the chat's previous message said the same;
 * splits a long reply at sentence ends into at most ``max_parts`` messages, or renders it as one
   picture (``long_reply = "image"``, when a font covering its characters is found);
 * retries a failed post ``max_retries`` times with a growing pause, and then keeps it: the failure is
   logged with the chat and appended to ``failed_sends.jsonl``, never dropped silently;
 * holds replies while the account is disconnected (:class:`~bot.errors.AccountAway`), up to
   ``away_wait_s``, and posts them once it is back (:meth:`SendQueue.resume`);
-* settles each reply in the :class:`~bot.ledger.Ledger`: posted, failed, or dropped (a repeat).
+* settles each reply in the :class:`~bot.ledger.Ledger`: posted, failed, or dropped (a repeat
+  within a merge).
+
+It keeps nothing per chat: what waits is in its queue, and nothing else stays once it is posted.
 
 Its worker outlives any error of a platform's post: an unexpected exception fails that reply only.
 """
@@ -20,12 +24,11 @@ Its worker outlives any error of a platform's post: an unexpected exception fail
 from __future__ import annotations
 
 import asyncio
-import io
 import json
 import logging
 import time
 from collections import deque
-from collections.abc import Awaitable, Callable, Sequence
+from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field, replace
 from datetime import UTC, datetime
 from pathlib import Path
@@ -35,6 +38,7 @@ from bot.config import SendingConfig
 from bot.engine.replies import split_message
 from bot.errors import AccountAway, SendError
 from bot.messages import ChatKey, Image, Reply
+from bot.pictures import find_font, render_text
 
 if TYPE_CHECKING:
     from bot.ledger import Ledger
@@ -45,7 +49,6 @@ log = logging.getLogger(__name__)
 Post = Callable[[ChatKey, Reply], Awaitable[None]]
 """Posts one message; raises :class:`~bot.errors.SendError` when the platform refuses it."""
 
-FONT_DIRS = (Path("/usr/share/fonts"), Path("/usr/local/share/fonts"), Path.home() / ".fonts")
 AWAY_CHECK_S = 5.0
 """While an account is away, how often to try again even without hearing that it is back."""
 
@@ -96,7 +99,6 @@ class SendQueue:
         self._ready = asyncio.Event()
         self._tokens = float(settings.burst)
         self._refilled = clock()
-        self._last_text: dict[ChatKey, str] = {}
         self._worker: asyncio.Task[None] | None = None
         self._posting: list[_Item] = []
         """Taken from the queue and being posted now."""
@@ -164,21 +166,13 @@ class SendQueue:
             await self._take_token()
             items = self._posting = self._merged()
             key, reply = items[0].key, items[0].reply
+            kept, repeats = _distinct(items)
             if len(items) > 1:
-                reply = replace(reply, text="\n".join(item.reply.text for item in items))
+                reply = replace(reply, text="\n".join(item.reply.text for item in kept))
             error: SendError | None = None
             state: DeliveryState = "posted"
             try:
-                if (
-                    reply.text
-                    and not reply.images
-                    and not reply.files
-                    and self._last_text.get(key) == reply.text
-                ):
-                    log.info("%s: not posting the same text twice in a row: %r", key, reply.text[:60])
-                    state = "dropped"
-                else:
-                    error = await self._post_with_retries(key, reply)
+                error = await self._post_with_retries(key, reply)
             except Exception as exc:
                 # NOTE: the worker serves every later reply of the account: a bug in one post fails
                 # that reply, never the queue.
@@ -188,9 +182,11 @@ class SendQueue:
             if error is not None:
                 state = "failed"
             if self.ledger is not None:
-                await self.ledger.settle(
-                    [item.reply for item in items], state, None if error is None else str(error)
-                )
+                reason = None if error is None else str(error)
+                await self.ledger.settle([item.reply for item in kept], state, reason)
+                if repeats:
+                    repeated: DeliveryState = "dropped" if state == "posted" else state
+                    await self.ledger.settle([item.reply for item in repeats], repeated, reason)
             for item in items:
                 if item.done.done():
                     continue
@@ -270,7 +266,6 @@ class SendQueue:
             else:
                 if away_since is not None:
                     log.info("%s: the account is back; posting again", key)
-                self._last_text[key] = reply.text
                 return None
 
     async def _wait_back(self, seconds: float) -> None:
@@ -315,58 +310,26 @@ class SendQueue:
         return replace(reply, text="", images=[Image(path, caption=reply.text[:80])])
 
 
+def _distinct(items: list[_Item]) -> tuple[list[_Item], list[_Item]]:
+    """``items`` split into those whose text comes first in the pile, and the repeats of them (two
+    replies of one merge that say the same are posted once)."""
+    kept: list[_Item] = []
+    repeats: list[_Item] = []
+    seen: set[str] = set()
+    for item in items:
+        text = item.reply.text
+        if text and text in seen and len(items) > 1:
+            repeats.append(item)
+        else:
+            seen.add(text)
+            kept.append(item)
+    return kept, repeats
+
+
 def _consume(done: asyncio.Future[list[None]]) -> None:
     """Retrieve the outcome of a reply nobody waits for; the queue has logged a failure already."""
     if not done.cancelled():
         done.exception()
-
-
-def _covers(font: Path, text: str) -> bool:
-    from fontTools.ttLib import TTFont
-
-    try:
-        with TTFont(font, fontNumber=0, lazy=True) as loaded:
-            cmap = loaded.getBestCmap() or {}
-    except Exception:
-        return False
-    return all(ord(char) in cmap for char in text if not char.isspace())
-
-
-def find_font(text: str, preferred: str = "", dirs: Sequence[Path] = FONT_DIRS) -> Path | None:
-    """A TrueType/OpenType font that has a glyph for every character of ``text``."""
-    candidates = [Path(preferred)] if preferred else []
-    for folder in dirs:
-        if folder.is_dir():
-            candidates += sorted(
-                path for path in folder.rglob("*") if path.suffix.lower() in (".ttf", ".otf", ".ttc")
-            )
-    return next((path for path in candidates if path.is_file() and _covers(path, text)), None)
-
-
-def render_text(text: str, font_path: Path, *, width: int = 720, size: int = 28) -> bytes:
-    """``text`` drawn as a PNG, wrapped to ``width`` pixels."""
-    from PIL import Image as PILImage
-    from PIL import ImageDraw, ImageFont
-
-    font = ImageFont.truetype(str(font_path), size)
-    margin, lines = 24, []
-    for paragraph in text.splitlines() or [""]:
-        line = ""
-        for char in paragraph:
-            if font.getlength(line + char) > width - 2 * margin and line:
-                lines.append(line)
-                line = char.lstrip()
-            else:
-                line += char
-        lines.append(line)
-    height = margin * 2 + int(size * 1.5) * len(lines)
-    picture = PILImage.new("RGB", (width, height), "white")
-    draw = ImageDraw.Draw(picture)
-    for number, line in enumerate(lines):
-        draw.text((margin, margin + number * int(size * 1.5)), line, fill="black", font=font)
-    out = io.BytesIO()
-    picture.save(out, format="PNG")
-    return out.getvalue()
 
 
 class Senders:

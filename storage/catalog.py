@@ -9,7 +9,8 @@ from sqlalchemy import func, select
 from storage.models import CatalogChange
 from storage.store import Store
 
-CatalogAction = Literal["serve", "remove"]
+CatalogAction = Literal["serve", "remove", "chat"]
+"""``serve`` and ``remove`` a character; ``chat``: a chat's settings changed (:mod:`storage.chats`)."""
 
 
 class CatalogChanges(Store):

@@ -1,4 +1,11 @@
-"""Chats: each chat's settings, the characters it hid, its bot admins, and the names of its members."""
+"""Chats: each chat's settings, the characters it hid, its bot admins, and the names of its members.
+
+A chat's state and its members' names are read on every message and change rarely, so each process
+keeps them in bounded caches. A change made here drops the cached entry at once; one made by another
+process on the same PostgreSQL database reaches this one through the change feed
+(:class:`storage.models.CatalogChange` rows of action ``chat``, which the core's catalog sync follows
+within ``[storage] sync_interval_s``), and every entry expires after ``CACHE_TTL_S`` whatever happens.
+"""
 
 from __future__ import annotations
 
@@ -8,11 +15,19 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from storage.models import Chat, ChatAdmin, DisabledCharacter, Message, Participant
+from storage.cache import TTLCache
+from storage.models import CatalogChange, Chat, ChatAdmin, DisabledCharacter, Message, Participant
 from storage.store import ChatRef, Store
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from storage.db import Database
+
+CACHE_TTL_S = 300.0
+CACHE_SIZE = 20_000
+CHAT_CHANGED = "chat"
+"""The action of a change-feed row saying a chat's state changed (``pack_id`` holds its key)."""
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,10 +50,38 @@ class ChatState:
 MANNERS = frozenset({"chattiness", "debounce_s"})
 
 
+def feed_key(key: ChatRef) -> str:
+    """How a chat is named in the change feed."""
+    return f"{key.platform}:{key.chat_id}"
+
+
 class Chats(Store):
     """The ``chats`` table with the chat's disabled characters, bot admins and participants."""
 
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        self._states: TTLCache[str, ChatState] = TTLCache(CACHE_SIZE, CACHE_TTL_S)
+        self._names: TTLCache[tuple[str, str], str] = TTLCache(CACHE_SIZE, CACHE_TTL_S)
+
+    def forget_cached(self, feed: str) -> None:
+        """Drop the cached state of the chat the change feed names (another process changed it)."""
+        self._states.pop(feed)
+
+    async def _changed(self, key: ChatRef, session: AsyncSession) -> None:
+        """Drop the chat's cached state here, and tell the other processes (PostgreSQL)."""
+        self._states.pop(feed_key(key))
+        if not self._database.alone:
+            session.add(CatalogChange(pack_id=feed_key(key), action=CHAT_CHANGED, origin=""))
+
     async def state(self, key: ChatRef, *, session: AsyncSession | None = None) -> ChatState:
+        """The chat's state, from the cache when this process has it."""
+        if (cached := self._states.get(feed_key(key))) is not None:
+            return cached
+        state = await self._read_state(key, session)
+        self._states.put(feed_key(key), state)
+        return state
+
+    async def _read_state(self, key: ChatRef, session: AsyncSession | None) -> ChatState:
         async with self._session(session) as session:
             chat = await session.get(Chat, (key.platform, key.chat_id))
             disabled = frozenset(
@@ -60,29 +103,34 @@ class Chats(Store):
             chat.debounce_s,
         )
 
-    async def _update(self, key: ChatRef, **values: object) -> None:
-        async with self._session(None) as session:
+    async def _update(
+        self, key: ChatRef, values: dict[str, object], session: AsyncSession | None = None
+    ) -> None:
+        async with self._session(session) as session:
             chat = await session.get(Chat, (key.platform, key.chat_id))
             if chat is None:
                 chat = Chat(platform=key.platform, chat_id=key.chat_id, active_character=None, memory_floor=0)
                 session.add(chat)
             for name, value in values.items():
                 setattr(chat, name, value)
+            await self._changed(key, session)
 
-    async def set_active_character(self, key: ChatRef, character_id: str | None) -> None:
-        await self._update(key, active_character=character_id)
+    async def set_active_character(
+        self, key: ChatRef, character_id: str | None, *, session: AsyncSession | None = None
+    ) -> None:
+        await self._update(key, {"active_character": character_id}, session)
 
     async def set_images_enabled(self, key: ChatRef, enabled: bool) -> None:
-        await self._update(key, images_enabled=enabled)
+        await self._update(key, {"images_enabled": enabled})
 
     async def set_room_context(self, key: ChatRef, enabled: bool) -> None:
-        await self._update(key, room_context=enabled)
+        await self._update(key, {"room_context": enabled})
 
     async def set_manners(self, key: ChatRef, **manners: float | None) -> None:
         """Set ``chattiness`` and/or ``debounce_s`` for one chat (``None``: back to the config's)."""
         if unknown := set(manners) - MANNERS:
             raise TypeError(f"not a chat manner: {', '.join(sorted(unknown))}")
-        await self._update(key, **manners)
+        await self._update(key, dict(manners))
 
     async def set_character_disabled(self, key: ChatRef, character_id: str, disabled: bool) -> bool:
         """Hide or show a character in one chat; ``False`` when it already was so."""
@@ -92,11 +140,12 @@ class Chats(Store):
                 session.add(
                     DisabledCharacter(platform=key.platform, chat_id=key.chat_id, character_id=character_id)
                 )
-                return True
-            if not disabled and row is not None:
+            elif not disabled and row is not None:
                 await session.delete(row)
-                return True
-            return False
+            else:
+                return False
+            await self._changed(key, session)
+            return True
 
     async def reset_memory(self, key: ChatRef) -> int:
         """Forget the chat's conversation so far; returns how many messages were forgotten.
@@ -115,6 +164,7 @@ class Chats(Store):
                 chat = Chat(platform=key.platform, chat_id=key.chat_id, active_character=None, memory_floor=0)
                 session.add(chat)
             chat.memory_floor = newest or 0
+            await self._changed(key, session)
             return forgotten or 0
 
     # ------------------------------------------------------------------ bot admins
@@ -167,9 +217,13 @@ class Chats(Store):
         already held by someone else in the chat, or ``reserved`` (casefolded: the characters' names),
         gets ``#`` and the end of the user id.
         """
+        cache_key = (feed_key(key), user_id)
+        if (cached := self._names.get(cache_key)) is not None:
+            return cached
         async with self._session(session) as session:
             known = await session.get(Participant, (key.platform, key.chat_id, user_id))
             if known is not None:
+                self._names.put(cache_key, known.name)
                 return known.name
             taken = set(
                 await session.scalars(
@@ -186,7 +240,12 @@ class Chats(Store):
                 name = f"{display_name[:40]}#{user_id[-6:]}-{suffix}"
                 suffix += 1
             session.add(Participant(platform=key.platform, chat_id=key.chat_id, user_id=user_id, name=name))
+            self._names.put(cache_key, name)
             return name
+
+    def forget_names(self) -> None:
+        """Drop the cached member names (after members were forgotten)."""
+        self._names.clear()
 
     async def participants(self, key: ChatRef) -> dict[str, str]:
         """Every known member of the chat: user id → the name characters know them by."""

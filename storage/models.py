@@ -82,7 +82,10 @@ class Message(Base):
     platform_message_id: Mapped[str | None] = mapped_column(String(128))
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
 
-    __table_args__ = (Index("ix_messages_chat_character", "platform", "chat_id", "character_id", "id"),)
+    __table_args__ = (
+        Index("ix_messages_chat_character", "platform", "chat_id", "character_id", "id"),
+        Index("ix_messages_chat_role_created_at", "platform", "chat_id", "role", "created_at"),
+    )
 
 
 class ChatAdmin(Base):
@@ -207,7 +210,7 @@ class Usage(Base):
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     replies: Mapped[int] = mapped_column(Integer, default=0)
 
-    __table_args__ = (Index("ix_usage_day", "day"),)
+    __table_args__ = (Index("ix_usage_day", "day"), Index("ix_usage_chat_day", "platform", "chat_id", "day"))
 
 
 class Delivery(Base):
@@ -246,3 +249,24 @@ class Delivery(Base):
         Index("ix_deliveries_state_created_at", "state", "created_at"),
         Index("ix_deliveries_answers", "platform", "chat_id", "answers"),
     )
+
+
+class Notice(Base):
+    """A line the governor said once to a chat (``user_id`` empty) or to one member of it: "slow
+    down" (``kind`` ``slow_down``, standing until that member, or the chat with room to spare, is
+    answered again) or "that's all for today" (``spent``, standing for ``day``).
+
+    Kept in the database, so it is said once across restarts and processes.
+    """
+
+    __tablename__ = "notices"
+
+    platform: Mapped[str] = mapped_column(String(32), primary_key=True)
+    chat_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    user_id: Mapped[str] = mapped_column(String(128), primary_key=True)
+    kind: Mapped[str] = mapped_column(String(16), primary_key=True)
+    day: Mapped[str] = mapped_column(String(10))
+    """``YYYY-MM-DD`` in ``[scheduler] timezone`` when it was said."""
+    text: Mapped[str] = mapped_column(Text)
+    """The line said (the next notice in the chat picks another)."""
+    told_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)

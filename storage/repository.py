@@ -15,6 +15,7 @@ from storage.chats import Chats
 from storage.claims import Claims
 from storage.deliveries import Deliveries
 from storage.greetings import Greetings
+from storage.limits import Limits
 from storage.memory import Summaries
 from storage.messages import Messages
 from storage.usage import Spending
@@ -42,10 +43,19 @@ class Repository:
         self.claims = Claims(database, self.deliveries)
         self.catalog = CatalogChanges(database)
         self.greetings = Greetings(database)
+        self.limits = Limits(database)
+        """Rate windows, budgets and notices, as the governor reads them."""
 
     def chat_lock(self, key: ChatRef) -> AbstractAsyncContextManager[None]:
         """Hold ``key``'s lock across every bot process on this database (see :meth:`Database.chat_lock`)."""
         return self.database.chat_lock(f"chat:{key.platform}:{key.chat_id}")
+
+    async def forget_user(self, platform: str, user_id: str) -> int:
+        """Delete every message ``user_id`` wrote on ``platform``, in every chat, and their names."""
+        forgotten = await self.messages.forget_user(platform, user_id)
+        await self.limits.forget_user(platform, user_id)
+        self.chats.forget_names()
+        return forgotten
 
     def unit(self) -> AbstractAsyncContextManager[AsyncSession]:
         """One transaction for several stores' calls (pass it as their ``session``)."""

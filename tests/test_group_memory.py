@@ -77,11 +77,8 @@ async def test_two_characters_called_in_one_message_both_answer_in_order(
 
 
 async def test_calls_are_capped_per_message_and_replies_per_minute(router: Router) -> None:
-    groups = router.config.groups.model_copy(
-        update={"max_characters_per_message": 1, "replies_per_minute": 3}
-    )
-    router.config = router.config.model_copy(update={"groups": groups})
-    router.governor.chats.limit = 3
+    router.classifier.max_calls = 1  # [groups] max_characters_per_message
+    router.governor.chats.limit = 3  # [groups] replies_per_minute
 
     (only,) = await router.handle(group_message("Orla, 小满, hello both"))
     assert only.character == "orla"

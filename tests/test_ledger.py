@@ -46,21 +46,30 @@ async def test_the_queue_settles_each_reply_and_lines_never_posted_leave_the_his
     queue = SendQueue(
         post, SendingConfig(min_gap_s=0, max_retries=0, retry_s=0), ledger=said
     )
-    replies = [line("The lamp is lit."), line("refused, every time"), line("The lamp is lit."), Reply("/who")]
+    lit, refused, storm, again, who = (
+        line("The lamp is lit."),
+        line("refused, every time"),
+        line("Storm tonight."),
+        line("Storm tonight."),
+        Reply("/who"),
+    )
+    replies = [lit, refused, storm, again, who]
     await said.record(GROUP, replies, answers="m1", names={"orla": "Orla Finch"})
     assert all(reply.delivery_id is not None for reply in replies)
-    assert await history(repository) == ["The lamp is lit.", "refused, every time", "The lamp is lit."]
+    assert len(await history(repository)) == 4
 
-    for reply in replies:
-        queue.post_later(GROUP, reply)
+    for pile in ([lit], [refused], [storm, again], [who]):
+        for reply in pile:
+            queue.post_later(GROUP, reply)
         await queue.join()
     assert await repository.deliveries.of_chat(GROUP.platform, GROUP.chat_id) == [
         ("The lamp is lit.", "posted"),
         ("refused, every time", "failed"),
-        ("The lamp is lit.", "dropped"),
+        ("Storm tonight.", "posted"),
+        ("Storm tonight.", "dropped"),  # piled up behind the same text: merged into one post
         ("/who", "posted"),
     ]
-    assert await history(repository) == ["The lamp is lit."], "only what the chat saw is remembered"
+    assert await history(repository) == ["The lamp is lit.", "Storm tonight."], "what the chat saw"
     await queue.aclose()
 
 

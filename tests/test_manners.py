@@ -56,7 +56,7 @@ async def test_a_chatty_character_joins_the_talk_without_quoting(
 
 async def test_chattiness_is_the_chance_of_joining(router: Router, model: EchoChatModel) -> None:
     router.governor.chats.limit = router.governor.members.limit = 1000
-    router.chance = random.Random(2026)
+    router.gatherer.chance = random.Random(2026)
     dice = random.Random(2026)
     expected = sum(dice.random() < 0.3 for _ in range(60))
 

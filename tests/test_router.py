@@ -5,8 +5,10 @@ import asyncio
 import pytest
 
 from bot.engine.model import EchoChatModel
+from bot.flow.classify import speaker_name
+from bot.flow.locks import ChatLocks
 from bot.messages import ChatKey
-from bot.router import ChatLocks, Router, speaker_name
+from bot.router import Router
 from storage import Repository
 from tests.messages import group_message, private_message
 

@@ -1,4 +1,4 @@
-"""The paced send queue: bursts spread out, piled-up replies merged, repeats dropped, long replies
+"""The paced send queue: bursts spread out, piled-up replies merged (each text once), long replies
 split or drawn, refusals retried and, failing that, kept."""
 
 from __future__ import annotations
@@ -13,7 +13,8 @@ import pytest
 from bot.config import SendingConfig
 from bot.errors import AccountAway, SendError
 from bot.messages import ChatKey, Image, Reply
-from bot.sending import Senders, SendQueue, find_font, parts_of
+from bot.pictures import find_font
+from bot.sending import Senders, SendQueue, parts_of
 
 GROUP = ChatKey("onebot", "100")
 
@@ -68,13 +69,23 @@ async def test_replies_to_one_group_that_pile_up_go_as_one_message() -> None:
     await queue.aclose()
 
 
-async def test_the_same_text_is_never_posted_twice_in_a_row_to_a_group() -> None:
+async def test_a_reply_is_posted_even_when_the_chat_just_heard_the_same_text() -> None:
+    """Two members answered alike (the same deflection line) each get their answer."""
     platform = Platform()
     queue = SendQueue(platform.post, settings(min_gap_s=0))
     for text in ("Aye.", "Aye.", "Storm's coming.", "Aye."):
         await queue.send(GROUP, Reply(text))
-    await queue.send(ChatKey("onebot", "200"), Reply("Aye."))
-    assert platform.texts == ["Aye.", "Storm's coming.", "Aye.", "Aye."]
+    assert platform.texts == ["Aye.", "Aye.", "Storm's coming.", "Aye."]
+    await queue.aclose()
+
+
+async def test_replies_piled_up_behind_the_same_text_are_merged_into_it_once() -> None:
+    platform = Platform()
+    queue = SendQueue(platform.post, settings(min_gap_s=0.05, burst=1))
+    await queue.send(GROUP, Reply("one"))
+    waiting = [queue.put(GROUP, Reply(text)) for text in ("Aye.", "Storm's coming.", "Aye.")]
+    await asyncio.gather(*waiting)
+    assert platform.texts == ["one", "Aye.\nStorm's coming."]
     await queue.aclose()
 
 

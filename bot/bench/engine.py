@@ -52,6 +52,13 @@ class TimedEmbedder(Embedder):
         finally:
             self._timed(started)
 
+    def embed_queries(self, texts: Sequence[str]) -> FloatArray:
+        started = time.perf_counter()
+        try:
+            return self.inner.embed_queries(texts)
+        finally:
+            self._timed(started)
+
 
 class TimedModel(ChatModel):
     """A chat model that remembers how long each call took and the prompt it was given."""

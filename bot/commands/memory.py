@@ -57,7 +57,7 @@ async def handle_forget_character(context: CommandContext, args: str) -> Reply:
 
 async def handle_forget_me(context: CommandContext, args: str) -> Reply:
     incoming = context.incoming
-    erased = await context.repository.messages.forget_user(incoming.platform, incoming.sender.user_id)
+    erased = await context.repository.forget_user(incoming.platform, incoming.sender.user_id)
     return Reply(f"Erased {erased} of your messages, in every chat on this platform.")
 
 

@@ -6,7 +6,8 @@ model how to hold the role (:func:`role_rules`); since models still give in, eve
 (:func:`check_reply`) for the three ways giving in shows: a long verbatim piece of the prompt (a
 leak), an assistant's disclaimer ("as an AI language model", "作为一个AI"), or lines spoken as
 someone else. The responder then asks once more with a stronger reminder (:func:`reminder`), and
-failing that posts the pack's deflection line (:func:`deflection`).
+failing that posts one of the pack's deflection lines (:func:`deflection`), never the one the chat
+heard last.
 
 Rights never come from what a message says: admins are who the platform and ``bot.toml`` say.
 """
@@ -15,9 +16,11 @@ from __future__ import annotations
 
 import re
 import unicodedata
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from dataclasses import dataclass
 from typing import Literal
+
+from bot.engine.replies import fresh_line
 
 LEAK_CHARS = {"en": 80, "zh": 40}
 """A reply sharing a run this long (spaces and case ignored) with the prompt leaks it."""
@@ -76,8 +79,16 @@ _REMINDERS = {
 }
 
 _DEFLECTIONS = {
-    "en": "{name} gives you a long look and talks about something else.",
-    "zh": "{name}看了你一眼，把话题岔开了。",
+    "en": (
+        "{name} gives you a long look and talks about something else.",
+        "{name} lets that one pass and picks up the earlier talk instead.",
+        "{name} raises an eyebrow, says nothing to it, and changes the subject.",
+    ),
+    "zh": (
+        "{name}看了你一眼，把话题岔开了。",
+        "{name}没接这个话茬，转头说起了别的。",
+        "{name}挑了挑眉，当没听见，换了个话题。",
+    ),
 }
 
 BreachKind = Literal["leak", "disclaimer", "impersonation"]
@@ -102,9 +113,17 @@ def reminder(breach: Breach, name: str, language: str) -> str:
     return texts.get(language, texts["en"]).format(name=name)
 
 
-def deflection(name: str, language: str, own: str = "") -> str:
-    """The pack's own deflection line (``deflection`` in ``character.toml``), else a neutral one."""
-    return own or _DEFLECTIONS.get(language, _DEFLECTIONS["en"]).format(name=name)
+def deflection_lines(name: str, language: str, own: Sequence[str] = ()) -> list[str]:
+    """The pack's own deflection lines (``deflection`` in ``character.toml``), else neutral ones."""
+    if own:
+        return list(own)
+    return [line.format(name=name) for line in _DEFLECTIONS.get(language, _DEFLECTIONS["en"])]
+
+
+def deflection(name: str, language: str, own: Sequence[str] = (), heard: Iterable[str] = ()) -> str:
+    """A deflection line (see :func:`deflection_lines`) other than the last one the chat heard:
+    ``heard`` holds the character's recent lines there, newest first."""
+    return fresh_line(deflection_lines(name, language, own), heard)
 
 
 def _folded(text: str) -> str:

@@ -676,10 +676,13 @@ def _leave_a_core_free(torch: Any) -> None:
     """Keep torch's thread pool off one core, for the event loop (and measured faster here).
 
     NOTE: process-wide. On this 2-core machine one thread decodes ~3x faster than two (the second
-    core is shared with the event loop and everything else), and the loop stays responsive.
+    core is shared with the event loop and everything else), and the loop stays responsive. At most
+    ``[embedding] threads`` (:func:`bot.engine.threads.engine_threads`, default 1).
     """
-    limit = max(1, (os.cpu_count() or 1) - 1)
-    if torch.get_num_threads() > limit:
+    from bot.engine.threads import engine_threads
+
+    limit = min(max(1, (os.cpu_count() or 1) - 1), engine_threads())
+    if torch.get_num_threads() != limit:
         torch.set_num_threads(limit)
 
 

@@ -23,9 +23,9 @@ import tomllib
 from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Literal
+from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
 
 from bot.errors import PackError
 
@@ -71,6 +71,20 @@ class Screenshot:
     text: str
 
 
+def _one_or_several(value: object) -> object:
+    """A line of ``character.toml`` given as one string or as a list of them, as a list (blank
+    lines dropped)."""
+    if isinstance(value, str):
+        value = [value]
+    if isinstance(value, list):
+        return [line for line in value if not isinstance(line, str) or line.strip()]
+    return value
+
+
+Lines = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_one_or_several)]
+"""Lines a character says in a given case; ``"..."`` or ``["...", "..."]`` in ``character.toml``."""
+
+
 class PackSettings(BaseModel):
     """The ``character.toml`` schema."""
 
@@ -83,8 +97,13 @@ class PackSettings(BaseModel):
     persona: str = Field(min_length=1)
     greeting: str = ""
     apology: str = ""
-    deflection: str = ""
-    """What the character says instead of a reply that broke character twice (in its own voice)."""
+    deflection: Lines = Field(default_factory=list)
+    """What the character says instead of a reply that broke character twice (in its own voice): one
+    line or a list of them; a chat never hears the same one twice in a row."""
+    slow_down: Lines = Field(default_factory=list)
+    """What it says, once, to a chat or member past ``[groups]`` rate limits (one line or a list)."""
+    spent: Lines = Field(default_factory=list)
+    """What it says, once a day, to a chat or member past its ``[budgets]`` (one line or a list)."""
     avatar: str | None = None
     """The character's picture: a file in the pack (``images/avatar.png``) or an ``https://`` URL."""
     top_k: int | None = Field(None, ge=0, le=50)

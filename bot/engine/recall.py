@@ -5,6 +5,12 @@ recall brings back the exact older messages a new message is about ("what was th
 the one I told you about in spring?"). It searches what the character witnessed in the chat before
 the window, the way scenes are searched: BM25 picks candidates, the embedder reranks them, and the two
 rankings are fused (:func:`bot.engine.retrieval.fuse`).
+
+The reply path embeds nothing for recall but the query, which scene retrieval needs anyway. A
+message's vector is computed after the reply, in the background (:meth:`Recall.remember`, batched
+by the :class:`~bot.engine.embedding_queue.EmbeddingQueue`), long before it is old enough to be
+recalled; a candidate whose vector is not there yet (after a restart, say) is scored by its words
+alone and queued.
 """
 
 from __future__ import annotations
@@ -13,24 +19,46 @@ import asyncio
 import logging
 import threading
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Iterable, Sequence
+from typing import Protocol, TypeVar
 
 import numpy as np
 
 from bot.engine.embedder import Embedder, FloatArray
+from bot.engine.embedding_queue import EmbeddingQueue
 from bot.engine.lexical import BM25, tokenize
-from bot.engine.retrieval import fuse, query_terms, query_text
+from bot.engine.query import Query, clip, query_vector
+from bot.engine.retrieval import fuse
 from bot.errors import EmbeddingError
-from storage.messages import StoredMessage
 
 log = logging.getLogger(__name__)
+
+
+class Said(Protocol):
+    """What recall needs of a stored message (``storage.messages.StoredMessage`` is one)."""
+
+    @property
+    def id(self) -> int: ...
+
+    @property
+    def text(self) -> str: ...
+
+
+Message = TypeVar("Message", bound=Said)
 
 MIN_COVERAGE = 0.3
 """A message sharing less of the query than this is never recalled, however the embedder ranks it."""
 
+Candidates = tuple[np.ndarray, FloatArray]
+"""Indexes of the candidate messages (best BM25 first) and their BM25 coverage."""
+
 
 class Recall:
-    """Finds the older messages of a chat that a new message is about."""
+    """Finds the older messages of a chat that a new message is about.
+
+    With a ``queue``, message vectors are computed in the background (:meth:`remember`) and the
+    query vector comes from the queue; without one, a search embeds the candidates it lacks itself.
+    """
 
     def __init__(
         self,
@@ -39,48 +67,130 @@ class Recall:
         candidates: int = 20,
         dense_weight: float = 0.6,
         remember: int = 50_000,
+        queue: EmbeddingQueue | None = None,
     ) -> None:
         self.embedder = embedder
         self.candidates = candidates
         self.dense_weight = dense_weight
-        self.remember = remember
+        self.remember_size = remember
         """How many messages' words and vectors are kept between searches (a message never changes,
         so each is tokenised and embedded once, not at every reply that searches it)."""
+        self.queue = queue if embedder is not None else None
         self._tokens: OrderedDict[tuple[int, str], list[str]] = OrderedDict()
-        self._vectors: OrderedDict[tuple[int, str], FloatArray] = OrderedDict()
+        self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
-    def search_sync(
-        self, older: Sequence[StoredMessage], query: str, k: int, context: str = ""
-    ) -> list[StoredMessage]:
-        """The ``k`` messages of ``older`` most relevant to ``query``, oldest first (blocking).
+    def remember(self, texts: Iterable[str]) -> None:
+        """Have the vectors of new messages computed in the background (never blocks).
 
-        The embedder sees ``context`` before the query, as in scene retrieval, so the reply's one query
-        vector serves both searches; the words that pick candidates are the query's own.
+        Fed after a reply with the message and the reply; without a queue it does nothing (a
+        search embeds what it lacks).
         """
-        if k <= 0 or not older or not query.strip():
-            return []
-        terms = query_terms(query)
-        coverage = BM25(self._tokenized(older)).coverage(terms)
+        if self.queue is None:
+            return
+        with self._lock:
+            missing = [text for text in dict.fromkeys(map(clip, texts)) if text and text not in self._vectors]
+        self.queue.passages_later(missing, self._store)
+
+    def has_vector(self, text: str) -> bool:
+        with self._lock:
+            return clip(text) in self._vectors
+
+    def _store(self, texts: Sequence[str], vectors: FloatArray) -> None:
+        # NOTE: kept as float16: 50,000 messages of 512 dimensions take 51 MB instead of 102, and a
+        # cosine changes in the fourth decimal.
+        halves = vectors.astype(np.float16)
+        with self._lock:
+            for text, vector in zip(texts, halves, strict=True):
+                self._vectors[text] = vector
+                self._vectors.move_to_end(text)
+            while len(self._vectors) > self.remember_size:
+                self._vectors.popitem(last=False)
+
+    def _candidates(self, older: Sequence[Message], query: str) -> Candidates | None:
+        """The messages sharing enough of the query's own words, best first (blocking: tokenises)."""
+        coverage = BM25(self._tokenized(older)).coverage(Query(query).terms())
         order = np.argsort(-coverage, kind="stable")[: self.candidates]
         order = order[coverage[order] >= MIN_COVERAGE]
-        if order.size == 0:
-            return []
-        lexical = coverage[order]
-        dense = None
+        return (order, coverage[order]) if order.size else None
+
+    def _rank(
+        self,
+        older: Sequence[Message],
+        picked: Candidates,
+        k: int,
+        vector: FloatArray | None,
+    ) -> list[Message]:
+        """The ``k`` best candidates, oldest first; those without a vector are scored by their words."""
+        order, lexical = picked
         if order.size <= k:
             return [older[index] for index in sorted(int(index) for index in order)]
-        if self.embedder is not None:
+        texts = [clip(older[index].text) for index in order]
+        with self._lock:
+            found = [self._vectors.get(text) for text in texts]
+        missing = [text for text, found_vector in zip(texts, found, strict=True) if found_vector is None]
+        if missing and self.queue is None and self.embedder is not None:
             try:
-                vectors = self._embedded(self.embedder, [older[index] for index in order])
-                dense = vectors @ self.embedder.embed_query(query_text(query, context))
+                self._store(missing, self.embedder.embed_passages(missing))
             except EmbeddingError as exc:
                 log.warning("recall by words only: %s", exc)
-        fused = fuse(dense, lexical, self.dense_weight)
+            with self._lock:
+                found = [self._vectors.get(text) for text in texts]
+        elif missing and self.queue is not None:
+            self.queue.passages_later(missing, self._store)
+        fused = fuse(None, lexical, 0.0)
+        known = np.array([found_vector is not None for found_vector in found])
+        if vector is not None and known.any():
+            dense = np.full(len(texts), -np.inf, dtype=np.float32)
+            dense[known] = np.stack([v for v in found if v is not None]).astype(np.float32) @ vector
+            # NOTE: a candidate without a vector keeps its words-only score at full weight.
+            fused = np.where(known, fuse(dense, lexical, self.dense_weight), fused)
         best = sorted(int(order[position]) for position in np.argsort(-fused, kind="stable")[:k])
         return [older[index] for index in best]
 
-    def _tokenized(self, messages: Sequence[StoredMessage]) -> list[list[str]]:
+    def search_sync(
+        self, older: Sequence[Message], query: str, k: int, context: str = ""
+    ) -> list[Message]:
+        """The ``k`` messages of ``older`` most relevant to ``query``, oldest first (blocking).
+
+        The embedder sees the query as scene retrieval does (the message, after ``context``), so the
+        reply's one query vector serves both searches; the words that pick candidates are the
+        message's own.
+        """
+        if k <= 0 or not older or not query.strip():
+            return []
+        picked = self._candidates(older, query)
+        if picked is None:
+            return []
+        vector = None
+        if self.embedder is not None and picked[0].size > k:
+            try:
+                vector = query_vector(self.embedder, Query(query, context))
+            except EmbeddingError as exc:
+                log.warning("recall by words only: %s", exc)
+        return self._rank(older, picked, k, vector)
+
+    async def search(
+        self, older: Sequence[Message], query: str, k: int, context: str = ""
+    ) -> list[Message]:
+        """:meth:`search_sync` with the query embedded through the queue (batched with other groups')."""
+        if self.queue is None:
+            return await asyncio.to_thread(self.search_sync, older, query, k, context)
+        if k <= 0 or not older or not query.strip():
+            return []
+        picked = await asyncio.to_thread(self._candidates, older, query)
+        if picked is None:
+            return []
+        vector = None
+        if picked[0].size > k:
+            asked = Query(query, context)
+            try:
+                vector = asked.mix(await self.queue.queries(asked.texts))
+            except Exception as exc:
+                log.warning("recall by words only: %s", exc)
+        return self._rank(older, picked, k, vector)
+
+    def _tokenized(self, messages: Sequence[Said]) -> list[list[str]]:
         with self._lock:
             known = [self._tokens.get((message.id, message.text)) for message in messages]
         tokens = [
@@ -90,29 +200,6 @@ class Recall:
             for message, words in zip(messages, tokens, strict=True):
                 self._tokens[(message.id, message.text)] = words
                 self._tokens.move_to_end((message.id, message.text))
-            while len(self._tokens) > self.remember:
+            while len(self._tokens) > self.remember_size:
                 self._tokens.popitem(last=False)
         return tokens
-
-    def _embedded(self, embedder: Embedder, messages: Sequence[StoredMessage]) -> FloatArray:
-        keys = [(message.id, message.text) for message in messages]
-        with self._lock:
-            missing = [key for key in keys if key not in self._vectors]
-        if missing:
-            fresh = embedder.embed_passages([text for _id, text in missing])
-            with self._lock:
-                for key, vector in zip(missing, fresh, strict=True):
-                    self._vectors[key] = vector
-                while len(self._vectors) > self.remember:
-                    self._vectors.popitem(last=False)
-        with self._lock:
-            found = [self._vectors.get(key) for key in keys]
-        if any(vector is None for vector in found):
-            return embedder.embed_passages([text for _id, text in keys])
-        return np.stack([vector for vector in found if vector is not None])
-
-    async def search(
-        self, older: Sequence[StoredMessage], query: str, k: int, context: str = ""
-    ) -> list[StoredMessage]:
-        """:meth:`search_sync` in a worker thread (the embedder takes milliseconds per message)."""
-        return await asyncio.to_thread(self.search_sync, older, query, k, context)

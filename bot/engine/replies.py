@@ -2,13 +2,13 @@
 
 Models often echo the script format (``Orla:「Aye.」``), run on into another speaker's line, or
 ramble. :func:`clean_reply` keeps the character's own words only and bounds the length at a
-sentence end.
+sentence end. The character's set lines (deflection, slow down, spent) vary: :func:`fresh_line`.
 """
 
 from __future__ import annotations
 
 import re
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 
 _SENTENCE_END = re.compile(r"[。！？!?…](?:[」』\"')\]]*)|\.(?=\s|$)")
 _SPEAKER = re.compile(r"^\s*([^\s:：「」()（）\[\]][^:：「」()（）\[\]\n]{0,24}?)\s*[:：]\s*")
@@ -109,3 +109,15 @@ def split_message(text: str, limit: int) -> list[str]:
     if rest:
         chunks.append(rest)
     return chunks
+
+
+def fresh_line(lines: Sequence[str], heard: Iterable[str | None] = ()) -> str:
+    """One of ``lines``, never the one the chat heard last: the line after the newest of ``heard``
+    (what was said there, newest first) that is one of them, else the first; ``""`` when there are
+    none. Two members deflected one after the other get two different lines."""
+    if not lines:
+        return ""
+    for text in heard:
+        if text in lines:
+            return lines[(lines.index(text) + 1) % len(lines)]
+    return lines[0]

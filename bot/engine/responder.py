@@ -74,7 +74,9 @@ class Responder:
         self.prompts = prompts
         self.model = model
         self.screenshots = screenshots
-        self.recall = Recall(retriever.embedder, dense_weight=config.retrieval.dense_weight)
+        self.recall = Recall(
+            retriever.embedder, dense_weight=config.retrieval.dense_weight, queue=retriever.queue
+        )
 
     async def respond(
         self,
@@ -111,7 +113,7 @@ class Responder:
                 completion = await self._ask(chosen, asked, deadline)
             except ModelError as exc:
                 log.error("no reply from the model for %s: %s", pack.id, exc)
-                result.text = self.apology(pack) if not result.breaches else self._deflection(pack)
+                result.text = self.apology(pack) if not result.breaches else self._deflection(pack, history)
                 return result
             result.completions.append(completion)
             text = clean_reply(completion.text, names=names, max_chars=max_chars)
@@ -129,8 +131,9 @@ class Responder:
             result.breaches.append(breach)
             asked = replace(prompt, reminder=reminder(breach, pack.name, pack.settings.language))
         else:
-            result.text, result.completion = self._deflection(pack), result.completions[-1]
+            result.text, result.completion = self._deflection(pack, history), result.completions[-1]
             return result
+        self.recall.remember((message.text, result.text))  # their vectors, in the background
         if with_screenshot:
             result.screenshot = await self.screenshots.match(pack, [result.text, message.text])
         return result
@@ -156,8 +159,10 @@ class Responder:
             raise ModelError(f"the model failed unexpectedly: {type(exc).__name__}: {exc}") from exc
 
     @staticmethod
-    def _deflection(pack: CharacterPack) -> str:
-        return deflection(pack.name, pack.settings.language, pack.settings.deflection)
+    def _deflection(pack: CharacterPack, history: Sequence[Turn]) -> str:
+        """A deflection line of the pack's other than the one the chat heard from it last."""
+        heard = [turn.text for turn in reversed(history) if turn.from_character]
+        return deflection(pack.name, pack.settings.language, pack.settings.deflection, heard)
 
     @staticmethod
     def apology(pack: CharacterPack) -> str:

@@ -2,8 +2,9 @@
 
 Two rankings of a pack's scenes are fused:
 
-* **dense**: cosine between the message's embedding and each scene's (one matrix-vector product);
-  it finds paraphrases and crosses languages.
+* **dense**: cosine between the query's embedding and each scene's (one matrix-vector product);
+  it finds paraphrases and crosses languages. The query is the message, leading, mixed with the line
+  before it (:mod:`bot.engine.query`).
 * **lexical**: BM25 over words and Chinese bigrams (:mod:`bot.engine.lexical`); it finds the rare
   exact words (names, objects) that embeddings blur.
 
@@ -11,10 +12,9 @@ Fusion is weighted reciprocal rank fusion (see :func:`fuse`): ranks rather than 
 cosines and BM25 scores live on unrelated scales that also shift from pack to pack; the lexical share
 is scaled by how much of the query a scene covers, so one incidental shared word stays a weak signal.
 
-Scene embeddings are computed once per pack and model, in batches, and cached on disk at
-``<data_dir>/embeddings/<embedder name>/<pack id>-<content hash>.npy``; an edited pack has a new
-content hash and so a new file, and the old one is removed. A cache file that cannot be read or does
-not fit the pack is rebuilt with a warning.
+Scene embeddings are computed once per pack and model and cached on disk (:mod:`bot.engine.scene_cache`).
+On the reply path the query is embedded through the retriever's :class:`EmbeddingQueue`, which batches
+the queries of concurrent replies into one call.
 
 If the embedder fails (at load or at query time) retrieval falls back to the lexical ranking and logs
 a warning: a reply with less fitting scenes beats no reply.
@@ -23,22 +23,33 @@ a warning: a reply with less fitting scenes beats no reply.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
-import os
-import re
-import tempfile
 import threading
-import time
-from collections.abc import Callable, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
 import numpy as np
 
-from bot.engine.embedder import Embedder, FloatArray, safe_name
+from bot.engine.embedder import Embedder, FloatArray
+from bot.engine.embedding_queue import EmbeddingQueue
 from bot.engine.lexical import BM25, tokenize
 from bot.engine.packs import CharacterPack, Scene
+from bot.engine.query import Query, query_vector
+from bot.engine.scene_cache import MAX_SCENE_CHARS, Progress, cache_path, scene_passage, scene_vectors
+
+__all__ = [
+    "MAX_SCENE_CHARS",
+    "RRF_K",
+    "Progress",
+    "Retriever",
+    "SceneHit",
+    "SceneIndex",
+    "cache_path",
+    "fuse",
+    "scene_passage",
+    "scene_vectors",
+]
 
 log = logging.getLogger(__name__)
 
@@ -49,22 +60,6 @@ NOTE: the usual 60 is tuned for fusing long web result lists; over a few dozen t
 scenes it flattens the top so much that a scene ranked 1st by one side and 10th by the other barely
 differs from one ranked 5th by both. 10 keeps the top ranks decisive.
 """
-
-MAX_SCENE_CHARS = 1000
-"""Characters of a scene's text that are embedded (BM25 sees all of it).
-
-e5 reads 512 tokens at a time: about 2,000 English or 500-1,000 Chinese characters. Classic scenes are
-usually a few lines; the cap only bounds the cost of the odd long one, whose opening sets the topic.
-"""
-
-MAX_QUERY_CHARS = 1000
-MAX_CONTEXT_CHARS = 200
-"""How much of ``context`` (the previous line of the conversation) joins the query."""
-
-CONTEXT_WEIGHT = 0.5
-"""Weight of a context-only term in the BM25 query; the message's own terms weigh 1."""
-
-EMBEDDINGS_DIR = "embeddings"
 
 
 @dataclass(slots=True, frozen=True)
@@ -80,30 +75,6 @@ class SceneHit:
     score: float
     dense: float
     lexical: float
-
-
-def scene_passage(scene: Scene) -> str:
-    """The text of ``scene`` that is embedded: its lines, cut at a line end near :data:`MAX_SCENE_CHARS`."""
-    text = scene.text
-    if len(text) <= MAX_SCENE_CHARS:
-        return text
-    cut = text[:MAX_SCENE_CHARS]
-    end = cut.rfind("\n")
-    return cut[:end] if end > MAX_SCENE_CHARS // 2 else cut
-
-
-def query_text(query: str, context: str = "") -> str:
-    """The text whose embedding is compared with the scenes: the message, after a bit of context."""
-    query = query[:MAX_QUERY_CHARS]
-    context = context.strip()[-MAX_CONTEXT_CHARS:]
-    return f"{context}\n{query}" if context else query
-
-
-def query_terms(query: str, context: str = "") -> dict[str, float]:
-    """BM25 query terms with weights: 1 for the message's terms, :data:`CONTEXT_WEIGHT` for context's."""
-    terms = dict.fromkeys(tokenize(context.strip()[-MAX_CONTEXT_CHARS:]), CONTEXT_WEIGHT)
-    terms.update(dict.fromkeys(tokenize(query[:MAX_QUERY_CHARS]), 1.0))
-    return terms
 
 
 def _ranks(scores: FloatArray) -> FloatArray:
@@ -136,132 +107,12 @@ def fuse(dense: FloatArray | None, lexical: FloatArray, dense_weight: float) -> 
     return fused
 
 
-def cache_path(data_dir: Path, embedder: Embedder, pack: CharacterPack) -> Path:
-    """Where the scene vectors of ``pack`` made by ``embedder`` are cached."""
-    return data_dir / EMBEDDINGS_DIR / safe_name(embedder.name) / f"{pack.id}-{pack.content_hash}.npy"
-
-
-def _read_cache(path: Path, rows: int, dim: int) -> FloatArray | None:
-    """The cached vectors, or None (with a warning) when the file is unreadable or does not fit."""
-    try:
-        array = np.load(path, allow_pickle=False)
-    except FileNotFoundError:
-        return None
-    except (OSError, ValueError, EOFError) as exc:
-        log.warning("embedding cache %s is unreadable (%s); rebuilding it", path, exc)
-        return None
-    if array.shape != (rows, dim) or array.dtype != np.float32 or not np.isfinite(array).all():
-        log.warning(
-            "embedding cache %s holds %s %s, expected (%d, %d) float32; rebuilding it",
-            path,
-            array.shape,
-            array.dtype,
-            rows,
-            dim,
-        )
-        return None
-    return np.ascontiguousarray(array)
-
-
-def _write_cache(path: Path, vectors: FloatArray, pack_id: str) -> None:
-    """Write ``vectors`` atomically (temp file + rename) and drop this pack's stale cache files."""
-    path.parent.mkdir(parents=True, exist_ok=True)
-    handle, temp = tempfile.mkstemp(prefix=f".{path.stem}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(handle, "wb") as file:
-            np.save(file, vectors, allow_pickle=False)
-            file.flush()
-            os.fsync(file.fileno())
-        os.replace(temp, path)
-    except BaseException:
-        with contextlib.suppress(OSError):
-            os.unlink(temp)
-        raise
-    stale = re.compile(rf"{re.escape(pack_id)}-[0-9a-f]+\.npy")
-    for other in path.parent.glob(f"{pack_id}-*.npy"):
-        if other != path and stale.fullmatch(other.name):
-            with contextlib.suppress(OSError):
-                other.unlink()
-
-
-Progress = Callable[[int, int], None]
-"""Hears ``(scenes done, scenes in all)`` while a pack is indexed; called from a worker thread."""
-
-
-def _embed_scenes(
-    embedder: Embedder, scenes: Sequence[Scene], batch_size: int, progress: Progress | None = None
-) -> FloatArray:
-    passages = [scene_passage(scene) for scene in scenes]
-    if not passages:
-        return np.zeros((0, embedder.dim), dtype=np.float32)
-    batches = []
-    for start in range(0, len(passages), batch_size):
-        batches.append(embedder.embed_passages(passages[start : start + batch_size]))
-        if progress is not None:
-            progress(min(start + batch_size, len(passages)), len(passages))
-    vectors = np.ascontiguousarray(np.concatenate(batches), dtype=np.float32)
-    if vectors.shape != (len(passages), embedder.dim):
-        raise ValueError(f"embedder returned {vectors.shape}, expected ({len(passages)}, {embedder.dim})")
-    return vectors
-
-
-def scene_vectors(
-    pack: CharacterPack,
-    embedder: Embedder,
-    *,
-    data_dir: Path | None = None,
-    batch_size: int = 32,
-    progress: Progress | None = None,
-) -> FloatArray | None:
-    """The embeddings of the pack's scenes, from the cache or computed (and cached); None on failure.
-
-    ``progress`` hears each batch computed (nothing when the cache has them all).
-    """
-    try:
-        embedder.load()
-        dim = embedder.dim
-    except Exception as exc:
-        log.warning(
-            "embedder %s is unavailable (%s); pack %r uses lexical retrieval only",
-            embedder.name,
-            exc,
-            pack.id,
-        )
-        return None
-    path = cache_path(data_dir, embedder, pack) if data_dir is not None else None
-    if path is not None:
-        cached = _read_cache(path, len(pack.scenes), dim)
-        if cached is not None:
-            log.debug("pack %r: scene embeddings loaded from %s", pack.id, path)
-            return cached
-    started = time.perf_counter()
-    try:
-        vectors = _embed_scenes(embedder, pack.scenes, batch_size, progress)
-    except Exception as exc:
-        log.warning("embedding the scenes of pack %r failed (%s); using lexical retrieval only", pack.id, exc)
-        return None
-    log.info(
-        "pack %r: embedded %d scenes with %s in %.1f s",
-        pack.id,
-        len(pack.scenes),
-        embedder.name,
-        time.perf_counter() - started,
-    )
-    if path is not None:
-        try:
-            _write_cache(path, vectors, pack.id)
-        except OSError as exc:
-            log.warning(
-                "cannot write the embedding cache %s (%s); it will be recomputed next start", path, exc
-            )
-    return vectors
-
-
 class SceneIndex:
     """The searchable scenes of one pack: a BM25 index and, when an embedder works, scene vectors.
 
     Build it with :meth:`build` (blocking: tokenises every scene, may embed them). :meth:`search` is
-    blocking too (one query embedding); the :class:`Retriever` runs both in a worker thread.
+    blocking too (one query embedding, unless it is given the query's vector); the :class:`Retriever`
+    runs both in a worker thread.
     """
 
     def __init__(
@@ -328,32 +179,47 @@ class SceneIndex:
     def __len__(self) -> int:
         return len(self.scenes)
 
-    def _dense_scores(self, query: str, context: str) -> FloatArray | None:
+    def _dense_scores(self, query: Query, vector: FloatArray | None) -> FloatArray | None:
         if self.vectors is None or self.embedder is None:
             return None
-        try:
-            vector = self.embedder.embed_query(query_text(query, context))
-        except Exception as exc:
-            log.warning(
-                "query embedding failed (%s); pack %r falls back to lexical retrieval", exc, self.pack_id
-            )
+        if vector is None:
+            try:
+                vector = query_vector(self.embedder, query)
+            except Exception as exc:
+                log.warning(
+                    "query embedding failed (%s); pack %r falls back to lexical retrieval", exc, self.pack_id
+                )
+                return None
+        if vector.shape != (self.vectors.shape[1],):
+            log.warning("a %s query vector does not fit pack %r: lexical only", vector.shape, self.pack_id)
             return None
         scores: FloatArray = self.vectors @ vector
         return scores
 
     def search(
-        self, query: str, k: int, context: str = "", *, dense_weight: float | None = None
+        self,
+        query: str,
+        k: int,
+        context: str = "",
+        *,
+        dense_weight: float | None = None,
+        vector: FloatArray | None = None,
+        embed: bool = True,
     ) -> list[SceneHit]:
-        """The ``k`` best scenes for ``query`` (optionally after ``context``), best first.
+        """The ``k`` best scenes for ``query`` (after ``context``, the line before it), best first.
 
-        Always returns ``min(k, scenes)`` hits, even weak ones: the prompt uses scenes as examples of
-        the character's voice as well as of what was said.
+        ``vector`` is the query's embedding when the caller has it (:meth:`Retriever.search` gets it
+        from the queue); without it the query is embedded here, unless ``embed`` is false (the
+        embedding failed already: the search is lexical). Always returns ``min(k, scenes)`` hits,
+        even weak ones: the prompt uses scenes as examples of the character's voice as well as of
+        what was said.
         """
         if k <= 0 or not self.scenes:
             return []
         weight = self.dense_weight if dense_weight is None else dense_weight
-        lexical = self.lexical.coverage(query_terms(query, context))
-        dense = self._dense_scores(query, context) if weight > 0 else None
+        asked = Query(query, context)
+        lexical = self.lexical.coverage(asked.terms())
+        dense = self._dense_scores(asked, vector) if weight > 0 and (embed or vector is not None) else None
         fused = fuse(dense, lexical, weight)
         dense_or_zero = dense if dense is not None else np.zeros_like(lexical)
         # NOTE: lexsort's last key is the primary one: fused score, then cosine, then BM25, then scene order.
@@ -379,6 +245,7 @@ class Retriever:
         dense_weight: float = 0.6,
         *,
         batch_size: int = 32,
+        queue: EmbeddingQueue | None = None,
     ) -> None:
         if not 0.0 <= dense_weight <= 1.0:
             raise ValueError("dense_weight must be between 0 and 1")
@@ -388,6 +255,8 @@ class Retriever:
         self.data_dir = data_dir
         self.dense_weight = dense_weight
         self.batch_size = batch_size
+        self.queue = queue if queue is not None or embedder is None else EmbeddingQueue(embedder)
+        """Embeds the queries of the reply path, batched across groups (shared with recall)."""
         self._indexes: dict[str, SceneIndex] = {}
         self._generations: dict[str, int] = {}
         self._build_locks: dict[str, threading.Lock] = {}
@@ -463,8 +332,18 @@ class Retriever:
         """Build or load the index of ``pack`` in a worker thread (retrying a failed embedder)."""
         return await asyncio.to_thread(self.index_sync, pack, retry_dense=True, progress=progress)
 
-    def search_sync(self, pack: CharacterPack, query: str, k: int, context: str = "") -> list[SceneHit]:
-        """:meth:`search`, blocking: for worker threads and benchmarks."""
+    def search_sync(
+        self,
+        pack: CharacterPack,
+        query: str,
+        k: int,
+        context: str = "",
+        *,
+        vector: FloatArray | None = None,
+        embed: bool = True,
+    ) -> list[SceneHit]:
+        """:meth:`search`, blocking: for worker threads and benchmarks (``vector``, ``embed``: see
+        :meth:`SceneIndex.search`)."""
         index = self._current(pack, want_dense=False)
         if index is None:
             build_lock = self._build_lock(pack.id)
@@ -477,17 +356,32 @@ class Retriever:
                 # NOTE: another thread is indexing this content and has not published its lexical
                 # half yet; a private BM25 index (milliseconds) beats waiting for the embeddings.
                 index = SceneIndex.lexical_only(pack, dense_weight=self.dense_weight)
-        return index.search(query, k, context, dense_weight=self.dense_weight)
+        return index.search(query, k, context, dense_weight=self.dense_weight, vector=vector, embed=embed)
 
     async def search(self, pack: CharacterPack, query: str, k: int, context: str = "") -> list[SceneHit]:
         """The ``k`` scenes of ``pack`` that best fit ``query`` (after ``context``), best first.
 
-        Runs in a worker thread: the query embedding takes tens of milliseconds, and the first search
-        of a pack not yet indexed builds its index.
+        The query is embedded through :attr:`queue` (batched with other groups' queries), the search
+        runs in a worker thread: the first search of a pack not yet indexed builds its index.
         """
         if k <= 0:
             return []
-        return await asyncio.to_thread(self.search_sync, pack, query, k, context)
+        index = self._current(pack, want_dense=False)
+        vector, embed = None, True
+        if index is not None and index.has_dense and self.dense_weight > 0 and self.queue is not None:
+            vector = await self.query_vector(Query(query, context))
+            embed = vector is not None
+        return await asyncio.to_thread(self.search_sync, pack, query, k, context, vector=vector, embed=embed)
+
+    async def query_vector(self, query: Query) -> FloatArray | None:
+        """The vector of ``query`` from :attr:`queue`; None (logged) when the embedder fails."""
+        if self.queue is None:
+            return None
+        try:
+            return query.mix(await self.queue.queries(query.texts))
+        except Exception as exc:
+            log.warning("query embedding failed (%s); lexical retrieval for this message", exc)
+            return None
 
     def forget(self, pack_id: str) -> None:
         """Drop the in-memory index of ``pack_id`` (its cache file stays for a later reload)."""

@@ -8,9 +8,15 @@ spoken in the frame on both counts:
 
 NOTE: both are needed. multilingual-e5 scores every pair of Chinese sentences above 0.85, so cosine
 alone cannot tell a paraphrase from small talk; word overlap alone misses paraphrases with other
-words. The defaults (``[images] min_similarity = 0.85``, ``min_overlap = 0.25``) come from the
-labelled set in ``tests/engine/data/screenshot_labels.jsonl`` on the shipped packs, where the
-positives have overlap ≥ 0.29 and similarity ≥ 0.856 and the negatives overlap ≤ 0.12.
+words. Cosines live on each model's own scale, so the similarity threshold defaults to the
+embedder's :attr:`~bot.engine.embedder.Embedder.same_meaning` (``[images] min_similarity`` overrides
+it). The defaults come from the labelled set in ``tests/engine/data/screenshot_labels.jsonl`` on the
+shipped packs (``scripts/measure_screenshot_matching.py``): the positives have overlap ≥ 0.29 and
+the negatives ≤ 0.25, similarity ≥ 0.856 against ≤ 0.84 with e5, ≥ 0.51 against ≤ 0.48 with USE.
+
+Only a text that passes the word gate is embedded: most replies share few words with any captioned
+line and never cost an embedding. A text is embedded in the form a query takes
+(:func:`bot.engine.query.clip`), so a reply embedded here is the next message's context, cached.
 """
 
 from __future__ import annotations
@@ -32,6 +38,7 @@ from PIL import UnidentifiedImageError
 from bot.engine.embedder import Embedder, FloatArray
 from bot.engine.lexical import tokenize
 from bot.engine.packs import CharacterPack, Screenshot
+from bot.engine.query import clip
 from bot.errors import EmbeddingError
 from bot.messages import Image
 
@@ -66,8 +73,13 @@ def word_overlap(text_words: frozenset[str], line_words: frozenset[str]) -> floa
 class ScreenshotMatcher:
     """Finds the screenshot of a pack whose line is closest to a text."""
 
-    def __init__(self, embedder: Embedder | None, *, min_similarity: float, min_overlap: float) -> None:
+    def __init__(
+        self, embedder: Embedder | None, *, min_similarity: float | None, min_overlap: float
+    ) -> None:
+        """``min_similarity=None``: the embedder's own :attr:`~bot.engine.embedder.Embedder.same_meaning`."""
         self.embedder = embedder
+        if min_similarity is None:
+            min_similarity = embedder.same_meaning if embedder is not None else Embedder.same_meaning
         self.min_similarity = min_similarity
         self.min_overlap = min_overlap
         self._packs: dict[str, _PackShots] = {}
@@ -116,7 +128,7 @@ class ScreenshotMatcher:
         similarities = np.zeros(len(entry.shots), dtype=np.float32)
         if entry.vectors is not None and self.embedder is not None:
             try:
-                similarities = entry.vectors @ self.embedder.embed_query(text)
+                similarities = entry.vectors @ self.embedder.embed_query(clip(text))
             except EmbeddingError as exc:
                 log.warning("screenshot matching by words only: %s", exc)
         order = np.lexsort((-overlaps, -(similarities + overlaps)))

@@ -32,7 +32,7 @@ from bot.eval.redteam import (
     write_redteam,
 )
 from bot.eval.report import judge_table, retrieval_table, write_report
-from bot.eval.retrieval import RetrievalScores, evaluate_retrieval
+from bot.eval.retrieval import QueryLatency, RetrievalScores, evaluate_retrieval, query_latency
 
 
 @dataclass(slots=True, frozen=True)
@@ -74,6 +74,7 @@ class EvalResult:
     retrieval: list[RetrievalScores]
     models: list[ModelScores]
     report: Path
+    latency: QueryLatency | None = None
 
 
 def options_from(args: argparse.Namespace) -> EvalOptions:
@@ -204,19 +205,22 @@ async def run_eval(config: BotConfig, options: EvalOptions) -> EvalResult:
             dense_weight=config.retrieval.dense_weight,
             ks=options.ks,
         )
+    texts = [question.text for _pack, questions in chosen for question in questions]
+    latency = await asyncio.to_thread(query_latency, embedder, texts, threads=config.embedding.threads)
     answers: list[Answer] = []
     settings: dict[str, object] = {
         "packs": ", ".join(pack.id for pack, _questions in chosen),
         "questions": sum(len(questions) for _pack, questions in chosen),
         "embedder": embedder.name,
         "hybrid dense_weight": config.retrieval.dense_weight,
+        "query embedding": latency.summary(),
     }
     if options.judge_part:
         answers = await _judge_part(config, options, chosen, settings)
     folder = config.data_dir / "eval" / time.strftime("%Y%m%d-%H%M%S")
     models = by_model(answers)
     report = await asyncio.to_thread(write_report, folder, retrieval, models, settings)
-    return EvalResult(retrieval, models, report)
+    return EvalResult(retrieval, models, report, latency)
 
 
 async def _judge_part(
@@ -266,6 +270,8 @@ def main(config: BotConfig, args: argparse.Namespace) -> int:
         return 0
     result = asyncio.run(run_eval(config, options))
     print(retrieval_table(result.retrieval))  # noqa: T201 - the command's output
+    if result.latency is not None:
+        print(result.latency.summary())  # noqa: T201
     if result.models:
         print("\n" + judge_table(result.models))  # noqa: T201
         for model in result.models:

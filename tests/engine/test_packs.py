@@ -146,6 +146,31 @@ def test_shipped_packs_are_valid_and_big_enough() -> None:
         assert len(pack.screenshots) >= 5, pack.id
         assert pack.aliases
         assert pack.settings.greeting
+        for lines in (pack.settings.deflection, pack.settings.slow_down, pack.settings.spent):
+            assert len(set(lines)) >= 3, f"{pack.id}: a chat never hears the same set line twice in a row"
+
+
+def test_set_lines_are_one_string_or_a_list(tmp_path: Path) -> None:
+    one = write_pack(tmp_path / "one", extra_toml='deflection = "Strange talk."\nspent = ""\n')
+    several = write_pack(
+        tmp_path / "several",
+        extra_toml='deflection = ["Strange talk.", "Ask me about the sea."]\n'
+        'slow_down = ["Easy now.", " "]\n',
+    )
+    assert load_pack(one).settings.deflection == ["Strange talk."]
+    assert load_pack(one).settings.spent == [], "an empty line is no line"
+    settings = load_pack(several).settings
+    assert (settings.deflection, settings.slow_down, settings.spent) == (
+        ["Strange talk.", "Ask me about the sea."],
+        ["Easy now."],
+        [],
+    )
+
+
+def test_a_set_line_that_is_not_text_is_reported_with_its_line(tmp_path: Path) -> None:
+    folder = write_pack(tmp_path, extra_toml="slow_down = [1, 2]\n")
+    with pytest.raises(PackError, match=r"character\.toml:\d+: slow_down\.0: Input should be a valid string"):
+        load_pack(folder)
 
 
 @pytest.mark.parametrize(

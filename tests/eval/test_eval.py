@@ -98,11 +98,11 @@ def test_recall_and_mrr_count_ranks() -> None:
     assert scores.mrr == pytest.approx((1 + 1 / 2 + 1 / 4) / 4)
 
 
-def test_retrieval_is_scored_three_ways(pack: CharacterPack, tmp_path: Path) -> None:
+def test_retrieval_is_scored_four_ways(pack: CharacterPack, tmp_path: Path) -> None:
     questions = load_questions(pack)
     questions.append(type(questions[0])("Barnacle has taste, your fish does not", "002"))
     scores = evaluate_retrieval(pack, questions, HashingEmbedder(), tmp_path, dense_weight=0.6)
-    assert [row.mode for row in scores] == ["dense", "lexical", "hybrid"]
+    assert [row.mode for row in scores] == ["dense", "lexical", "hybrid", "after-reply"]
     for row in scores:
         assert row.questions == 4
         assert 0 <= row.recall[1] <= row.recall[3] <= row.recall[5] == 1.0, "3 scenes: all within 5"
@@ -191,6 +191,8 @@ def test_the_eval_command_prints_the_retrieval_table(
     assert main(["--config", str(toml), "eval", "--retrieval-only", "--k", "1,2"]) == 0
     out = capsys.readouterr().out
     assert "| pack | mode | questions | recall@1 | recall@2 | MRR |" in out
+    assert "| orla | after-reply | 3 |" in out
+    assert "query embedding (use-multilingual-" in out
     assert "report: " in out
     assert main(["--config", str(toml), "eval", "--model", "nonsense"]) == 2
 

@@ -1,0 +1,123 @@
+"""Respond: one character's answer to one stored message, from the context gathered for it.
+
+The engine (:class:`~bot.engine.responder.Responder`) retrieves the classic scenes, builds the
+prompt, asks the model and checks the reply; here the gathered messages become the prompt's turns,
+recall picks older messages the new one is about, and a screenshot goes with the reply when the chat
+allows one.
+"""
+
+from __future__ import annotations
+
+import time
+from collections import OrderedDict
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import TYPE_CHECKING
+
+from bot.engine.prompt import Turn
+from bot.engine.screenshots import screenshot_image
+from bot.messages import ChatKey, Reply
+
+if TYPE_CHECKING:
+    from bot.config import BotConfig
+    from bot.engine.model import Completion
+    from bot.engine.packs import CharacterPack
+    from bot.engine.responder import Responder
+    from bot.flow.gather import Context
+    from storage import ChatState, StoredMessage
+
+
+class ScreenshotCooldown:
+    """At most one screenshot per chat every ``seconds`` (QQ rate-limits accounts that post bursts).
+
+    It remembers only chats still cooling down, at most ``capacity`` of them: past that the one that
+    posted longest ago is forgotten (at worst its next screenshot comes early).
+    """
+
+    def __init__(
+        self, seconds: float, clock: Callable[[], float] = time.monotonic, capacity: int = 10_000
+    ) -> None:
+        self.seconds = seconds
+        self.capacity = capacity
+        self._clock = clock
+        self._last: OrderedDict[ChatKey, float] = OrderedDict()
+        """Oldest first: :meth:`used` moves a chat to the end."""
+
+    def ready(self, key: ChatKey) -> bool:
+        self._forget_cooled()
+        return key not in self._last
+
+    def used(self, key: ChatKey) -> None:
+        self._last[key] = self._clock()
+        self._last.move_to_end(key)
+        self._forget_cooled()
+
+    def _forget_cooled(self) -> None:
+        horizon = self._clock() - self.seconds
+        while self._last and (len(self._last) > self.capacity or next(iter(self._last.values())) <= horizon):
+            self._last.popitem(last=False)
+
+    def __len__(self) -> int:
+        return len(self._last)
+
+
+@dataclass(slots=True)
+class Answer:
+    """A character's reply, with what it cost (for the record stage)."""
+
+    reply: Reply
+    completions: list[Completion] = field(default_factory=list)
+    prompt_text: Callable[[], str] = str
+    """The prompt as text, for estimating its tokens when the model reported none."""
+
+
+def turn_of(message: StoredMessage, pack: CharacterPack) -> Turn:
+    """A stored message as the prompt shows it to ``pack``."""
+    if message.role == "character":
+        return Turn(pack.name, message.text, from_character=True)
+    return Turn(message.speaker, message.text)
+
+
+class Answerer:
+    """Turns a gathered :class:`~bot.flow.gather.Context` into the character's reply."""
+
+    def __init__(self, config: BotConfig, responder: Responder, cooldown: ScreenshotCooldown) -> None:
+        self.config = config
+        self.responder = responder
+        self.cooldown = cooldown
+
+    async def answer(
+        self, key: ChatKey, context: Context, state: ChatState, *, model: str | None = None
+    ) -> Answer:
+        """``context.pack``'s answer to ``context.message``; ``model`` answers instead of ``[llm] model``."""
+        pack = context.pack
+        images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
+        with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
+        result = await self.responder.respond(
+            pack,
+            [turn_of(message, pack) for message in context.history],
+            turn_of(context.message, pack),
+            with_screenshot=with_screenshot,
+            summary=context.summary,
+            recalled=await self._recall(context),
+            model=self.responder.model.variant(model) if model else None,
+        )
+        reply = Reply(result.text, character=pack.id, in_history=not result.failed)
+        if result.screenshot is not None:
+            image = await screenshot_image(
+                result.screenshot.shot, self.config.images, self.config.image_cache_dir
+            )
+            if image is not None:
+                reply.images.append(image)
+                self.cooldown.used(key)
+        return Answer(reply, result.completions, result.prompt.system_text)
+
+    async def _recall(self, context: Context) -> list[str]:
+        """Older messages (before the history window) that the message is about, as prompt lines."""
+        k = self.config.memory.recall_k
+        if not k or not context.older or not context.history:
+            return []
+        found = await self.responder.recall.search(
+            context.older, context.message.text, k, context=context.history[-1].text
+        )
+        return [turn_of(message, context.pack).render() for message in found]
