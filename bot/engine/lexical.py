@@ -142,7 +142,7 @@ class BM25:
         self._unseen_idf = self._idf_of(0)
 
     def _idf_of(self, df: int) -> float:
-        return math.log(1.0 + (self.size - df + 0.5) / (df + 0.5))
+        return idf(self.size, df)
 
     def __contains__(self, term: object) -> bool:
         return term in self._postings
@@ -182,6 +182,38 @@ class BM25:
         reference = self.reference(query)
         scores = self.scores(query)
         return scores / np.float32(reference) if reference > 0 else scores
+
+
+def idf(size: int, df: int) -> float:
+    """BM25's non-negative inverse document frequency of a term ``df`` of ``size`` documents hold."""
+    return math.log(1.0 + (size - df + 0.5) / (df + 0.5))
+
+
+def coverage_of(
+    counts: Sequence[Mapping[str, int]],
+    lengths: FloatArray,
+    query: Mapping[str, float],
+    *,
+    k1: float = 1.2,
+    b: float = 0.75,
+) -> FloatArray:
+    """:meth:`BM25.coverage` of ``query`` over documents given as term counts and lengths, computed for
+    the query's terms only: for a corpus searched once (recall's thousands of older messages, a new
+    set at every reply) this costs a lookup per document and query term instead of a whole index."""
+    size = len(counts)
+    if not size:
+        return np.zeros(0, dtype=np.float32)
+    average = float(lengths.mean()) if lengths.sum() > 0 else 1.0
+    norm = k1 * (1.0 - b + b * lengths / average)
+    scores = np.zeros(size, dtype=np.float32)
+    reference = 0.0
+    for term, weight in query.items():
+        tf = np.fromiter((count.get(term, 0) for count in counts), dtype=np.float32, count=size)
+        term_idf = idf(size, int(np.count_nonzero(tf)))
+        reference += weight * term_idf
+        if weight and tf.any():
+            scores += np.float32(weight * term_idf) * tf * (k1 + 1.0) / (tf + norm)
+    return scores / np.float32(reference) if reference > 0 else scores
 
 
 def word_count(text: str) -> int:

@@ -18,7 +18,7 @@ from __future__ import annotations
 import asyncio
 import logging
 import threading
-from collections import OrderedDict
+from collections import Counter, OrderedDict
 from collections.abc import Iterable, Sequence
 from typing import Protocol, TypeVar
 
@@ -26,7 +26,7 @@ import numpy as np
 
 from bot.engine.embedder import Embedder, FloatArray
 from bot.engine.embedding_queue import EmbeddingQueue
-from bot.engine.lexical import BM25, tokenize
+from bot.engine.lexical import coverage_of, tokenize
 from bot.engine.query import Query, clip, query_vector
 from bot.engine.retrieval import fuse
 from bot.errors import EmbeddingError
@@ -76,7 +76,7 @@ class Recall:
         """How many messages' words and vectors are kept between searches (a message never changes,
         so each is tokenised and embedded once, not at every reply that searches it)."""
         self.queue = queue if embedder is not None else None
-        self._tokens: OrderedDict[tuple[int, str], list[str]] = OrderedDict()
+        self._words: OrderedDict[tuple[int, str], Counter[str]] = OrderedDict()
         self._vectors: OrderedDict[str, np.ndarray] = OrderedDict()
         self._lock = threading.Lock()
 
@@ -109,7 +109,9 @@ class Recall:
 
     def _candidates(self, older: Sequence[Message], query: str) -> Candidates | None:
         """The messages sharing enough of the query's own words, best first (blocking: tokenises)."""
-        coverage = BM25(self._tokenized(older)).coverage(Query(query).terms())
+        words = self._counted(older)
+        lengths = np.fromiter((count.total() for count in words), dtype=np.float32, count=len(words))
+        coverage = coverage_of(words, lengths, Query(query).terms())
         order = np.argsort(-coverage, kind="stable")[: self.candidates]
         order = order[coverage[order] >= MIN_COVERAGE]
         return (order, coverage[order]) if order.size else None
@@ -190,16 +192,18 @@ class Recall:
                 log.warning("recall by words only: %s", exc)
         return self._rank(older, picked, k, vector)
 
-    def _tokenized(self, messages: Sequence[Said]) -> list[list[str]]:
+    def _counted(self, messages: Sequence[Said]) -> list[Counter[str]]:
+        """Each message's words, counted (cached: a message never changes)."""
         with self._lock:
-            known = [self._tokens.get((message.id, message.text)) for message in messages]
-        tokens = [
-            found if found is not None else tokenize(m.text) for found, m in zip(known, messages, strict=True)
+            known = [self._words.get((message.id, message.text)) for message in messages]
+        counted = [
+            found if found is not None else Counter(tokenize(message.text))
+            for found, message in zip(known, messages, strict=True)
         ]
         with self._lock:
-            for message, words in zip(messages, tokens, strict=True):
-                self._tokens[(message.id, message.text)] = words
-                self._tokens.move_to_end((message.id, message.text))
-            while len(self._tokens) > self.remember_size:
-                self._tokens.popitem(last=False)
-        return tokens
+            for message, words in zip(messages, counted, strict=True):
+                self._words[(message.id, message.text)] = words
+                self._words.move_to_end((message.id, message.text))
+            while len(self._words) > self.remember_size:
+                self._words.popitem(last=False)
+        return counted
