@@ -24,7 +24,8 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Literal
 
 from bot.background import Background
-from bot.engine.packs import PACK_ID, CharacterPack, PackRegistry, load_pack
+from bot.engine.packs import PACK_ID, CharacterPack, load_pack
+from bot.engine.registry import PackRegistry
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
 from bot.errors import BotError, PackError

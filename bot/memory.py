@@ -14,8 +14,9 @@ from datetime import UTC, datetime, timedelta
 
 from bot.config import BotConfig
 from bot.engine.model import ChatModel
-from bot.engine.packs import CharacterPack, PackRegistry
+from bot.engine.packs import CharacterPack
 from bot.engine.prompt import Prompt, PromptTokens, TokenCounter, Turn
+from bot.engine.registry import PackRegistry
 from bot.errors import ModelError
 from bot.governor import SUMMARIES, local_day, tokens_of
 from bot.messages import ChatKey

@@ -17,8 +17,9 @@ from bot.config import BotConfig
 from bot.engine.backends import create_chat_model
 from bot.engine.embedder import Embedder, create_embedder
 from bot.engine.model import ChatModel
-from bot.engine.packs import PackLoadReport, PackRegistry, load_packs
+from bot.engine.packs import PackLoadReport, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
+from bot.engine.registry import PackRegistry
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher

@@ -23,8 +23,9 @@ from bot.commands import default_commands
 from bot.config import parse_config
 from bot.engine.embedder import HashingEmbedder
 from bot.engine.model import EchoChatModel
-from bot.engine.packs import PackRegistry, load_packs
+from bot.engine.packs import load_packs
 from bot.engine.prompt import PromptBuilder, PromptTokens, TokenCounter
+from bot.engine.registry import PackRegistry
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher

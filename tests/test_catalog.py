@@ -11,7 +11,7 @@ import pytest
 from bot.background import Background
 from bot.catalog import PackCatalog, safe_file_name
 from bot.engine.embedder import FloatArray, HashingEmbedder
-from bot.engine.packs import PackRegistry
+from bot.engine.registry import PackRegistry
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
 from bot.errors import PackError

@@ -25,7 +25,8 @@ from bot.messages import Attachment, ChatKey, Reply, Role
 if TYPE_CHECKING:
     from bot.catalog import PackCatalog
     from bot.config import BotConfig
-    from bot.engine.packs import CharacterPack, PackRegistry
+    from bot.engine.packs import CharacterPack
+    from bot.engine.registry import PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
     from bot.governor import Governor
     from bot.greetings import Greetings

@@ -16,7 +16,8 @@ import re
 from dataclasses import dataclass
 
 from bot.commands import Command, CommandRegistry, Conversations, parse_command
-from bot.engine.packs import CharacterPack, PackRegistry
+from bot.engine.packs import CharacterPack
+from bot.engine.registry import PackRegistry
 from bot.messages import Incoming
 
 MAX_NAME_CHARS = 32

@@ -13,7 +13,8 @@ from collections.abc import Awaitable, Callable, Mapping
 from dataclasses import dataclass, field, replace
 from typing import TYPE_CHECKING
 
-from bot.engine.packs import CharacterPack, PackRegistry
+from bot.engine.packs import CharacterPack
+from bot.engine.registry import PackRegistry
 from bot.flow.classify import Talk, speaker_name
 from bot.messages import ChatKey, Incoming, Reply
 from storage.claims import Claim

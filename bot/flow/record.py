@@ -12,7 +12,7 @@ from typing import TYPE_CHECKING
 from bot.messages import Incoming, Reply
 
 if TYPE_CHECKING:
-    from bot.engine.packs import PackRegistry
+    from bot.engine.registry import PackRegistry
     from bot.flow.answer import Answer
     from bot.governor import Governor
     from bot.ledger import Ledger

@@ -19,7 +19,8 @@ from pathlib import Path
 
 from bot.engine.packs import PACK_FILE, PACK_ID, CharacterPack, load_pack
 from bot.errors import PackError
-from bot.importers.cards import PNG_SIGNATURE, import_card_json, import_card_png, import_charx
+from bot.importers.card_files import import_card_json, import_card_png, import_charx
+from bot.importers.cards import PNG_SIGNATURE
 from bot.importers.chatharuhi import SYSTEM_PROMPT_FILE, import_chatharuhi_folder, import_chatharuhi_jsonl
 from bot.importers.corpora import import_qa, import_transcript, looks_like_qa
 from bot.importers.drafts import PackDraft, pack_id_for

@@ -9,7 +9,7 @@ from collections import OrderedDict
 import aiohttp
 import discord
 
-from bot.engine.packs import PackRegistry
+from bot.engine.registry import PackRegistry
 from bot.errors import AttachmentError
 from bot.messages import Attachment, Attachments, ChatType, Incoming, Role, Sender
 

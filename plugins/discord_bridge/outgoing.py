@@ -22,7 +22,8 @@ import aiohttp
 import discord
 from PIL import Image as PILImage
 
-from bot.engine.packs import CharacterPack, PackRegistry
+from bot.engine.packs import CharacterPack
+from bot.engine.registry import PackRegistry
 from bot.engine.replies import split_message
 from bot.messages import Reply
 from plugins.discord_bridge.incoming import SpokenMessages

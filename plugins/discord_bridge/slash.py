@@ -16,7 +16,7 @@ import discord
 from discord import app_commands
 
 from bot.commands import Command, Completion, Verb
-from bot.engine.packs import PackRegistry
+from bot.engine.registry import PackRegistry
 from bot.messages import Attachment, Reply
 from bot.router import Router
 from plugins.discord_bridge.incoming import SpokenMessages, attachment_of, interaction_incoming

@@ -5,7 +5,8 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine.packs import PackRegistry, load_pack, load_packs, parse_scene
+from bot.engine.packs import load_pack, load_packs, parse_scene
+from bot.engine.registry import PackRegistry
 from bot.errors import PackError
 from tests.packs import write_pack, write_xiaoman
 
