@@ -133,6 +133,27 @@ async def test_a_switch_in_one_process_holds_in_the_other(two_processes: tuple[R
     assert reply.character == "xiaoman"
 
 
+async def test_a_switch_reaches_a_process_that_cached_the_chat_within_a_second(
+    two_processes: tuple[Runtime, Runtime],
+) -> None:
+    """Each process caches a chat's state; a change in one drops the other's copy through the change
+    feed ([storage] sync_interval_s, 0.1 s here)."""
+    first, second = two_processes
+    held(first).release.set()
+    held(second).release.set()
+    (before,) = await second.router.handle(group_message("hello, keeper", to_me=True))
+    assert before.character == "orla"
+    await first.router.handle(group_message("/switch xiaoman", to_me=True))
+    loop = asyncio.get_running_loop()
+    switched_at = loop.time()
+    while True:
+        (reply,) = await second.router.handle(group_message("还在吗", to_me=True))
+        if reply.character == "xiaoman":
+            break
+        assert loop.time() - switched_at < 1.0, "the other process still plays the old character"
+        await asyncio.sleep(0.05)
+
+
 async def test_a_second_process_on_one_sqlite_file_is_refused_with_what_to_do(config: BotConfig) -> None:
     first, second = Database(config.database_url), Database(config.database_url)
     first.hold_alone()
