@@ -15,7 +15,7 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import ColumnElement, exists, select, update
+from sqlalchemy import ColumnElement, exists, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
 from storage.models import Delivery, Message, utcnow
@@ -33,7 +33,13 @@ ANSWERED: tuple[DeliveryState, ...] = ("pending", "posted")
 
 def said(message_id: ColumnElement[int] | InstrumentedAttribute[int]) -> ColumnElement[bool]:
     """A filter for messages: true unless the message is a character line that was never posted."""
-    return ~exists().where(Delivery.message_id == message_id, Delivery.state.in_(UNSAID))
+    return ~exists().where(Delivery.message_id == message_id, _state_is(UNSAID))
+
+
+def _state_is(states: Sequence[DeliveryState]) -> ColumnElement[bool]:
+    """``state IN (...)`` written as plain comparisons: an ``IN`` list is re-rendered for every
+    statement, while this keeps the statement in SQLAlchemy's compiled cache (it runs per message)."""
+    return or_(*(Delivery.state == state for state in states))
 
 
 @dataclass(slots=True)
@@ -197,7 +203,7 @@ class Deliveries(Store):
                     Delivery.platform == platform,
                     Delivery.chat_id == chat_id,
                     Delivery.answers == message_id,
-                    Delivery.state.in_(ANSWERED),
+                    _state_is(ANSWERED),
                 )
                 .limit(1)
             )
