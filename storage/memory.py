@@ -8,6 +8,7 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import delete, func, or_, select
 
+from storage.cache import TTLCache
 from storage.deliveries import said
 from storage.messages import Messages, StoredMessage
 from storage.models import Chat, Message, Summary
@@ -19,6 +20,8 @@ if TYPE_CHECKING:
     from storage.db import Database
 
 
+CACHE_TTL_S = 60.0
+CACHE_SIZE = 20_000
 MAX_TO_SUMMARISE = 5_000
 """The most messages one summary pass reads; a chat further behind catches up over several passes."""
 
@@ -34,21 +37,33 @@ class SummaryDue:
 
 
 class Summaries(Store):
-    """The ``summaries`` table, and the clean-up of the raw messages a summary keeps the gist of."""
+    """The ``summaries`` table, and the clean-up of the raw messages a summary keeps the gist of.
+
+    A summary is read for every reply and rewritten every few minutes at most, so each process keeps
+    the ones it read for ``CACHE_TTL_S`` (one saved here replaces its copy at once; one saved by
+    another process on the same database shows here within that time: a gist a little older).
+    """
 
     def __init__(self, database: Database, messages: Messages) -> None:
         super().__init__(database)
         self._messages = messages
+        self._cache: TTLCache[tuple[str, str, str], tuple[str, int]] = TTLCache(CACHE_SIZE, CACHE_TTL_S)
 
     async def get(
         self, key: ChatRef, character_id: str, *, session: AsyncSession | None = None
     ) -> tuple[str, int]:
         """The character's summary of the chat and the last message id it covers (``("", 0)`` when none)."""
+        cache_key = (key.platform, key.chat_id, character_id)
+        if (cached := self._cache.get(cache_key)) is not None:
+            return cached
         async with self._session(session) as session:
-            found = await session.get(Summary, (key.platform, key.chat_id, character_id))
-        return (found.text, found.upto_id) if found is not None else ("", 0)
+            found = await session.get(Summary, cache_key)
+        summary = (found.text, found.upto_id) if found is not None else ("", 0)
+        self._cache.put(cache_key, summary)
+        return summary
 
     async def save(self, key: ChatRef, character_id: str, text: str, upto_id: int) -> None:
+        self._cache.put((key.platform, key.chat_id, character_id), (text, upto_id))
         async with self._session(None) as session:
             found = await session.get(Summary, (key.platform, key.chat_id, character_id))
             if found is None:
