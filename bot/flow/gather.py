@@ -113,12 +113,15 @@ class Gatherer:
             )
         return {}
 
-    async def state(self, incoming: Incoming, session: AsyncSession) -> tuple[ChatState, list[Reply]]:
+    async def state(
+        self, incoming: Incoming, session: AsyncSession, *, told: bool = True
+    ) -> tuple[ChatState, list[Reply]]:
         """The chat's state, with what it has not chosen itself taken from its parent chat, and a notice
         when its active character has been removed since.
 
-        The notice comes with the chat's next message rather than at removal time, so a chat on a
-        platform that is not connected then (or a pack deleted while the bot was down) is told too.
+        The notice comes with the chat's next message that is answered (``told``) rather than at
+        removal time, so a chat on a platform that is not connected then (or a pack deleted while the
+        bot was down) is told too; room talk, which nobody answers, leaves it for later.
         """
         chats = self.repository.chats
         state = await chats.state(incoming.key, session=session)
@@ -132,7 +135,7 @@ class Gatherer:
                 else state.images_enabled,
             )
         removed = state.active_character
-        if removed is None or removed in self.packs:
+        if removed is None or removed in self.packs or not told:
             return state, []
         for key in (incoming.key, parent_key):
             if key is not None and (await chats.state(key, session=session)).active_character == removed:
@@ -186,10 +189,7 @@ class Gatherer:
         self, incoming: Incoming, talk: Talk, earlier: Mapping[str | None, int], session: AsyncSession
     ) -> Said:
         key = incoming.key
-        if talk.calls or incoming.to_me:
-            state, notices = await self.state(incoming, session)
-        else:
-            state, notices = (await self.state(incoming, session))[0], []
+        state, notices = await self.state(incoming, session, told=bool(talk.calls) or incoming.to_me)
         manners = self.config.groups
         said = Said(
             state,

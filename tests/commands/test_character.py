@@ -207,6 +207,7 @@ async def test_a_removed_active_character_is_replaced_and_the_chat_told_once(rou
     removed = await say(router, "/character remove wren", user=SUPERUSER)
     assert removed.startswith("Removed Wren Calloway (wren). Chats keep their memories of it")
 
+    assert await router.handle(group_message("lunch anyone?", group="harbour")) == [], "talk to no one"
     notice, answer = await router.handle(group_message("hello?", group="harbour", to_me=True))
     assert notice.text == "The character 'wren' was removed from the bot; Orla Finch takes over here."
     assert answer.character == "orla"
