@@ -39,6 +39,7 @@ if TYPE_CHECKING:
 
     from bot.catalog import PackCatalog
     from bot.config import BotConfig
+    from bot.engine.packs import CharacterPack
     from bot.engine.responder import Responder
     from bot.health import StorageWatch
     from bot.ledger import Ledger
@@ -221,9 +222,7 @@ class Router:
             if position == 0 and decided is not None:
                 decision = decided
             else:
-                rest = dict(waiting[position:])
-                again = None if said.unprompted else partial(self._answer_later, incoming, said, rest)
-                decision = await self.governor.decide(incoming, context.pack, again=again)
+                decision = await self._decide(incoming, said, context.pack, dict(waiting[position:]))
             if decision.verdict != "answer":
                 log.info(
                     "%s: %s for %s (%s)", incoming.key, decision.verdict, incoming.sender.user_id, pack_id
@@ -242,7 +241,19 @@ class Router:
         waiting = list(said.owed.items())
         if not waiting or (pack := self.packs.get(waiting[0][0])) is None:
             return None
-        again = None if said.unprompted else partial(self._answer_later, incoming, said, dict(waiting))
+        return await self._decide(incoming, said, pack, said.owed, session)
+
+    async def _decide(
+        self,
+        incoming: Incoming,
+        said: Said,
+        pack: CharacterPack,
+        rest: Mapping[str, int],
+        session: AsyncSession | None = None,
+    ) -> Decision:
+        """The governor's word on ``pack`` answering now; when it puts the answer off, ``rest`` (this
+        character and those after it) is answered once the window frees (never an unprompted join)."""
+        again = None if said.unprompted else partial(self._answer_later, incoming, said, dict(rest))
         return await self.governor.decide(incoming, pack, again=again, session=session)
 
     async def _answer_later(self, incoming: Incoming, said: Said, owed: Mapping[str, int]) -> None:
