@@ -10,7 +10,7 @@ from sqlalchemy import delete, func, or_, select
 
 from storage.cache import TTLCache
 from storage.deliveries import said
-from storage.messages import Messages, StoredMessage
+from storage.messages import Messages, StoredMessage, memory_floor
 from storage.models import Chat, Message, Summary
 from storage.store import ChatRef, Store, rowcount
 
@@ -107,15 +107,13 @@ class Summaries(Store):
         """The character's own messages past its summary except the newest ``keep``, oldest first."""
         async with self._session(None) as session:
             _text, upto = await self.get(key, character_id, session=session)
-            floor = await session.scalar(
-                select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
-            )
+            floor = await memory_floor(session, key)
             pending = await session.scalar(
                 select(func.count(Message.id)).where(
                     Message.platform == key.platform,
                     Message.chat_id == key.chat_id,
                     Message.character_id == character_id,
-                    Message.id > max(upto, floor or 0),
+                    Message.id > max(upto, floor),
                     said(Message.id),
                 )
             )
@@ -125,7 +123,7 @@ class Summaries(Store):
                 key,
                 character_id,
                 limit=min(pending, MAX_TO_SUMMARISE + keep),
-                floor=max(upto, floor or 0),
+                floor=max(upto, floor),
                 own_only=True,
                 session=session,
             )

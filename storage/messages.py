@@ -37,6 +37,14 @@ class StoredMessage:
     """The user's stable name in the chat (see :meth:`storage.chats.Chats.participant_name`)."""
 
 
+async def memory_floor(session: AsyncSession, key: ChatRef) -> int:
+    """The id at or below which the chat's messages were forgotten by ``/reset`` (0: none were)."""
+    floor = await session.scalar(
+        select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
+    )
+    return floor or 0
+
+
 class Messages(Store):
     """The ``messages`` table."""
 
@@ -125,11 +133,7 @@ class Messages(Store):
         talk too). User messages carry the sender's stable name as ``speaker``."""
         async with self._session(session) as session:
             if floor is None:
-                floor = await session.scalar(
-                    select(Chat.memory_floor).where(
-                        Chat.platform == key.platform, Chat.chat_id == key.chat_id
-                    )
-                )
+                floor = await memory_floor(session, key)
             query = (
                 select(
                     Message.id,
@@ -153,7 +157,7 @@ class Messages(Store):
                     Message.character_id == character_id
                     if own_only
                     else or_(Message.character_id == character_id, Message.character_id.is_(None)),
-                    Message.id > (floor or 0),
+                    Message.id > floor,
                     said(Message.id),
                 )
                 .order_by(Message.id.desc())
@@ -205,16 +209,14 @@ class Messages(Store):
     async def character_memory(self, key: ChatRef, character_id: str) -> tuple[int, datetime | None]:
         """How many messages ``character_id`` exchanged in the chat (since ``/reset``), and since when."""
         async with self._session(None) as session:
-            floor = await session.scalar(
-                select(Chat.memory_floor).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
-            )
+            floor = await memory_floor(session, key)
             count, first = (
                 await session.execute(
                     select(func.count(Message.id), func.min(Message.created_at)).where(
                         Message.platform == key.platform,
                         Message.chat_id == key.chat_id,
                         Message.character_id == character_id,
-                        Message.id > (floor or 0),
+                        Message.id > floor,
                     )
                 )
             ).one()
