@@ -34,14 +34,17 @@ class PackRegistry:
 
     def __init__(self, packs: Iterable[CharacterPack] = ()) -> None:
         self._packs: dict[str, CharacterPack] = {}
+        self._spoken: frozenset[str] | None = None
         for pack in packs:
             self.add(pack)
 
     def add(self, pack: CharacterPack) -> None:
         """Serve ``pack``, in place of the one with its id if there is one."""
         self._packs[pack.id] = pack
+        self._spoken = None
 
     def remove(self, pack_id: str) -> CharacterPack | None:
+        self._spoken = None
         return self._packs.pop(pack_id, None)
 
     def get(self, pack_id: str) -> CharacterPack | None:
@@ -57,8 +60,11 @@ class PackRegistry:
         return pack_id in self._packs
 
     def spoken_names(self) -> frozenset[str]:
-        """Every character's name and aliases, casefolded: names no member may go by in a prompt."""
-        return frozenset(name.casefold() for pack in self for name in (pack.name, *pack.aliases))
+        """Every character's name and aliases, casefolded: names no member may go by in a prompt
+        (read for every message, so kept until the packs change)."""
+        if self._spoken is None:
+            self._spoken = frozenset(name.casefold() for pack in self for name in (pack.name, *pack.aliases))
+        return self._spoken
 
     def match(self, query: str) -> PackMatch:
         """Find the pack meant by ``query``.
