@@ -1,10 +1,11 @@
 """The ledger: everything the bot says is recorded before it is posted, and marked once it was.
 
-The router records a message's replies in one write (the character lines among them join the
-characters' history there, see :class:`~storage.deliveries.DeliveryStore`); whatever posts a reply
-(a send queue, the console, the Discord bridge) then settles it. When a bot account connects, the
-replies another process (this one before a restart, or a crash) left unposted are taken over and
-posted once if they are younger than ``[sending] resend_within_s``, and marked expired otherwise.
+The record stage (:mod:`bot.flow.record`) stores a message's replies in one write (the character
+lines among them join the characters' history there, see :class:`~storage.deliveries.Deliveries`);
+whatever posts a reply (a send queue, the console, the Discord bridge) then settles it. When a bot
+account connects, the replies another process (this one before a restart, or a crash) left unposted
+are taken over and posted once if they are younger than ``[sending] resend_within_s``, and marked
+expired otherwise.
 """
 
 from __future__ import annotations

@@ -169,8 +169,7 @@ class SendQueue:
             kept, repeats = _distinct(items)
             if len(items) > 1:
                 reply = replace(reply, text="\n".join(item.reply.text for item in kept))
-            error: SendError | None = None
-            state: DeliveryState = "posted"
+            error: SendError | None
             try:
                 error = await self._post_with_retries(key, reply)
             except Exception as exc:
@@ -179,8 +178,7 @@ class SendQueue:
                 log.exception("%s: posting a reply failed unexpectedly", key)
                 error = SendError(f"posting failed unexpectedly: {exc!r}")
                 self._keep_failed(key, reply, str(error))
-            if error is not None:
-                state = "failed"
+            state: DeliveryState = "posted" if error is None else "failed"
             if self.ledger is not None:
                 reason = None if error is None else str(error)
                 await self.ledger.settle([item.reply for item in kept], state, reason)

@@ -67,7 +67,7 @@ class Chats(Store):
         """Drop the cached state of the chat the change feed names (another process changed it)."""
         self._states.pop(feed)
 
-    async def _changed(self, key: ChatRef, session: AsyncSession) -> None:
+    def _changed(self, key: ChatRef, session: AsyncSession) -> None:
         """Drop the chat's cached state here, and tell the other processes (PostgreSQL)."""
         self._states.pop(feed_key(key))
         if not self._database.alone:
@@ -113,7 +113,7 @@ class Chats(Store):
                 session.add(chat)
             for name, value in values.items():
                 setattr(chat, name, value)
-            await self._changed(key, session)
+            self._changed(key, session)
 
     async def set_active_character(
         self, key: ChatRef, character_id: str | None, *, session: AsyncSession | None = None
@@ -144,7 +144,7 @@ class Chats(Store):
                 await session.delete(row)
             else:
                 return False
-            await self._changed(key, session)
+            self._changed(key, session)
             return True
 
     async def reset_memory(self, key: ChatRef) -> int:
@@ -164,7 +164,7 @@ class Chats(Store):
                 chat = Chat(platform=key.platform, chat_id=key.chat_id, active_character=None, memory_floor=0)
                 session.add(chat)
             chat.memory_floor = newest or 0
-            await self._changed(key, session)
+            self._changed(key, session)
             return forgotten or 0
 
     # ------------------------------------------------------------------ bot admins
