@@ -6,10 +6,10 @@ from datetime import UTC, datetime, timedelta
 from enum import StrEnum
 from typing import TYPE_CHECKING
 
-from sqlalchemy import delete, select, update
+from sqlalchemy import bindparam, delete, select, update
 
 from storage.deliveries import Deliveries
-from storage.models import MessageClaim, utcnow
+from storage.models import MessageClaim, table_of, utcnow
 from storage.store import ChatRef, Store, rowcount
 
 if TYPE_CHECKING:
@@ -46,6 +46,14 @@ class Claims(Store):
     def __init__(self, database: Database, deliveries: Deliveries) -> None:
         super().__init__(database)
         self._deliveries = deliveries
+        table = table_of(MessageClaim)
+        insert = database.insert(table)
+        self._claim = insert.on_conflict_do_update(
+            index_elements=["platform", "chat_id", "message_id"],
+            set_={"claimed_by": insert.excluded.claimed_by, "claimed_at": insert.excluded.claimed_at},
+            where=table.c.claimed_at < bindparam("stale_before"),
+        )
+        """Insert the claim, or take a stale one over (built once: every message runs it)."""
 
     async def claim(
         self,
@@ -66,29 +74,22 @@ class Claims(Store):
         on this database) or ``busy`` has passed.
         """
         now = utcnow()
-        here = (
-            MessageClaim.platform == key.platform,
-            MessageClaim.chat_id == key.chat_id,
-            MessageClaim.message_id == message_id,
-        )
-        statement = (
-            self._database.insert(MessageClaim)
-            .values(
-                platform=key.platform,
-                chat_id=key.chat_id,
-                message_id=message_id,
-                claimed_by=by,
-                claimed_at=now,
-            )
-            .on_conflict_do_update(
-                index_elements=["platform", "chat_id", "message_id"],
-                set_={"claimed_by": by, "claimed_at": now},
-                where=MessageClaim.claimed_at < now - window,
-            )
-        )
+        claim = {
+            "platform": key.platform,
+            "chat_id": key.chat_id,
+            "message_id": message_id,
+            "claimed_by": by,
+            "claimed_at": now,
+            "stale_before": now - window,
+        }
         async with self._session(session) as session:
-            if rowcount(await session.execute(statement)):
+            if rowcount(await session.execute(self._claim, claim)):
                 return Claim.NEW
+            here = (
+                MessageClaim.platform == key.platform,
+                MessageClaim.chat_id == key.chat_id,
+                MessageClaim.message_id == message_id,
+            )
             claimer, claimed_at = (
                 await session.execute(select(MessageClaim.claimed_by, MessageClaim.claimed_at).where(*here))
             ).one()

@@ -15,10 +15,10 @@ from dataclasses import dataclass, field
 from datetime import datetime
 from typing import TYPE_CHECKING, Literal
 
-from sqlalchemy import ColumnElement, exists, or_, select, update
+from sqlalchemy import ColumnElement, bindparam, exists, insert, or_, select, update
 from sqlalchemy.orm import InstrumentedAttribute
 
-from storage.models import Delivery, Message, utcnow
+from storage.models import Delivery, Message, table_of, utcnow
 from storage.store import Store, rowcount
 
 if TYPE_CHECKING:
@@ -70,6 +70,19 @@ class Unsent:
     created_at: datetime
 
 
+_INSERT = insert(table_of(Delivery)).returning(table_of(Delivery).c.id)
+_INSERT_LINE = insert(table_of(Message)).returning(table_of(Message).c.id)
+_SETTLE = (
+    update(table_of(Delivery))
+    .where(
+        table_of(Delivery).c.id.in_(bindparam("ids", expanding=True)),
+        or_(table_of(Delivery).c.state == "pending", table_of(Delivery).c.state == "expired"),
+    )
+    .values(state=bindparam("new_state"))
+)
+"""Built once: every reply runs them."""
+
+
 class Deliveries(Store):
     """The ``deliveries`` table (and the character lines recorded with them)."""
 
@@ -86,39 +99,42 @@ class Deliveries(Store):
     ) -> list[int]:
         """Store ``replies`` as pending deliveries (and the character lines among them as messages),
         in one transaction; their delivery ids, in order."""
+        now = utcnow()
+        ids: list[int] = []
         async with self._session(session) as session:
-            rows: list[Delivery] = []
             for reply in replies:
-                line: Message | None = None
+                line_id: int | None = None
                 if reply.line_of is not None:
-                    line = Message(
-                        platform=platform,
-                        chat_id=chat_id,
-                        character_id=reply.character_id,
-                        role="character",
-                        user_id="",
-                        user_name=reply.line_of,
-                        text=reply.text,
-                    )
-                    session.add(line)
-                    await session.flush()
-                row = Delivery(
-                    platform=platform,
-                    chat_id=chat_id,
-                    account=account,
-                    message_id=None if line is None else line.id,
-                    answers=answers,
-                    character_id=reply.character_id,
-                    text=reply.text,
-                    images=json.dumps(reply.images, ensure_ascii=False),
-                    quote=reply.quote,
-                    state="pending",
-                    process=process,
-                )
-                session.add(row)
-                rows.append(row)
-            await session.flush()
-            return [row.id for row in rows]
+                    line = {
+                        "platform": platform,
+                        "chat_id": chat_id,
+                        "character_id": reply.character_id,
+                        "role": "character",
+                        "user_id": "",
+                        "user_name": reply.line_of,
+                        "text": reply.text,
+                        "platform_message_id": None,
+                        "created_at": now,
+                    }
+                    line_id = int((await session.execute(_INSERT_LINE, line)).scalar_one())
+                row = {
+                    "platform": platform,
+                    "chat_id": chat_id,
+                    "account": account,
+                    "message_id": line_id,
+                    "answers": answers,
+                    "character_id": reply.character_id,
+                    "text": reply.text,
+                    "images": json.dumps(reply.images, ensure_ascii=False),
+                    "quote": reply.quote,
+                    "state": "pending",
+                    "process": process,
+                    "error": None,
+                    "created_at": now,
+                    "updated_at": now,
+                }
+                ids.append(int((await session.execute(_INSERT, row)).scalar_one()))
+        return ids
 
     async def settle(self, ids: Sequence[int], state: DeliveryState, error: str | None = None) -> int:
         """Mark the deliveries ``ids`` (pending, or expired while waiting) as ``state``."""
@@ -126,9 +142,7 @@ class Deliveries(Store):
             return 0
         async with self._session(None) as session:
             result = await session.execute(
-                update(Delivery)
-                .where(Delivery.id.in_(ids), Delivery.state.in_(("pending", "expired")))
-                .values(state=state, error=error, updated_at=utcnow())
+                _SETTLE, {"ids": list(ids), "new_state": state, "error": error, "updated_at": utcnow()}
             )
             return rowcount(result)
 

@@ -12,11 +12,11 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import ScalarSelect, delete, func, select
+from sqlalchemy import ScalarSelect, Select, bindparam, delete, func, literal, select
 
-from storage.models import Delivery, Message, Notice, Usage, utcnow
+from storage.models import Delivery, Message, Notice, Usage, table_of, utcnow
 from storage.store import ChatRef, Store
 
 if TYPE_CHECKING:
@@ -72,47 +72,18 @@ class Limits(Store):
     ) -> Pace:
         """The chat's and the member's :class:`Pace` in the window after ``since`` (and on ``day``),
         in one statement over indexed rows of this chat only."""
-        chat = (Message.platform == key.platform, Message.chat_id == key.chat_id)
-        replies = (*chat, Message.role == "character", Message.created_at > since)
-        answered = (
-            select(Delivery.id)
-            .where(
-                Delivery.platform == Message.platform,
-                Delivery.chat_id == Message.chat_id,
-                Delivery.answers == Message.platform_message_id,
-                Delivery.message_id.is_not(None),
-            )
-            .exists()
-        )
-        asked = (
-            *chat,
-            Message.role == "user",
-            Message.user_id == user_id,
-            Message.character_id.is_not(None),
-            Message.created_at > since,
-            answered,
-        )
-        spent = func.coalesce(func.sum(Usage.prompt_tokens + Usage.completion_tokens), 0)
-        usage = (Usage.platform == key.platform, Usage.chat_id == key.chat_id, Usage.day == day)
-        notices = (Notice.platform == key.platform, Notice.chat_id == key.chat_id)
-        scopes: list[tuple[str, NoticeKind]] = [
-            (scope, kind) for scope in (CHAT, user_id) for kind in ("slow_down", "spent")
-        ]
-        statement = select(
-            _count(replies),
-            _nth(replies, chat_limit - 1),
-            _count(asked),
-            _nth(asked, member_limit - 1),
-            select(spent).where(*usage).scalar_subquery(),
-            select(spent).where(*usage, Usage.user_id == user_id).scalar_subquery(),
-            select(Notice.text).where(*notices).order_by(Notice.told_at.desc()).limit(1).scalar_subquery(),
-            *(
-                _told(notices, scope, kind)
-                for scope, kind in scopes
-            ),
-        )
+        scopes = [(CHAT if scope == CHAT else user_id, kind) for scope, kind in _SCOPES]
+        params = {
+            "platform": key.platform,
+            "chat_id": key.chat_id,
+            "user_id": user_id,
+            "since": since,
+            "day": day,
+            "chat_nth": max(chat_limit - 1, 0),
+            "member_nth": max(member_limit - 1, 0),
+        }
         async with self._session(session) as session:
-            row = (await session.execute(statement)).one()
+            row = (await session.execute(_PACE, params)).one()
         replied, full_at, answered_member, member_full_at, chat_tokens, member_tokens, last = row[:7]
         return Pace(
             int(replied),
@@ -179,22 +150,80 @@ class Limits(Store):
             await session.execute(delete(Notice).where(*mine))
 
 
+_SCOPES: tuple[tuple[str, NoticeKind], ...] = (
+    (CHAT, "slow_down"),
+    (CHAT, "spent"),
+    ("member", "slow_down"),
+    ("member", "spent"),
+)
+"""The notices :meth:`Limits.pace` reads: the chat's and the member's, of each kind."""
+
+
 def _count(where: tuple[ColumnElement[bool], ...]) -> ScalarSelect[int]:
-    return select(func.count()).select_from(Message).where(*where).scalar_subquery()
+    return select(func.count()).select_from(table_of(Message)).where(*where).scalar_subquery()
 
 
-def _nth(where: tuple[ColumnElement[bool], ...], newer: int) -> ScalarSelect[datetime]:
-    """The time of the message with ``newer`` newer ones matching ``where``."""
+def _nth(where: tuple[ColumnElement[bool], ...], newer: str) -> ScalarSelect[datetime]:
+    """The time of the message with ``newer`` (a parameter's name) newer ones matching ``where``."""
+    created_at = table_of(Message).c.created_at
     return (
-        select(Message.created_at)
+        select(created_at)
         .where(*where)
-        .order_by(Message.created_at.desc())
-        .offset(max(newer, 0))
+        .order_by(created_at.desc())
+        .offset(bindparam(newer))
         .limit(1)
         .scalar_subquery()
     )
 
 
-def _told(notices: tuple[ColumnElement[bool], ...], scope: str, kind: NoticeKind) -> ScalarSelect[str]:
-    """The day the ``kind`` notice of ``scope`` was said (``NULL``: it does not stand)."""
-    return select(Notice.day).where(*notices, Notice.user_id == scope, Notice.kind == kind).scalar_subquery()
+def _pace() -> Select[Any]:
+    """The statement behind :meth:`Limits.pace`, built once (it runs for every message) with the chat,
+    the member, the window's start, the day and the limits as parameters."""
+    message, delivery = table_of(Message).c, table_of(Delivery).c
+    usage, notice = table_of(Usage).c, table_of(Notice).c
+    chat = (message.platform == bindparam("platform"), message.chat_id == bindparam("chat_id"))
+    replies = (*chat, message.role == "character", message.created_at > bindparam("since"))
+    answered = (
+        select(delivery.id)
+        .where(
+            delivery.platform == message.platform,
+            delivery.chat_id == message.chat_id,
+            delivery.answers == message.platform_message_id,
+            delivery.message_id.is_not(None),
+        )
+        .exists()
+    )
+    asked = (
+        *chat,
+        message.role == "user",
+        message.user_id == bindparam("user_id"),
+        message.character_id.is_not(None),
+        message.created_at > bindparam("since"),
+        answered,
+    )
+    spent = func.coalesce(func.sum(usage.prompt_tokens + usage.completion_tokens), 0)
+    on_day = (
+        usage.platform == bindparam("platform"),
+        usage.chat_id == bindparam("chat_id"),
+        usage.day == bindparam("day"),
+    )
+    notices = (notice.platform == bindparam("platform"), notice.chat_id == bindparam("chat_id"))
+
+    def told(scope: str, kind: NoticeKind) -> ScalarSelect[str]:
+        """The day the ``kind`` notice of ``scope`` was said (``NULL``: it does not stand)."""
+        who = notice.user_id == (literal(CHAT) if scope == CHAT else bindparam("user_id"))
+        return select(notice.day).where(*notices, who, notice.kind == kind).scalar_subquery()
+
+    return select(
+        _count(replies),
+        _nth(replies, "chat_nth"),
+        _count(asked),
+        _nth(asked, "member_nth"),
+        select(spent).where(*on_day).scalar_subquery(),
+        select(spent).where(*on_day, usage.user_id == bindparam("user_id")).scalar_subquery(),
+        select(notice.text).where(*notices).order_by(notice.told_at.desc()).limit(1).scalar_subquery(),
+        *(told(scope, kind) for scope, kind in _SCOPES),
+    )
+
+
+_PACE = _pace()

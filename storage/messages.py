@@ -9,12 +9,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from datetime import datetime
-from typing import TYPE_CHECKING, Literal
+from typing import TYPE_CHECKING, Any, Literal
 
-from sqlalchemy import delete, func, or_, select
+from sqlalchemy import Select, bindparam, delete, func, insert, or_, select
 
 from storage.deliveries import said
-from storage.models import Chat, Message, Participant
+from storage.models import Chat, Message, Participant, table_of, utcnow
 from storage.store import ChatRef, Store, rowcount
 
 if TYPE_CHECKING:
@@ -45,6 +45,51 @@ async def memory_floor(session: AsyncSession, key: ChatRef) -> int:
     return floor or 0
 
 
+_INSERT = insert(table_of(Message)).returning(table_of(Message).c.id)
+"""One message (a Core statement, built once: this runs for every message)."""
+
+_NO_ID_LIMIT = 2**62
+
+
+def _history(own_only: bool) -> Select[Any]:
+    """A character's witnessed messages, newest first; built once per variant, with the chat, the
+    character, the floor, the id bound and the limit as parameters."""
+    table, names = table_of(Message).c, table_of(Participant).c
+    own = table.character_id == bindparam("character_id")
+    return (
+        select(
+            table.id,
+            table.character_id,
+            table.role,
+            table.user_id,
+            table.user_name,
+            table.text,
+            table.created_at,
+            names.name,
+        )
+        .outerjoin(
+            table_of(Participant),
+            (names.platform == table.platform)
+            & (names.chat_id == table.chat_id)
+            & (names.user_id == table.user_id),
+        )
+        .where(
+            table.platform == bindparam("platform"),
+            table.chat_id == bindparam("chat_id"),
+            own if own_only else or_(own, table.character_id.is_(None)),
+            table.id > bindparam("floor"),
+            table.id < bindparam("before_id"),
+            said(table.id),
+        )
+        .order_by(table.id.desc())
+        .limit(bindparam("limit"))
+    )
+
+
+_OWN = _history(own_only=True)
+_WITNESSED = _history(own_only=False)
+
+
 class Messages(Store):
     """The ``messages`` table."""
 
@@ -61,20 +106,19 @@ class Messages(Store):
         session: AsyncSession | None = None,
     ) -> int:
         """Store one message and return its id (committed when this returns, unless in ``session``)."""
+        row = {
+            "platform": key.platform,
+            "chat_id": key.chat_id,
+            "character_id": character_id,
+            "role": role,
+            "user_id": user_id,
+            "user_name": user_name,
+            "text": text,
+            "platform_message_id": platform_message_id,
+            "created_at": utcnow(),
+        }
         async with self._session(session) as session:
-            message = Message(
-                platform=key.platform,
-                chat_id=key.chat_id,
-                character_id=character_id,
-                role=role,
-                user_id=user_id,
-                user_name=user_name,
-                text=text,
-                platform_message_id=platform_message_id,
-            )
-            session.add(message)
-            await session.flush()
-            return message.id
+            return int((await session.execute(_INSERT, row)).scalar_one())
 
     async def add_room(
         self,
@@ -134,38 +178,18 @@ class Messages(Store):
         async with self._session(session) as session:
             if floor is None:
                 floor = await memory_floor(session, key)
-            query = (
-                select(
-                    Message.id,
-                    Message.character_id,
-                    Message.role,
-                    Message.user_id,
-                    Message.user_name,
-                    Message.text,
-                    Message.created_at,
-                    Participant.name,
-                )
-                .outerjoin(
-                    Participant,
-                    (Participant.platform == Message.platform)
-                    & (Participant.chat_id == Message.chat_id)
-                    & (Participant.user_id == Message.user_id),
-                )
-                .where(
-                    Message.platform == key.platform,
-                    Message.chat_id == key.chat_id,
-                    Message.character_id == character_id
-                    if own_only
-                    else or_(Message.character_id == character_id, Message.character_id.is_(None)),
-                    Message.id > floor,
-                    said(Message.id),
-                )
-                .order_by(Message.id.desc())
-                .limit(limit)
+            result = await session.execute(
+                _OWN if own_only else _WITNESSED,
+                {
+                    "platform": key.platform,
+                    "chat_id": key.chat_id,
+                    "character_id": character_id,
+                    "floor": floor,
+                    "before_id": _NO_ID_LIMIT if before_id is None else before_id,
+                    "limit": limit,
+                },
             )
-            if before_id is not None:
-                query = query.where(Message.id < before_id)
-            rows = (await session.execute(query)).all()
+            rows = result.all()
         # NOTE: plain rows, not ORM objects: recall reads up to [memory] recall_scan of them per reply.
         return [
             StoredMessage(

@@ -6,6 +6,7 @@ Schema changes go through an Alembic migration in ``storage/migrations/versions`
 from __future__ import annotations
 
 from datetime import UTC, datetime
+from typing import cast
 
 from sqlalchemy import (
     BigInteger,
@@ -16,6 +17,7 @@ from sqlalchemy import (
     Integer,
     MetaData,
     String,
+    Table,
     Text,
     UniqueConstraint,
 )
@@ -36,6 +38,12 @@ def utcnow() -> datetime:
 
 class Base(DeclarativeBase):
     metadata = MetaData(naming_convention=NAMING_CONVENTION)
+
+
+def table_of(model: type[Base]) -> Table:
+    """The Core table behind ``model``: statements that run for every message are built once on it,
+    so that executing them does no ORM work."""
+    return cast(Table, model.__table__)
 
 
 class Chat(Base):

@@ -7,11 +7,13 @@ from typing import TYPE_CHECKING
 
 from sqlalchemy import func, select
 
-from storage.models import Usage
+from storage.models import Usage, table_of
 from storage.store import ChatRef, Store
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
+
+    from storage.db import Database
 
 
 @dataclass(slots=True, frozen=True)
@@ -34,6 +36,20 @@ class UsageRow:
 class Spending(Store):
     """The ``usage`` table."""
 
+    def __init__(self, database: Database) -> None:
+        super().__init__(database)
+        table = table_of(Usage)
+        insert = database.insert(table).values(replies=1)
+        self._add = insert.on_conflict_do_update(
+            index_elements=["platform", "chat_id", "user_id", "day", "model"],
+            set_={
+                "prompt_tokens": table.c.prompt_tokens + insert.excluded.prompt_tokens,
+                "completion_tokens": table.c.completion_tokens + insert.excluded.completion_tokens,
+                "replies": table.c.replies + 1,
+            },
+        )
+        """One reply's tokens added (built once: every reply runs it)."""
+
     async def add(
         self,
         key: ChatRef,
@@ -46,27 +62,17 @@ class Spending(Store):
         session: AsyncSession | None = None,
     ) -> None:
         """Add one reply's tokens to the member's count for ``day`` (one upsert, safe across processes)."""
-        insert = self._database.insert(Usage)
-        statement = insert.values(
-            platform=key.platform,
-            chat_id=key.chat_id,
-            user_id=user_id,
-            day=day,
-            model=model,
-            prompt_tokens=prompt_tokens,
-            completion_tokens=completion_tokens,
-            replies=1,
-        )
-        statement = statement.on_conflict_do_update(
-            index_elements=["platform", "chat_id", "user_id", "day", "model"],
-            set_={
-                "prompt_tokens": Usage.prompt_tokens + statement.excluded.prompt_tokens,
-                "completion_tokens": Usage.completion_tokens + statement.excluded.completion_tokens,
-                "replies": Usage.replies + 1,
-            },
-        )
+        row = {
+            "platform": key.platform,
+            "chat_id": key.chat_id,
+            "user_id": user_id,
+            "day": day,
+            "model": model,
+            "prompt_tokens": prompt_tokens,
+            "completion_tokens": completion_tokens,
+        }
         async with self._session(session) as session:
-            await session.execute(statement)
+            await session.execute(self._add, row)
 
     async def tokens_on(
         self, key: ChatRef, user_id: str, day: str, *, session: AsyncSession | None = None

@@ -135,15 +135,15 @@ def leaked_run(reply: str, prompt_text: str, shortest: int = min(LEAK_CHARS.valu
     and case ignored), or ``""``.
 
     Runs are found as consecutive ``shortest``-character pieces of the reply that occur in the
-    prompt: a set lookup each, so a check costs about a millisecond even for a long prompt.
+    prompt: a substring search each, so a check costs a fraction of a millisecond even for a long
+    prompt (the reply is short; the prompt's pieces are never listed).
     """
     a, b = _folded(reply), _folded(prompt_text)
     if len(a) < shortest or len(b) < shortest:
         return ""
-    pieces = {b[start : start + shortest] for start in range(len(b) - shortest + 1)}
     best, best_length, run_start = 0, 0, -1
     for start in range(len(a) - shortest + 1):
-        if a[start : start + shortest] not in pieces:
+        if a[start : start + shortest] not in b:
             run_start = -1
             continue
         if run_start < 0:

