@@ -36,6 +36,7 @@ from sqlalchemy.ext.asyncio import (
     create_async_engine,
 )
 
+from storage import sqlite_driver
 from storage.errors import StorageError
 
 log = logging.getLogger(__name__)
@@ -152,8 +153,11 @@ class Database:
             options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
         else:
             options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
+        engine_url = parsed
+        if parsed.drivername == "sqlite+aiosqlite":
+            engine_url = parsed.set(drivername=f"sqlite+{sqlite_driver.DRIVER}")
         try:
-            self.engine: AsyncEngine = create_async_engine(url, echo=echo, **options)
+            self.engine: AsyncEngine = create_async_engine(engine_url, echo=echo, **options)
             self._locks = None if self.is_sqlite else AdvisoryLocks(self.engine)
         except (ImportError, SQLAlchemyError) as exc:
             raise StorageError(f"[storage] url {self._safe_url()}: {exc}") from exc

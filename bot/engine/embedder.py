@@ -27,7 +27,7 @@ import threading
 import zlib
 from abc import ABC, abstractmethod
 from collections import OrderedDict
-from collections.abc import Sequence
+from collections.abc import Callable, Sequence
 from pathlib import Path
 
 import numpy as np
@@ -72,6 +72,10 @@ class Embedder(ABC):
     scores unrelated Chinese sentences about 0.8, USE about 0.2); screenshot matching uses it unless
     ``[images] min_similarity`` is set."""
 
+    symmetric: bool = False
+    """Whether a text's query and passage vectors are the same (no "query:"/"passage:" forms): then
+    a message embedded as a query needs no second embedding to be recalled later (:class:`QueryCache`)."""
+
     @property
     @abstractmethod
     def dim(self) -> int:
@@ -105,6 +109,8 @@ class HashingEmbedder(Embedder):
     model: good enough for tests of the plumbing, useless for paraphrases. ``crc32`` is used because
     Python's ``hash`` of a string changes between processes.
     """
+
+    symmetric = True
 
     def __init__(self, dim: int = 256, ngrams: tuple[int, ...] = (1, 2, 3)) -> None:
         if dim < 8:
@@ -144,12 +150,17 @@ class QueryCache(Embedder):
     A reply's query parts come back again and again: the message is the next message's context, the
     same text serves scene retrieval, recall and the screenshot, and a busy group repeats itself; a
     query vector costs milliseconds, a lookup nothing.
+
+    Over a :attr:`~Embedder.symmetric` model, chat messages embedded for recall share the cache
+    (:meth:`embed_messages`): a message embedded as its reply's query is not embedded again, and a
+    reply embedded for recall is already there when the next message needs it as context.
     """
 
     def __init__(self, inner: Embedder, size: int = 4096) -> None:
         self.inner = inner
         self.name = inner.name
         self.same_meaning = inner.same_meaning
+        self.symmetric = inner.symmetric
         self.size = size
         self._queries: OrderedDict[str, FloatArray] = OrderedDict()
         self._lock = threading.Lock()
@@ -160,6 +171,13 @@ class QueryCache(Embedder):
 
     def embed_passages(self, texts: Sequence[str]) -> FloatArray:
         return self.inner.embed_passages(texts)
+
+    def embed_messages(self, texts: Sequence[str]) -> FloatArray:
+        """Chat messages embedded as passages (for recall): over a symmetric model, through the cache
+        both ways (scenes are not: :meth:`embed_passages` would flood the cache with them)."""
+        if not self.symmetric:
+            return self.inner.embed_passages(texts)
+        return self._through_cache(texts, self.inner.embed_passages)
 
     def cached(self, text: str) -> FloatArray | None:
         """The vector of ``text`` if it is cached (marked as just used), else None; never embeds."""
@@ -187,13 +205,18 @@ class QueryCache(Embedder):
 
     def embed_queries(self, texts: Sequence[str]) -> FloatArray:
         """The cached vectors, and the others embedded in one call of the inner model."""
+        return self._through_cache(texts, self.inner.embed_queries)
+
+    def _through_cache(
+        self, texts: Sequence[str], embed: Callable[[Sequence[str]], FloatArray]
+    ) -> FloatArray:
         if not texts:
             return np.zeros((0, self.dim), dtype=np.float32)
         distinct = list(dict.fromkeys(texts))
         found = {text: vector for text in distinct if (vector := self.cached(text)) is not None}
         missing = [text for text in distinct if text not in found]
         if missing:
-            fresh = self.inner.embed_queries(missing)
+            fresh = embed(missing)
             self._keep(missing, fresh)
             found.update(zip(missing, fresh, strict=True))
         return np.stack([found[text] for text in texts])

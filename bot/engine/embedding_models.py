@@ -89,6 +89,7 @@ class UseEmbedder(_LoadedModel):
     """
 
     DIM = 512
+    symmetric = True
     same_meaning = 0.5
     """Labelled screenshot set: paraphrases 0.51-0.94, other replies at most 0.48."""
 

@@ -285,7 +285,7 @@ class EmbeddingQueue:
         distinct = list(dict.fromkeys(text for text, _store in batch))
         started = time.perf_counter()
         try:
-            vectors = self.embedder.embed_passages(distinct)
+            vectors = self.embedder.embed_messages(distinct)
         except Exception as exc:
             log.warning("%d passages were not embedded in the background: %s", len(distinct), exc)
             return

@@ -52,6 +52,8 @@ class TokenCounter:
 
     def truncate(self, text: str, limit: int) -> str:
         """``text`` cut to at most ``limit`` tokens (unchanged when it fits)."""
+        if self.count(text) <= limit:
+            return text
         tokens = self._encoding.encode(text, disallowed_special=())
         if len(tokens) <= limit:
             return text
