@@ -4,7 +4,8 @@ aiosqlite runs every call on its connection's thread, and SQLAlchemy's adapter m
 statement (open a cursor, execute, fetch, close), each a round trip between the event loop and that
 thread. On this project's two-core machines each round trip costs about as much as SQLite's own work,
 and the GIL hand-offs in between stall the event loop: a third of its time under load went there. This
-driver sends a statement, its rows and the cursor's facts in one call instead. Everything else
+driver sends a statement, its rows and the cursor's facts in one call instead, and skips the commit
+and the rollback when SQLite has no transaction open. Everything else
 (connections, transactions, errors, the pool) is SQLAlchemy's ``sqlite+aiosqlite`` dialect, which
 :class:`storage.db.Database` swaps for this one: configs keep naming ``sqlite+aiosqlite``.
 
@@ -116,8 +117,25 @@ class OneHopCursor(AsyncAdapt_aiosqlite_cursor):
 
 
 class OneHopConnection(AsyncAdapt_aiosqlite_connection):
+    """Commits and rolls back only when SQLite has a transaction open: a unit that only read (SQLite
+    begins on the first write) and the pool's reset after a commit cost no round trip."""
+
     __slots__ = ()
     _cursor_cls = OneHopCursor
+
+    def _in_transaction(self) -> bool:
+        # NOTE: read from the event loop's thread: sqlite3 checks no thread for this getter, and the
+        # connection is idle (its session awaits each call it makes).
+        raw: sqlite3.Connection | None = self._connection._connection
+        return raw is not None and raw.in_transaction
+
+    def commit(self) -> None:
+        if self._in_transaction():
+            super().commit()
+
+    def rollback(self) -> None:
+        if self._in_transaction():
+            super().rollback()
 
 
 class OneHopDBAPI(AsyncAdapt_aiosqlite_dbapi):

@@ -76,3 +76,20 @@ async def test_errors_are_sqlalchemys_and_the_transaction_is_intact(database: Da
             await connection.execute(text("select * from nowhere"))
         await connection.rollback()
         assert (await connection.execute(select(claims.c.claimed_by))).scalar_one() == "p"
+
+
+async def test_a_unit_that_only_reads_costs_no_commit_and_a_write_commits_once(
+    database: Database, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    claims = table_of(MessageClaim)
+    with hops(monkeypatch) as calls:
+        async with database.sessions() as session:
+            await session.execute(select(claims.c.message_id))
+    assert calls == ["_run"], calls
+    with hops(monkeypatch) as calls:
+        async with database.sessions.begin() as session:
+            row = {"platform": "onebot", "chat_id": "1", "message_id": "m1", "claimed_by": "p"}
+            await session.execute(insert(claims), row)
+    assert calls == ["_run", "commit"], calls
+    async with database.sessions() as session:
+        assert (await session.execute(select(claims.c.claimed_by))).scalar_one() == "p"
