@@ -28,8 +28,8 @@ class LLMConfig(Section):
     """Longest wait for one HTTP request to the model (each retry gets its own)."""
     max_retries: int = Field(3, ge=0, le=10)
     """Retries after a rate limit (429), a server error (5xx, 408, 409), a timeout or a lost
-    connection, made by the ``openai`` package: it waits what ``Retry-After`` / ``retry-after-ms``
-    asks (up to 120 s; a longer wait is not retried at all), else 0.5 s doubling up to 8 s."""
+    connection: the model waits what ``Retry-After`` / ``retry-after-ms`` asks (up to 120 s; a
+    longer wait is not retried at all), else 0.5 s doubling up to 8 s."""
     reply_deadline_s: float = Field(90.0, gt=0)
     """Longest time one reply may take, every retry and the reply check's second ask included;
     after it the group gets the pack's apology and its next message is served."""

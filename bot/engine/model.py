@@ -7,20 +7,25 @@ Ollama). :func:`bot.engine.backends.create_chat_model` picks it or the offline l
 
 from __future__ import annotations
 
+import asyncio
 import copy
+import email.utils
+import json
 import logging
+import math
+import os
+import random
+import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
 
-import openai
+import httpx
 
 from bot.errors import ModelError, ModelTimeout
 
 if TYPE_CHECKING:
     from collections.abc import Mapping
-
-    import httpx2
 
     from bot.config import LLMConfig
     from bot.engine.prompt import Prompt
@@ -56,19 +61,36 @@ class ChatModel(ABC):
         return self
 
 
-# NOTE: the openai package caps a server's Retry-After at this many seconds: a longer wait is not
-# retried at all (openai/_constants.py MAX_RETRY_AFTER_DELAY), so the request fails at once.
-SDK_MAX_RETRY_AFTER_S = 120.0
+MAX_RETRY_AFTER_S = 120.0
+"""The longest ``Retry-After`` waited for: a server asking for longer is not retried, the request fails at
+once (the cap the ``openai`` package had, kept when the model moved to plain httpx)."""
+INITIAL_RETRY_DELAY_S = 0.5
+"""The first retry's wait when the server asks for none; it doubles with each retry …"""
+MAX_RETRY_DELAY_S = 8.0
+"""… up to this. Each such wait is cut by up to a quarter at random, so clients do not retry in step."""
+DEFAULT_BASE_URL = "https://api.openai.com/v1"
+RETRIED_STATUSES = frozenset({408, 409, 429})
+"""Besides every 5xx: request timeout, lock conflict, rate limit."""
+ENV_HEADERS = (("OpenAI-Organization", "OPENAI_ORG_ID"), ("OpenAI-Project", "OPENAI_PROJECT_ID"))
+"""Headers sent when these environment variables are set, as the ``openai`` package did."""
 
 
 class OpenAIChatModel(ChatModel):
     """Any OpenAI-compatible chat-completions endpoint, with timeouts and retries.
 
-    Retries are the ``openai`` package's own: rate limits (429), server errors (5xx, 408, 409),
-    timeouts and lost connections are retried up to ``max_retries`` times, waiting what the
-    server's ``Retry-After`` / ``retry-after-ms`` asks (up to 120 s: a longer wait is not retried)
-    or else 0.5 s doubling up to 8 s. Every way the request or its answer can go wrong ends in a
-    :class:`~bot.errors.ModelError` (:class:`~bot.errors.ModelTimeout` for timeouts).
+    One ``POST {base_url}/chat/completions`` through httpx, the JSON written and read here (the
+    ``openai`` package cost a fifth of the event loop's CPU per reply). ``timeout_s`` bounds each
+    request. Rate limits (429), server errors (5xx, 408, 409), timeouts and lost connections are
+    retried up to ``max_retries`` times, waiting what the server's ``Retry-After`` /
+    ``retry-after-ms`` asks (up to :data:`MAX_RETRY_AFTER_S`: a longer wait is not retried) or else
+    0.5 s doubling up to 8 s, less up to a quarter at random; an ``x-should-retry: true|false`` header
+    overrides the status. Each failed HTTP answer is logged as a warning. Every way the request or its
+    answer can go wrong ends in a :class:`~bot.errors.ModelError` (:class:`~bot.errors.ModelTimeout`
+    for timeouts).
+
+    Without ``base_url`` the ``OPENAI_BASE_URL`` environment variable, else the OpenAI API, is used;
+    ``OPENAI_ORG_ID`` and ``OPENAI_PROJECT_ID`` are sent as ``OpenAI-Organization`` / ``OpenAI-Project``
+    headers when set, as the ``openai`` package did.
     """
 
     def __init__(
@@ -87,12 +109,18 @@ class OpenAIChatModel(ChatModel):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
-        self._client = openai.AsyncOpenAI(
-            base_url=base_url,
-            api_key=api_key or "not-needed",
-            timeout=timeout_s,
-            max_retries=max_retries,
-            http_client=openai.DefaultAsyncHttpxClient(event_hooks={"response": [_log_failed_answer]}),
+        self._url = _chat_completions_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        headers = {
+            "Authorization": f"Bearer {api_key or 'not-needed'}",
+            "Content-Type": "application/json",
+            "Accept": "application/json",
+        }
+        headers |= {header: value for header, name in ENV_HEADERS if (value := os.environ.get(name))}
+        self._client = httpx.AsyncClient(
+            headers=headers,
+            timeout=httpx.Timeout(timeout_s),
+            limits=httpx.Limits(max_connections=1000, max_keepalive_connections=100),
+            follow_redirects=True,
         )
 
     @classmethod
@@ -108,41 +136,57 @@ class OpenAIChatModel(ChatModel):
         )
 
     async def complete(self, prompt: Prompt) -> Completion:
-        try:
-            response = await self._client.chat.completions.create(
-                model=self.name,
-                messages=prompt.to_messages(),  # type: ignore[arg-type]
-                temperature=self.temperature,
-                max_tokens=self.max_tokens,
-            )
-        except openai.APITimeoutError as exc:
-            raise ModelTimeout(
-                f"the model did not answer within {self.timeout_s:g} s ({self._tries()})"
-            ) from exc
-        except openai.APIStatusError as exc:
-            raise ModelError(self._status_failure(exc)) from exc
-        except openai.APIConnectionError as exc:
-            raise ModelError(f"cannot reach the model server ({self._tries()}): {exc}") from exc
-        except openai.OpenAIError as exc:
-            raise ModelError(f"the model server's answer is unusable: {exc}") from exc
-        except Exception as exc:  # a body the SDK cannot read (e.g. malformed JSON) raises anything
-            raise ModelError(f"the model server's answer is unreadable: {type(exc).__name__}: {exc}") from exc
-        return self._completion(response)
+        body = {
+            "model": self.name,
+            "messages": prompt.to_messages(),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+        }
+        response = await self._post(json.dumps(body, ensure_ascii=False).encode())
+        return self._completion(_answer(response))
 
-    def _tries(self) -> str:
-        return f"{self.max_retries + 1} attempts" if self.max_retries else "1 attempt, no retries"
+    async def _post(self, content: bytes) -> httpx.Response:
+        """POST ``content``, retrying what may succeed later; the first 2xx answer, or a ModelError."""
+        attempts = 0
+        while True:
+            attempts += 1
+            retries_left = attempts <= self.max_retries
+            try:
+                response = await self._client.post(self._url, content=content)
+            except httpx.TimeoutException as exc:
+                if retries_left:
+                    await asyncio.sleep(_retry_delay_s(attempts - 1, None, random.random()))
+                    continue
+                raise ModelTimeout(
+                    f"the model did not answer within {self.timeout_s:g} s ({_tries(attempts)})"
+                ) from exc
+            except httpx.RequestError as exc:  # refused, reset, DNS, TLS, a broken answer stream
+                if retries_left:
+                    await asyncio.sleep(_retry_delay_s(attempts - 1, None, random.random()))
+                    continue
+                raise ModelError(
+                    f"cannot reach the model server ({_tries(attempts)}): {type(exc).__name__}: {exc}"
+                ) from exc
+            if response.is_success:
+                return response
+            wait = _retry_after_s(response.headers)
+            _log_failed_answer(response.status_code, wait)
+            if retries_left and _should_retry(response, wait):
+                await asyncio.sleep(_retry_delay_s(attempts - 1, wait, random.random()))
+                continue
+            raise ModelError(self._status_failure(response, wait, attempts))
 
-    def _status_failure(self, exc: openai.APIStatusError) -> str:
-        status = exc.status_code
-        if not (status in (408, 409, 429) or status >= 500):
-            return f"the model server refused the request: {exc.message}"
-        wait = _retry_after_s(exc.response.headers)
-        if self.max_retries and wait is not None and wait > SDK_MAX_RETRY_AFTER_S:
+    def _status_failure(self, response: httpx.Response, wait: float | None, attempts: int) -> str:
+        status = response.status_code
+        message = _error_message(response)
+        if not _retried_status(status):
+            return f"the model server refused the request: {message}"
+        if self.max_retries and wait is not None and wait > MAX_RETRY_AFTER_S:
             return (
                 f"the model server answered {status} and asked to wait {wait:g} s, longer than the "
-                f"{SDK_MAX_RETRY_AFTER_S:g} s the openai package waits, so it was not retried: {exc.message}"
+                f"{MAX_RETRY_AFTER_S:g} s the bot waits at most, so it was not retried: {message}"
             )
-        return f"the model server failed after {self._tries()}: {exc.message}"
+        return f"the model server failed after {_tries(attempts)}: {message}"
 
     def variant(self, model: str) -> ChatModel:
         if model == self.name:
@@ -151,43 +195,111 @@ class OpenAIChatModel(ChatModel):
         other.name = model
         return other
 
-    def _completion(self, response: object) -> Completion:
-        """Read the answer the SDK parsed; it does not validate it, so every field is checked here."""
-        if not isinstance(response, openai.types.chat.ChatCompletion):
-            shown = str(response)[:80]
+    def _completion(self, answer: object) -> Completion:
+        """Read the parsed JSON answer; a server can send anything, so every field is checked here."""
+        if not isinstance(answer, dict):
+            shown = str(answer)[:80]
             raise ModelError(f"the model server's answer is not a chat completion (JSON): {shown!r}")
-        choices = getattr(response, "choices", None)
+        choices = answer.get("choices")
         if not isinstance(choices, list) or not choices:
             raise ModelError("the model server answered with no choices")
-        message = getattr(choices[0], "message", None)
-        if message is None:
+        choice = choices[0]
+        message = choice.get("message") if isinstance(choice, dict) else None
+        if not isinstance(message, dict):
             raise ModelError("the model server answered with a choice without a message")
-        text = getattr(message, "content", None)
+        text = message.get("content")
         if text is None:
             text = ""
         if not isinstance(text, str):
             raise ModelError(
                 f"the model server's message content is a {type(text).__name__}, not text: {str(text)[:80]!r}"
             )
-        usage = getattr(response, "usage", None)
-        model = getattr(response, "model", None)
+        usage = answer.get("usage")
+        if not isinstance(usage, dict):
+            usage = {}
+        model = answer.get("model")
         return Completion(
             text=text,
             model=model if isinstance(model, str) and model else self.name,
-            prompt_tokens=_count(getattr(usage, "prompt_tokens", None)),
-            completion_tokens=_count(getattr(usage, "completion_tokens", None)),
+            prompt_tokens=_count(usage.get("prompt_tokens")),
+            completion_tokens=_count(usage.get("completion_tokens")),
         )
 
     async def aclose(self) -> None:
-        await self._client.close()
+        await self._client.aclose()
 
 
-async def _log_failed_answer(response: httpx2.Response) -> None:
-    """Log each failed HTTP answer of the model server: the openai package retries them quietly."""
-    if response.status_code >= 400:
-        wait = _retry_after_s(response.headers)
-        asked = f", asking to wait {wait:g} s" if wait is not None else ""
-        log.warning("the model server answered %d%s", response.status_code, asked)
+def _chat_completions_url(base_url: str) -> httpx.URL:
+    """``{base_url}/chat/completions``, keeping a query the base URL carries (``?api-version=…``)."""
+    url = httpx.URL(base_url)
+    path, separator, query = url.raw_path.partition(b"?")
+    return url.copy_with(raw_path=path.rstrip(b"/") + b"/chat/completions" + separator + query)
+
+
+def _tries(attempts: int) -> str:
+    return f"{attempts} attempts" if attempts > 1 else "1 attempt, no retries"
+
+
+def _retried_status(status: int) -> bool:
+    return status in RETRIED_STATUSES or status >= 500
+
+
+def _should_retry(response: httpx.Response, wait: float | None) -> bool:
+    """Whether a failed answer may succeed later: never when it asks for a wait past the cap, else
+    as the server's ``x-should-retry`` says, else by its status."""
+    if wait is not None and wait > MAX_RETRY_AFTER_S:
+        return False
+    verdict = response.headers.get("x-should-retry")
+    if verdict == "true":
+        return True
+    if verdict == "false":
+        return False
+    return _retried_status(response.status_code)
+
+
+def _retry_delay_s(retry: int, asked: float | None, jitter: float) -> float:
+    """The wait before retry number ``retry + 1``: what the server ``asked`` when it asked for a
+    positive wait up to the cap, else 0.5 s doubling up to 8 s, cut by a quarter of ``jitter`` (0 to 1)."""
+    if asked is not None and 0 < asked <= MAX_RETRY_AFTER_S:
+        return asked
+    backoff = min(INITIAL_RETRY_DELAY_S * 2.0 ** min(retry, 32), MAX_RETRY_DELAY_S)
+    return backoff * (1 - 0.25 * jitter)
+
+
+def _answer(response: httpx.Response) -> object:
+    """The JSON of a 2xx answer; a ModelError when it is none."""
+    try:
+        return json.loads(response.content)
+    except (ValueError, RecursionError) as exc:
+        content_type = response.headers.get("content-type", "").split(";")[0].strip()
+        if content_type.endswith("json"):
+            raise ModelError(f"the model server's answer is unreadable: {type(exc).__name__}: {exc}") from exc
+        shown = response.text[:80]
+        raise ModelError(f"the model server's answer is not a chat completion (JSON): {shown!r}") from exc
+
+
+def _error_message(response: httpx.Response) -> str:
+    """``Error code: 503 - <what the server said>``: the message of an OpenAI error object
+    (``{"error": {"message": …}}``), else the start of the body."""
+    try:
+        body = json.loads(response.content)
+    except (ValueError, RecursionError):
+        body = None
+    error = body.get("error", body) if isinstance(body, dict) else None
+    message = error.get("message") if isinstance(error, dict) else None
+    if isinstance(message, str) and message:
+        said = message
+    else:
+        said = " ".join(response.text.split())
+        if len(said) > 200:
+            said = said[:199] + "…"
+    return f"Error code: {response.status_code} - {said}" if said else f"Error code: {response.status_code}"
+
+
+def _log_failed_answer(status: int, wait: float | None) -> None:
+    """Log each failed HTTP answer of the model server, retried or not."""
+    asked = f", asking to wait {wait:g} s" if wait is not None else ""
+    log.warning("the model server answered %d%s", status, asked)
 
 
 def _count(value: object) -> int | None:
@@ -196,15 +308,25 @@ def _count(value: object) -> int | None:
 
 
 def _retry_after_s(headers: Mapping[str, str]) -> float | None:
-    """The wait a ``retry-after-ms`` or numeric ``Retry-After`` header asks for, in seconds."""
+    """The wait a ``retry-after-ms``, numeric ``Retry-After`` or HTTP-date ``Retry-After`` header asks
+    for, in seconds (infinite when it asks for an endless wait); ``None`` when it asks for none."""
     for name, scale in (("retry-after-ms", 1000.0), ("retry-after", 1.0)):
         value = headers.get(name)
         if value is not None:
             try:
-                return float(value) / scale
+                wait = float(value) / scale
             except ValueError:
                 continue
-    return None
+            if not math.isnan(wait):
+                return wait
+    value = headers.get("retry-after")
+    if value is None:
+        return None
+    try:
+        date = email.utils.parsedate_tz(value)
+        return None if date is None else float(email.utils.mktime_tz(date) - time.time())
+    except (TypeError, ValueError, OverflowError):
+        return None
 
 
 class EchoChatModel(ChatModel):

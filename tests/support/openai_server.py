@@ -1,6 +1,6 @@
 """A real OpenAI-compatible chat-completions server for tests.
 
-The bot talks to its LLM through the ``openai`` package over HTTP, so end-to-end tests need
+The bot talks to its LLM over HTTP (``bot.engine.model``), so end-to-end tests need
 something that speaks the same wire protocol: the same JSON shapes, status codes and
 server-sent-event framing the real API uses.  Mocking the client would skip exactly the layers
 (timeouts, retries, streaming parsers, error mapping) that tend to break.
