@@ -36,8 +36,8 @@ from bot.bench.workload import workload
 from bot.errors import BotError
 
 SELF_ID = 10_000
-REPLY = "Aye, I hear you ({number})."
-"""The model's answer, numbered: the bot never posts the same text twice in a row to a group."""
+REPLY = "Aye, I hear you."
+"""The model's answer, the same every time, as a lazy model's would be: every message still gets it."""
 
 
 class BenchError(BotError):
@@ -115,7 +115,7 @@ class InstantModelServer:
                 "choices": [
                     {
                         "index": 0,
-                        "message": {"role": "assistant", "content": REPLY.format(number=self.requests)},
+                        "message": {"role": "assistant", "content": REPLY},
                         "finish_reason": "stop",
                     }
                 ],

@@ -20,6 +20,9 @@ class BenchOptions:
     groups: int = 100
     group_messages: int = 3
     slow_model_s: float = 2.0
+    slow_groups: int = 300
+    """Groups of the slow model's run: a closed loop carries at most ``groups / slow_model_s``
+    messages a second, so 100 groups could never show more than 50 with a 2 s model."""
     packs: tuple[int, ...] = (2, 10, 30)
     scenes: int = 100
     repeats: int = 3
@@ -54,6 +57,9 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--group-messages", metavar="N", type=int, default=3, help="messages per group (3)")
     parser.add_argument(
         "--slow-model", metavar="SECONDS", type=float, default=2.0, help="the slow model's time per reply (2)"
+    )
+    parser.add_argument(
+        "--slow-groups", metavar="N", type=int, default=300, help="groups sending to the slow model (300)"
     )
     parser.add_argument(
         "--packs", metavar="N,N", default="2,10,30", help="pack counts for start-up (2,10,30)"

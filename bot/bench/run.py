@@ -121,7 +121,7 @@ async def run_bench(config: BotConfig, options: BenchOptions, work: Path | None 
                     config.characters_dir,
                     config.data_dir,
                     work / f"load-{delay:g}",
-                    groups=options.groups,
+                    groups=options.slow_groups if delay else options.groups,
                     messages_per_group=options.group_messages,
                     model_delay_s=delay,
                     default_character=options.pack or config.characters.default,
@@ -263,14 +263,17 @@ def write_report(report: BenchReport, data_dir: Path) -> Path:
 
 def main(config: BotConfig, args: argparse.Namespace) -> int:
     """Run the bench, print the table, write the JSON; the exit status."""
-    if min(args.messages, args.groups, args.group_messages, args.scenes, args.repeats) < 1:
-        raise ConfigError("--messages, --groups, --group-messages, --scenes and --repeats must be 1 or more")
+    if min(args.messages, args.groups, args.slow_groups, args.group_messages, args.scenes, args.repeats) < 1:
+        raise ConfigError(
+            "--messages, --groups, --slow-groups, --group-messages, --scenes and --repeats must be 1 or more"
+        )
     options = BenchOptions(
         pack=args.pack,
         messages=args.messages,
         groups=args.groups,
         group_messages=args.group_messages,
         slow_model_s=args.slow_model,
+        slow_groups=args.slow_groups,
         packs=parse_counts(args.packs),
         scenes=args.scenes,
         repeats=args.repeats,
