@@ -14,7 +14,8 @@ through its :class:`SendQueue`, which
 * holds replies while the account is disconnected (:class:`~bot.errors.AccountAway`), up to
   ``away_wait_s``, and posts them once it is back (:meth:`SendQueue.resume`);
 * settles each reply in the :class:`~bot.ledger.Ledger`: posted, failed, or dropped (a repeat
-  within a merge).
+  within a merge), in batches beside the posting (the next post never waits for the write); a
+  reply's caller is told once it is settled.
 
 It keeps nothing per chat: what waits is in its queue, and nothing else stays once it is posted.
 
@@ -60,6 +61,16 @@ class _Item:
     done: asyncio.Future[None] = field(default_factory=lambda: asyncio.get_running_loop().create_future())
 
 
+@dataclass(slots=True)
+class _Posted:
+    """One post's replies, waiting to be settled in the ledger (and their callers told)."""
+
+    items: list[_Item]
+    kept: list[_Item]
+    repeats: list[_Item]
+    error: SendError | None
+
+
 def parts_of(reply: Reply, settings: SendingConfig) -> list[Reply]:
     """``reply`` as the messages to post: split at sentence ends when long (at most ``max_parts``,
     the last cut short with "…" when even that is not enough); images and files go with the first."""
@@ -102,18 +113,26 @@ class SendQueue:
         self._worker: asyncio.Task[None] | None = None
         self._posting: list[_Item] = []
         """Taken from the queue and being posted now."""
+        self._posted: list[_Posted] = []
+        """Posted (or failed), to be settled by :meth:`_settle_loop`."""
+        self._settle_ready = asyncio.Event()
+        self._settler: asyncio.Task[None] | None = None
         self.failed = 0
 
     def start(self) -> None:
         if self._worker is None:
-            self._worker = asyncio.get_running_loop().create_task(self._run(), name="send queue")
+            loop = asyncio.get_running_loop()
+            self._worker = loop.create_task(self._run(), name="send queue")
+            self._settler = loop.create_task(self._settle_loop(), name="send queue: ledger")
 
     async def aclose(self) -> None:
         """Stop at once; replies not yet posted stay pending in the ledger (posted after a restart)."""
-        if self._worker is not None:
-            self._worker.cancel()
-            await asyncio.gather(self._worker, return_exceptions=True)
-            self._worker = None
+        for task in (self._worker, self._settler):
+            if task is not None:
+                task.cancel()
+                await asyncio.gather(task, return_exceptions=True)
+        self._worker = self._settler = None
+        await self._settle()
         stopped = SendError("the bot stopped before posting it; it is posted when the bot is back")
         for item in [*self._posting, *self._queue]:
             if not item.done.done():
@@ -127,8 +146,11 @@ class SendQueue:
 
     @property
     def pending(self) -> int:
-        """Replies queued or being posted."""
-        return len(self._posting) + len(self._queue)
+        """Replies queued, being posted, or posted and not yet settled."""
+        return len(self._waiting())
+
+    def _waiting(self) -> list[_Item]:
+        return [*(item for posted in self._posted for item in posted.items), *self._posting, *self._queue]
 
     def put(self, key: ChatKey, reply: Reply) -> asyncio.Future[list[None]]:
         """Queue ``reply`` for ``key``; the future is done once every part was posted, or raises the
@@ -151,7 +173,7 @@ class SendQueue:
 
     async def join(self) -> None:
         """Wait until every queued reply, and the one being posted, was posted or kept as failed."""
-        while pending := [*self._posting, *self._queue]:
+        while pending := self._waiting():
             # NOTE: asyncio.wait, not gather: a caller's timeout must not cancel the replies themselves.
             await asyncio.wait([item.done for item in pending])
 
@@ -178,21 +200,40 @@ class SendQueue:
                 log.exception("%s: posting a reply failed unexpectedly", key)
                 error = SendError(f"posting failed unexpectedly: {exc!r}")
                 self._keep_failed(key, reply, str(error))
-            state: DeliveryState = "posted" if error is None else "failed"
-            if self.ledger is not None:
-                reason = None if error is None else str(error)
-                await self.ledger.settle([item.reply for item in kept], state, reason)
-                if repeats:
-                    repeated: DeliveryState = "dropped" if state == "posted" else state
-                    await self.ledger.settle([item.reply for item in repeats], repeated, reason)
-            for item in items:
+            self._posted.append(_Posted(items, kept, repeats, error))
+            self._posting = []
+            self._settle_ready.set()
+
+    async def _settle_loop(self) -> None:
+        """Settle what was posted, in batches: the next post never waits for the ledger's write."""
+        while True:
+            await self._settle_ready.wait()
+            self._settle_ready.clear()
+            await self._settle()
+
+    async def _settle(self) -> None:
+        """Mark every post so far in the ledger (one write per outcome), then tell their callers."""
+        batch, self._posted = self._posted, []
+        if not batch:
+            return
+        if self.ledger is not None:
+            outcomes: dict[tuple[DeliveryState, str | None], list[Reply]] = {}
+            for posted in batch:
+                state: DeliveryState = "posted" if posted.error is None else "failed"
+                reason = None if posted.error is None else str(posted.error)
+                outcomes.setdefault((state, reason), []).extend(item.reply for item in posted.kept)
+                repeated: DeliveryState = "dropped" if state == "posted" else state
+                outcomes.setdefault((repeated, reason), []).extend(item.reply for item in posted.repeats)
+            for (state, reason), replies in outcomes.items():
+                await self.ledger.settle(replies, state, reason)
+        for posted in batch:
+            for item in posted.items:
                 if item.done.done():
                     continue
-                if error is None:
+                if posted.error is None:
                     item.done.set_result(None)
                 else:
-                    item.done.set_exception(error)
-            self._posting = []
+                    item.done.set_exception(posted.error)
 
     async def _take_token(self) -> None:
         gap = self.settings.min_gap_s
