@@ -150,7 +150,13 @@ class Database:
             self.path.parent.mkdir(parents=True, exist_ok=True)
         options: dict[str, Any]
         if self.is_sqlite:
+            # NOTE: one connection: SQLite has one writer at a time, and with a pool of several, the
+            # writers waiting for each other slept in SQLite's busy handler (up to 100 ms a try) while
+            # holding their connections; queued for the one connection, they wait without sleeping.
+            # A unit of work never opens a second session while it holds one.
             options = {"connect_args": {"timeout": SQLITE_BUSY_TIMEOUT_MS / 1000}}
+            if self.path is not None:  # an in-memory database has its own one-connection pool
+                options |= {"pool_size": 1, "max_overflow": 0}
         else:
             options = {"pool_size": pool_size, "max_overflow": pool_size, "pool_pre_ping": True}
         engine_url = parsed

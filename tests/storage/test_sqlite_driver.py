@@ -3,6 +3,7 @@ SQLAlchemy's ``sqlite+aiosqlite`` (rows, rowcounts, inserted ids, errors, transa
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Iterator
 from contextlib import contextmanager
 from typing import Any
@@ -93,3 +94,23 @@ async def test_a_unit_that_only_reads_costs_no_commit_and_a_write_commits_once(
     assert calls == ["_run", "commit"], calls
     async with database.sessions() as session:
         assert (await session.execute(select(claims.c.claimed_by))).scalar_one() == "p"
+
+
+async def test_writers_queue_for_the_one_connection_instead_of_sleeping_in_sqlite(database: Database) -> None:
+    """Units that write at once take turns on the file's one connection; none fails as locked."""
+    assert database.engine.pool.size() == 1
+    claims = table_of(MessageClaim)
+    order: list[str] = []
+
+    async def unit(name: str) -> None:
+        async with database.sessions.begin() as session:
+            order.append(f"{name} in")
+            row = {"platform": "onebot", "chat_id": "1", "message_id": name, "claimed_by": "p"}
+            await session.execute(insert(claims), row)
+            await asyncio.sleep(0.05)
+            order.append(f"{name} out")
+
+    await asyncio.gather(*(unit(f"m{number}") for number in range(3)))
+    assert order == ["m0 in", "m0 out", "m1 in", "m1 out", "m2 in", "m2 out"]
+    async with database.sessions() as session:
+        assert len((await session.execute(select(claims.c.message_id))).all()) == 3
