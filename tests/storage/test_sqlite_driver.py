@@ -104,9 +104,9 @@ async def test_writers_queue_for_the_one_connection_instead_of_sleeping_in_sqlit
 
     async def unit(name: str) -> None:
         async with database.sessions.begin() as session:
-            order.append(f"{name} in")
             row = {"platform": "onebot", "chat_id": "1", "message_id": name, "claimed_by": "p"}
             await session.execute(insert(claims), row)
+            order.append(f"{name} in")
             await asyncio.sleep(0.05)
             order.append(f"{name} out")
 
