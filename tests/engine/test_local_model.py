@@ -17,7 +17,7 @@ import pytest
 import torch
 
 from bot.config import LLMConfig
-from bot.engine import local_model
+from bot.engine import local_model, local_weights
 from bot.engine.backends import create_chat_model
 from bot.engine.local_model import LineCutter, LocalChatModel, render_script
 from bot.engine.packs import Scene, parse_scene
@@ -184,7 +184,7 @@ async def test_a_second_model_loads_from_the_cache_once(
     def no_conversion(*args: Any, **kwargs: Any) -> Any:
         raise AssertionError("the cached conversion should have been used")
 
-    monkeypatch.setattr(local_model, "_convert", no_conversion)
+    monkeypatch.setattr(local_weights, "convert", no_conversion)
     config = LLMConfig(backend="local", max_tokens=MAX_NEW_TOKENS)
     second = create_chat_model(config, data_dir)
     assert isinstance(second, LocalChatModel)

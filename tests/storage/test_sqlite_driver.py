@@ -12,6 +12,7 @@ import aiosqlite
 import pytest
 from sqlalchemy import insert, select, text, update
 from sqlalchemy.exc import IntegrityError, OperationalError
+from sqlalchemy.pool import AsyncAdaptedQueuePool
 
 from storage import Database
 from storage.models import MessageClaim, table_of
@@ -98,7 +99,9 @@ async def test_a_unit_that_only_reads_costs_no_commit_and_a_write_commits_once(
 
 async def test_writers_queue_for_the_one_connection_instead_of_sleeping_in_sqlite(database: Database) -> None:
     """Units that write at once take turns on the file's one connection; none fails as locked."""
-    assert database.engine.pool.size() == 1
+    pool = database.engine.pool
+    assert isinstance(pool, AsyncAdaptedQueuePool)
+    assert pool.size() == 1
     claims = table_of(MessageClaim)
     order: list[str] = []
 
