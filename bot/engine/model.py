@@ -153,17 +153,14 @@ class OpenAIChatModel(ChatModel):
             retries_left = attempts <= self.max_retries
             try:
                 response = await self._client.post(self._url, content=content)
-            except httpx.TimeoutException as exc:
+            except httpx.RequestError as exc:  # a timeout, refused, reset, DNS, TLS, a broken stream
                 if retries_left:
                     await asyncio.sleep(_retry_delay_s(attempts - 1, None, random.random()))
                     continue
-                raise ModelTimeout(
-                    f"the model did not answer within {self.timeout_s:g} s ({_tries(attempts)})"
-                ) from exc
-            except httpx.RequestError as exc:  # refused, reset, DNS, TLS, a broken answer stream
-                if retries_left:
-                    await asyncio.sleep(_retry_delay_s(attempts - 1, None, random.random()))
-                    continue
+                if isinstance(exc, httpx.TimeoutException):
+                    raise ModelTimeout(
+                        f"the model did not answer within {self.timeout_s:g} s ({_tries(attempts)})"
+                    ) from exc
                 raise ModelError(
                     f"cannot reach the model server ({_tries(attempts)}): {type(exc).__name__}: {exc}"
                 ) from exc
