@@ -106,6 +106,10 @@ def run(config: BotConfig) -> None:
             log.error("cannot start: %s", exc)
             raise
         attach(runtime)
+        if platforms.console.enabled:
+            from plugins.roleplay.console import end_with_the_console
+
+            end_with_the_console()
         for error in runtime.pack_errors:
             log.error("pack not loaded: %s", error)
         if platforms.discord.enabled:

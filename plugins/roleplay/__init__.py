@@ -111,7 +111,8 @@ async def handle_roleplay(bot: Bot, event: Event) -> None:
                 await onebot.send(bot, event, reply, runtime.senders)
             else:
                 try:
-                    await console.send(bot, event, reply)
+                    pack = runtime.packs.get(reply.character) if reply.character else None
+                    await console.send(bot, event, reply, speaker=pack.name if pack else None)
                 except Exception as exc:
                     log.exception("could not post a reply in %s", incoming.key)
                     await runtime.ledger.settle([reply], "failed", str(exc))

@@ -1,17 +1,33 @@
-"""NoneBot's Console adapter: chat with the characters in a terminal."""
+"""NoneBot's Console adapter: chat with the characters in a terminal.
+
+Each character speaks in its own bubble, under its own name; quitting the console (Ctrl+Q) ends the
+bot (:func:`end_with_the_console`).
+"""
 
 from __future__ import annotations
 
+import asyncio
+import logging
+import os
+import signal
 from collections.abc import Iterable
 
+import nonebot
 from nonebot.adapters import Bot, Event
+from nonebot.adapters.console import Adapter as ConsoleAdapter
 from nonebot.adapters.console import Bot as ConsoleBot
 from nonebot.adapters.console import Message, MessageEvent
-from nonechat.model import DIRECT
+from nonechat.model import DIRECT, Robot
 
 from bot.messages import ChatKey, Incoming, Reply, Sender
 
 PLATFORM = "console"
+
+log = logging.getLogger(__name__)
+
+STOP_AFTER_S = 0.2
+"""How long a closed window waits before stopping the bot: a shutdown under way closes it too, and
+marks itself by then."""
 
 
 def to_incoming(bot: Bot, event: Event) -> Incoming | None:
@@ -36,8 +52,42 @@ def _text(reply: Reply) -> Message:
     return Message("\n".join(lines))
 
 
-async def send(bot: Bot, event: Event, reply: Reply) -> None:
+async def send(bot: Bot, event: Event, reply: Reply, speaker: str | None = None) -> None:
+    """Post ``reply`` in the event's chat, in a bubble of ``speaker`` (the character's name) when
+    given, else of the bot."""
+    if speaker and isinstance(bot, ConsoleBot) and reply.character:
+        character = Robot(id=f"{bot.self_id}:{reply.character}", avatar="🎭", nickname=speaker)
+        bot = ConsoleBot(bot.adapter, character)  # the console draws a bubble per sending bot
     await bot.send(event, _text(reply))
+
+
+def end_with_the_console() -> None:
+    """When the console's window closes (Ctrl+Q), stop the whole process as Ctrl+C would.
+
+    The console adapter runs its window as a task of its own and, when it ends, leaves the server
+    running with its port open; this ends the process through the server's own signal handling.
+    """
+    adapter = next(
+        (adapter for adapter in nonebot.get_adapters().values() if isinstance(adapter, ConsoleAdapter)), None
+    )
+    # NOTE: ``_task`` is the adapter's task running the window (nonebot-adapter-console 0.10).
+    window: asyncio.Task[None] | None = getattr(adapter, "_task", None)
+    if window is None:
+        log.warning("the console's window was not found; closing it will not stop the bot")
+        return
+
+    stopping = asyncio.Event()
+
+    async def mark_stopping() -> None:
+        stopping.set()
+
+    def stop() -> None:
+        if not stopping.is_set():  # not the window closed by a shutdown already under way
+            log.info("the console was closed; stopping")
+            os.kill(os.getpid(), signal.SIGTERM)
+
+    nonebot.get_driver().on_shutdown(mark_stopping)
+    window.add_done_callback(lambda _task: asyncio.get_running_loop().call_later(STOP_AFTER_S, stop))
 
 
 async def post(bots: Iterable[Bot], key: ChatKey, reply: Reply) -> None:
