@@ -62,19 +62,26 @@ async def send(bot: Bot, event: Event, reply: Reply, speaker: str | None = None)
 
 
 def end_with_the_console() -> None:
-    """When the console's window closes (Ctrl+Q), stop the whole process as Ctrl+C would.
+    """Put the cursor in the message box, and when the console's window closes (Ctrl+Q), stop the
+    whole process as Ctrl+C would.
 
     The console adapter runs its window as a task of its own and, when it ends, leaves the server
-    running with its port open; this ends the process through the server's own signal handling.
+    running with its port open; this ends the process through the server's own signal handling. The
+    window opens with nothing focused, so what a newcomer types first would be lost.
     """
     adapter = next(
         (adapter for adapter in nonebot.get_adapters().values() if isinstance(adapter, ConsoleAdapter)), None
     )
-    # NOTE: ``_task`` is the adapter's task running the window (nonebot-adapter-console 0.10).
+    # NOTE: ``_task`` runs the window, ``_frontend`` is it (nonebot-adapter-console 0.10).
     window: asyncio.Task[None] | None = getattr(adapter, "_task", None)
-    if window is None:
+    frontend = getattr(adapter, "_frontend", None)
+    if window is None or frontend is None:
         log.warning("the console's window was not found; closing it will not stop the bot")
         return
+    try:
+        frontend.call_after_refresh(frontend.action_focus_input)
+    except Exception:  # the window is not up yet: Ctrl+/ still focuses the box
+        log.debug("could not focus the console's message box", exc_info=True)
 
     stopping = asyncio.Event()
 

@@ -95,8 +95,7 @@ def test_each_character_speaks_under_its_name_and_ctrl_q_ends_the_bot(tmp_path: 
                 terminal.read(0.5)
             assert port_open(port), terminal.screen()[-2000:]
             terminal.read(2)
-            terminal.type("\x1f")  # Ctrl+/ puts the cursor in the message box
-            terminal.type("is the lamp lit?\r")
+            terminal.type("is the lamp lit?\r")  # the message box has the cursor from the start
             assert terminal.wait_for("Aye, the lamp is lit.", 30), terminal.screen()[-3000:]
             assert "Orla Finch" in terminal.screen(), "the reply's bubble names its character"
 
