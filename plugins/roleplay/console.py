@@ -62,8 +62,8 @@ async def send(bot: Bot, event: Event, reply: Reply, speaker: str | None = None)
 
 
 def end_with_the_console() -> None:
-    """Put the cursor in the message box, and when the console's window closes (Ctrl+Q), stop the
-    whole process as Ctrl+C would.
+    """Put the cursor in the message box, let Ctrl+C close the window as Ctrl+Q does, and when the
+    window closes, stop the whole process.
 
     The console adapter runs its window as a task of its own and, when it ends, leaves the server
     running with its port open; this ends the process through the server's own signal handling. The
@@ -82,6 +82,11 @@ def end_with_the_console() -> None:
         frontend.call_after_refresh(frontend.action_focus_input)
     except Exception:  # the window is not up yet: Ctrl+/ still focuses the box
         log.debug("could not focus the console's message box", exc_info=True)
+    # NOTE: Textual keeps Ctrl+C for copying (and a "press Ctrl+Q" reminder); a terminal user expects it
+    # to quit. A priority binding on the app comes before the focused widget's. Private in Textual 8.
+    bindings = getattr(frontend, "_bindings", None)
+    if bindings is not None:
+        bindings.bind("ctrl+c", "quit", priority=True)
 
     stopping = asyncio.Event()
 

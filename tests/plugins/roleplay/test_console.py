@@ -15,6 +15,8 @@ import sys
 import time
 from pathlib import Path
 
+import pytest
+
 from tests.packs import write_pack, write_xiaoman
 from tests.support.bot_process import free_port, write_bot_toml
 from tests.support.openai_server import FakeOpenAIServer
@@ -72,7 +74,10 @@ def port_open(port: int) -> bool:
         return probe.connect_ex(("127.0.0.1", port)) == 0
 
 
-def test_each_character_speaks_under_its_name_and_ctrl_q_ends_the_bot(tmp_path: Path) -> None:
+@pytest.mark.parametrize("quit_key", ["\x11", "\x03"], ids=["ctrl-q", "ctrl-c"])
+def test_each_character_speaks_under_its_name_and_ctrl_q_or_ctrl_c_ends_the_bot(
+    tmp_path: Path, quit_key: str
+) -> None:
     characters = tmp_path / "characters"
     write_pack(characters, persona="You are Orla Finch, keeper of Skerrow Light.")
     write_xiaoman(characters)
@@ -101,7 +106,7 @@ def test_each_character_speaks_under_its_name_and_ctrl_q_ends_the_bot(tmp_path: 
             # nothing else on the screen says "Finch" (the bot's own bubbles read "Bot").
             assert terminal.wait_for("Finch", 10), "the reply's bubble names its character"
 
-            terminal.type("\x11")  # Ctrl+Q
+            terminal.type(quit_key)  # with the cursor in the message box, where Ctrl+C would copy
             terminal.read(0.5)
             terminal.process.wait(timeout=20)
             assert not port_open(port), "the bot's port is freed"
