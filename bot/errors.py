@@ -20,15 +20,21 @@ command)::
     StorageError             the database could not be opened or migrated (raised by ``storage``,
                              which the core depends on and never the other way round; catch it beside
                              BotError where the bot stops with a message)
+
+A part of the bot that needs a package of an optional extra (``pip install -e ".[eval]"`` …) imports it
+where it is used and, when it is missing, raises its own error built by :func:`missing_extra`.
 """
 
 from __future__ import annotations
 
 from pathlib import Path
+from typing import TypeVar
 
 from storage.errors import StorageError
 
 __all__ = ["StorageError"]
+
+E = TypeVar("E", bound="BotError")
 
 
 class BotError(Exception):
@@ -93,3 +99,12 @@ class PermissionDenied(CommandError):
 
 class AttachmentError(CommandError):
     """A file sent in a chat cannot be fetched; the message says which file and why."""
+
+
+def missing_extra(error: type[E], what: str, package: str, extra: str) -> E:
+    """``error`` saying that ``what`` needs ``package``, which the ``extra`` extra installs.
+
+    ``raise missing_extra(ExtractError, "reading subtitles", "pysubs2", "extract") from exc`` reads
+    ``reading subtitles needs pysubs2: pip install -e ".[extract]"``.
+    """
+    return error(f'{what} needs {package}: pip install -e ".[{extra}]"')

@@ -10,6 +10,7 @@ import argparse
 import asyncio
 import json
 import logging
+import os
 import platform
 import tempfile
 import time
@@ -17,12 +18,10 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
-import psutil
-
 from bot.bench.engine import EngineRun, TimedModel, measure_engine
 from bot.bench.options import PARTS, BenchOptions, parse_counts, parse_skip
 from bot.bench.reference import VERSION, ReferenceRun, measure_reference
-from bot.bench.startup import StartupResult, measure_startup
+from bot.bench.startup import StartupResult, measure_startup, require_psutil
 from bot.bench.stats import Percentiles
 from bot.bench.workload import workload
 from bot.config import BotConfig
@@ -99,7 +98,7 @@ class BenchReport:
 
 
 def machine() -> str:
-    return f"{platform.machine()}, {psutil.cpu_count()} cores, Python {platform.python_version()}"
+    return f"{platform.machine()}, {os.cpu_count()} cores, Python {platform.python_version()}"
 
 
 async def run_bench(config: BotConfig, options: BenchOptions, work: Path | None = None) -> BenchReport:
@@ -107,6 +106,8 @@ async def run_bench(config: BotConfig, options: BenchOptions, work: Path | None 
     unknown = options.skip - set(PARTS)
     if unknown:
         raise ConfigError(f"--skip: unknown part(s) {', '.join(sorted(unknown))} (parts: {', '.join(PARTS)})")
+    if "startup" not in options.skip:
+        require_psutil()  # NOTE: without the bench extra this stops now, not after the other parts
     work = work or Path(tempfile.mkdtemp(prefix="bot-bench-"))
     report = BenchReport(machine(), options)
     started = time.perf_counter()

@@ -16,12 +16,11 @@ import sys
 import time
 from dataclasses import dataclass
 from pathlib import Path
-
-import psutil
+from types import ModuleType
 
 from bot.bench.stats import Percentiles
 from bot.engine.packs import CharacterPack
-from bot.errors import BotError
+from bot.errors import BotError, ConfigError, missing_extra
 
 PERSONA = (
     "You are {name}, keeper of light number {number} on a rocky coast. You are dry, practical and kind "
@@ -41,6 +40,16 @@ class StartupResult:
     ready_s: Percentiles
     indexed_s: Percentiles
     rss_mb: Percentiles
+
+
+def require_psutil() -> ModuleType:
+    """psutil, which a probe reads its birth time and resident memory with (the ``bench`` extra)."""
+    try:
+        import psutil
+    except ModuleNotFoundError as exc:
+        raise missing_extra(ConfigError, "measuring the start-up", "psutil", "bench") from exc
+    module: ModuleType = psutil  # psutil ships no type hints
+    return module
 
 
 def write_bench_packs(template: CharacterPack, root: Path, count: int, scenes: int) -> list[str]:
@@ -99,6 +108,7 @@ def measure_startup(
     template: CharacterPack, work: Path, *, packs: int, scenes: int, repeats: int = 3
 ) -> tuple[StartupResult, StartupResult]:
     """Cold (first start, empty cache) and warm (``repeats`` starts over the filled cache) figures."""
+    require_psutil()
     characters = work / f"packs-{packs}x{scenes}"
     ids = write_bench_packs(template, characters, packs, scenes)
     data = work / f"data-{packs}x{scenes}"
@@ -126,6 +136,7 @@ async def _probe(config_path: Path) -> dict[str, float]:
     from bot.engine.model import EchoChatModel
     from bot.runtime import Runtime
 
+    psutil = require_psutil()
     born = psutil.Process().create_time()
     runtime = await Runtime.create(load_config(config_path), model=EchoChatModel())
     ready = time.time() - born

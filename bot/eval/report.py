@@ -6,14 +6,23 @@ import json
 from collections.abc import Sequence
 from dataclasses import asdict
 from pathlib import Path
+from types import ModuleType
 
-import matplotlib
-
-matplotlib.use("Agg")
-import matplotlib.pyplot as plt
-
+from bot.errors import ConfigError, missing_extra
 from bot.eval.judge import DIMENSIONS, ModelScores
 from bot.eval.retrieval import RetrievalScores
+
+
+def pyplot() -> ModuleType:
+    """matplotlib's ``pyplot``, drawing off-screen; a :class:`ConfigError` naming the extra when missing."""
+    try:
+        import matplotlib
+    except ModuleNotFoundError as exc:
+        raise missing_extra(ConfigError, "drawing the report's plots", "matplotlib", "eval") from exc
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    return plt
 
 
 def retrieval_table(scores: Sequence[RetrievalScores]) -> str:
@@ -50,6 +59,7 @@ def judge_table(models: Sequence[ModelScores]) -> str:
 
 
 def plot_retrieval(scores: Sequence[RetrievalScores], path: Path) -> None:
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 4))
     labels = [f"{row.pack}\n{row.mode}" for row in scores]
     metrics = [*(f"recall@{k}" for k in sorted(scores[0].recall)), "MRR"] if scores else []
@@ -67,6 +77,7 @@ def plot_retrieval(scores: Sequence[RetrievalScores], path: Path) -> None:
 
 
 def plot_judge(models: Sequence[ModelScores], path: Path) -> None:
+    plt = pyplot()
     figure, axis = plt.subplots(figsize=(8, 4))
     width = 0.8 / max(len(models), 1)
     for number, model in enumerate(models):

@@ -17,7 +17,7 @@ from dataclasses import dataclass
 from functools import cache
 from pathlib import Path
 
-from bot.errors import ExtractError
+from bot.errors import ExtractError, missing_extra
 from bot.extract.subtitles import format_time
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
@@ -30,8 +30,12 @@ def ffmpeg_exe() -> str:
     found = shutil.which("ffmpeg")
     if found:
         return found
-    import imageio_ffmpeg
-
+    try:
+        import imageio_ffmpeg
+    except ModuleNotFoundError as exc:
+        raise missing_extra(
+            ExtractError, "grabbing frames", "ffmpeg on PATH or imageio-ffmpeg", "extract"
+        ) from exc
     return str(imageio_ffmpeg.get_ffmpeg_exe())
 
 

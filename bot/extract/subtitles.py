@@ -5,12 +5,14 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TYPE_CHECKING
 
-import pysubs2
-
-from bot.errors import ExtractError
+from bot.errors import ExtractError, missing_extra
 from bot.extract.speakers import SpeakerMap, split_prefix, strip_quotes
 from bot.extract.textfiles import read_text
+
+if TYPE_CHECKING:
+    import pysubs2
 
 _ASS_EVENT = re.compile(r"^\s*(Dialogue|Comment)\s*:", re.IGNORECASE)
 _SRT_TIMING = re.compile(r"-->")
@@ -75,6 +77,10 @@ def read_subtitles(
     ``None`` (narrator/other). Names pass through ``speakers.names``. Comments, drawings, lines of skipped
     styles, empty lines and exact duplicates (the same text shown twice in two layers) are dropped.
     """
+    try:
+        import pysubs2
+    except ModuleNotFoundError as exc:
+        raise missing_extra(ExtractError, "reading subtitle files", "pysubs2", "extract") from exc
     speakers = speakers or SpeakerMap()
     text = read_text(path, encoding)
     try:

