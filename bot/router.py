@@ -29,6 +29,7 @@ from bot.flow.gather import Gatherer, Said
 from bot.flow.greet import Greeter
 from bot.flow.locks import ChatLocks
 from bot.flow.record import Recorder
+from bot.flow.waiting import WaitingNotice
 from bot.governor import Decision, Governor
 from bot.greetings import Greetings
 from bot.messages import Incoming, Reply
@@ -99,6 +100,7 @@ class Router:
             chance=chance or random.Random(),
         )
         self.answerer = Answerer(config, responder, ScreenshotCooldown(config.images.cooldown_s))
+        self.waiting = WaitingNotice(ledger, outbox)
         self.recorder = Recorder(
             repository, ledger, governor or Governor(config, repository, TokenCounter.default()), self.packs
         )
@@ -230,6 +232,8 @@ class Router:
                 if decision.line:
                     replies.append(Reply(decision.line, character=pack_id))
                 break
+            if not self.responder.model.ready:
+                await self.waiting.tell(incoming.key, context.pack)
             answer = await self.answerer.answer(incoming.key, context, said.state, model=decision.model)
             answer.reply.quote = not said.unprompted
             replies.append(answer.reply)

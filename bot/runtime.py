@@ -39,6 +39,9 @@ from storage.models import utcnow
 
 log = logging.getLogger(__name__)
 
+STANDING_READ_AHEAD = 4
+"""How many characters' standing prompts the model reads at start (the default character's first)."""
+
 
 @dataclass(slots=True)
 class Runtime:
@@ -113,10 +116,11 @@ class Runtime:
             embedder, min_similarity=config.images.min_similarity, min_overlap=config.images.min_overlap
         )
         chat_model = model or create_chat_model(config.llm, config.data_dir, config.base_dir)
+        prompts = PromptBuilder(chat_model.budgets(config.prompt), TokenCounter.default())
         responder = Responder(
             config=config,
             retriever=retriever,
-            prompts=PromptBuilder(config.prompt, TokenCounter.default()),
+            prompts=prompts,
             model=chat_model,
             screenshots=screenshots,
         )
@@ -189,8 +193,10 @@ class Runtime:
         )
         scheduler.start()
         background.start(catalog.index_all(), "indexing the characters' scenes")
-        if (warm_up := getattr(chat_model, "warm_up", None)) is not None:
-            background.start(warm_up(), "warming up the model")
+        default_first = sorted(registry, key=lambda pack: pack.id != config.characters.default)
+        background.start(
+            chat_model.warm_up(prompts.standing(default_first[:STANDING_READ_AHEAD])), "warming up the model"
+        )
         log.info(
             "ready: %d character(s) [%s], model %s, database %s, %d daily greeting(s)",
             len(registry),
@@ -202,6 +208,7 @@ class Runtime:
         return runtime
 
     async def aclose(self) -> None:
+        await self.router.waiting.aclose()
         await self.router.governor.aclose()
         await self.senders.aclose()
         await self.scheduler.aclose()

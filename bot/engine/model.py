@@ -25,9 +25,9 @@ import httpx
 from bot.errors import ModelError, ModelTimeout
 
 if TYPE_CHECKING:
-    from collections.abc import Mapping
+    from collections.abc import Mapping, Sequence
 
-    from bot.config import LLMConfig
+    from bot.config import LLMConfig, PromptConfig
     from bot.engine.prompt import Prompt
 
 log = logging.getLogger(__name__)
@@ -48,9 +48,23 @@ class ChatModel(ABC):
 
     name: str
 
+    @property
+    def ready(self) -> bool:
+        """Whether a reply can start now; a local model still loading is not (it answers when loaded)."""
+        return True
+
+    def budgets(self, configured: PromptConfig) -> PromptConfig:
+        """The prompt budgets this model is given: ``[prompt]``, or less for a model that reads slowly."""
+        return configured
+
     @abstractmethod
     async def complete(self, prompt: Prompt) -> Completion:
         """Answer ``prompt``; raise :class:`~bot.errors.ModelError` when no answer can be had."""
+
+    async def warm_up(self, standing: Sequence[Prompt] = ()) -> None:  # noqa: B027 - optional hook
+        """Get ready to answer: load, and read the ``standing`` prompts (each character's persona and
+        rules, the default character first) ahead where that saves time later. Called in the
+        background at start; the default has nothing to do."""
 
     async def aclose(self) -> None:  # noqa: B027 - optional hook
         """Release connections or memory; the default holds nothing."""

