@@ -69,8 +69,9 @@ class EmbeddingConfig(Section):
     device: str | None = None
     batch_size: int = Field(32, ge=1)
     threads: int = Field(1, ge=1)
-    """Threads of one native engine call (embedder, BLAS, torch, the local model): more than one
-    collapses 5-15x on a small machine whose cores are busy; parallelism comes from batching."""
+    """Threads of one native engine call (embedder, BLAS, torch; the local model has ``[llm] threads``):
+    more than one collapses 5-15x on a small machine whose cores are busy; parallelism comes from
+    batching."""
 
 
 class RetrievalConfig(Section):

@@ -5,10 +5,12 @@ Kept apart from :mod:`bot.engine.model` so that the seam does not import its imp
 
 from __future__ import annotations
 
+import importlib.util
 from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.engine.model import ChatModel, OpenAIChatModel
+from bot.errors import ModelError
 
 if TYPE_CHECKING:
     from bot.config import LLMConfig
@@ -18,11 +20,19 @@ def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None =
     """The model ``[llm]`` asks for: the OpenAI-compatible endpoint, or the offline local model.
 
     A relative ``local_model`` path is taken relative to ``base_dir`` (the folder of ``bot.toml``).
+    Without llama.cpp installed the offline model is a :class:`ModelError` here, at start, rather
+    than an apology to every message.
     """
     if config.resolved_backend() == "openai":
         return OpenAIChatModel.from_config(config)
     from bot.engine.local_model import LocalChatModel
     from bot.engine.local_weights import PACKAGED_MODELS
+
+    if importlib.util.find_spec("xllamacpp") is None:
+        raise ModelError(
+            'the offline model needs the xllamacpp package: pip install -e ".[local]" '
+            "(or set [llm] base_url, or a key in the env variable [llm] api_key_env names)"
+        )
 
     local = Path(config.local_model)
     if base_dir is not None and config.local_model not in PACKAGED_MODELS and not local.is_absolute():

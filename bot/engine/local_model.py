@@ -14,7 +14,8 @@ Four things shape this module:
   state, so the messages start with what stays the same from one reply to the next
   (:meth:`~bot.engine.prompt.Prompt.to_messages` with ``standing_first``), the local model gets
   smaller prompt budgets (:meth:`LocalChatModel.budgets`), and each character's standing prompt is
-  read once at start (:meth:`LocalChatModel.prime`) into llama.cpp's prompt cache.
+  read at start into llama.cpp's prompt cache and saved, so that later starts restore it
+  (:meth:`LocalChatModel.warm_up`).
 * **Loading happens in the background.** :attr:`LocalChatModel.ready` says whether a reply can start;
   the router tells a chat "one moment" in the character's voice while it is not.
 * **Nothing listens.** llama.cpp's server always opens an HTTP listener; here it is a Unix socket in
@@ -24,7 +25,10 @@ Four things shape this module:
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import hashlib
 import logging
+import os
 import secrets
 import shutil
 import tempfile
@@ -33,7 +37,9 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
+
+import httpx
 
 from bot.engine import local_weights
 from bot.engine.model import ChatModel, Completion
@@ -53,11 +59,26 @@ MAX_NEW_TOKENS = 160
 """Cap on a reply's length: a character answers in a few sentences, and each token costs ~55 ms."""
 
 CONTEXT_TOKENS = 4096
-"""llama.cpp's context: the largest prompt under :data:`LOCAL_BUDGETS` plus a reply, with room to spare."""
+"""llama.cpp's context per slot: the largest prompt under :data:`LOCAL_BUDGETS` plus a reply, with room
+to spare (its cache costs ~28 KB a token for the 1.5B: 230 MB for two slots)."""
+
+SLOTS = 2
+"""Prompts llama.cpp keeps side by side, each with its own context: a standing prompt each for the
+default character and one more, so that a chat playing both does not read either persona again.
+Requests go to the slot whose prompt they share most with; two at once are decoded in one batch."""
+
+QUIET_BEFORE_READING_S = 10.0
+"""How long nobody must have talked before another character's standing prompt is read ahead: read
+beside a reply (on the same core), it would double that reply's time."""
+
+SAVED_PROMPTS = "prompts"
+"""The folder under ``<data_dir>/models/`` of the standing prompts llama.cpp has read (its KV state)."""
+SAVED_FORMAT = 1
+"""Bump when the layout of the messages changes, so that prompts saved before are read again."""
 
 PROMPT_CACHE_MIB = 256
-"""llama.cpp's prompt cache in memory: the standing prompts of a few characters, so that a chat
-switching between two characters does not read each one's persona again."""
+"""llama.cpp's prompt cache in memory, beyond the slots: the standing prompts of more characters, so that
+a chat switching among three does not read a persona again."""
 
 TOP_P = 0.9
 REPEAT_PENALTY = 1.1
@@ -114,6 +135,7 @@ class LocalChatModel(ChatModel):
         timeout_s: float = 60.0,
         threads: int = 1,
         context_tokens: int = CONTEXT_TOKENS,
+        slots: int = SLOTS,
     ) -> None:
         self.local_model = local_model
         self.data_dir = Path(data_dir)
@@ -122,13 +144,24 @@ class LocalChatModel(ChatModel):
         self.timeout_s = timeout_s
         self.threads = threads
         self.context_tokens = context_tokens
+        self.slots = slots
         self.name = f"{local_weights.display_name(local_model)} (local)"
-        # NOTE: llama.cpp answers one request at a time (one slot); the workers only wait on it, so
-        # that a cancelled reply's thread can be left to finish while the next one is asked.
+        # NOTE: the workers only wait on llama.cpp (which computes on its own threads), so that a
+        # cancelled reply's thread can be left to finish while the next one is asked.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-model")
         self._load_lock = asyncio.Lock()
         self._server: Any = None
         self._socket_dir: Path | None = None
+        self._key = secrets.token_urlsafe(32)
+        self._replying = 0
+        self._last_reply = 0.0
+        self._restored: asyncio.Event | None = None
+        """Set once :meth:`warm_up` has restored the saved standing prompts (replies wait for that)."""
+        self._model_key: str | None = None
+        self._slot_of: dict[str, int] = {}
+        """The slot each standing prompt is kept in, by its file name."""
+        self.standing: dict[str, str] = {}
+        """Characters whose standing prompt :meth:`warm_up` has ready: ``read`` now, or ``restored``."""
         self._info: LoadInfo | None = None
         self._failure: ModelError | None = None
 
@@ -158,30 +191,71 @@ class LocalChatModel(ChatModel):
         return configured.model_copy(update=capped)
 
     async def warm_up(self, standing: Sequence[Prompt] = ()) -> None:
-        """Load the model, then read each standing prompt into llama.cpp's prompt cache, the first one
-        last (so it is the one in place): each character's first reply then reads only what is new."""
-        await self._ensure_loaded()
+        """Load the model, then have each standing prompt ready in a slot of its own, the default
+        character's first: each character's first reply then reads only what is new.
+
+        A standing prompt read once is saved under ``<data_dir>/models/prompts/`` and restored on
+        later starts in milliseconds (reading it costs ~15 s here); replies wait for the restoring.
+        The default character's prompt is read at once (a reply to it goes to the same slot, after
+        it, rather than reading it again beside it); the others once nobody has talked for a while.
+        """
+        restored = self._restored = asyncio.Event()
+        chosen = list(standing[: self.slots])
+        files = [self._prompt_file(prompt.standing_text()) for prompt in chosen]
+        self._slot_of = {name: slot for slot, name in enumerate(files)}
+        unread: list[tuple[int, Prompt]] = []
         started = time.perf_counter()
-        for prompt in reversed(standing):
-            request = {
-                "messages": prompt.to_messages(standing_first=True)[:1],
-                "max_tokens": 1,
-                "temperature": 0.0,
-                "cache_prompt": True,
-            }
+        loop = asyncio.get_running_loop()
+        try:
+            await self._ensure_loaded()
+            for slot, (prompt, name) in enumerate(zip(chosen, files, strict=True)):
+                if await loop.run_in_executor(self._executor, self._slot, "restore", slot, name):
+                    self.standing[prompt.character] = "restored"
+                else:
+                    unread.append((slot, prompt))
+        finally:
+            restored.set()
+        self._last_reply = max(self._last_reply, time.monotonic())  # a member may be typing already
+        for slot, prompt in unread:
+            if slot:  # another character's: read while nobody talks, not beside a reply
+                await self._quiet(QUIET_BEFORE_READING_S)
+            system = prompt.to_messages(standing_first=True)[:1]
+            request = {"messages": system, "max_tokens": 1, "temperature": 0.0, "id_slot": slot}
             answer = await self._ask(request)
             if answer.error:
                 log.warning("could not read %s's standing prompt ahead: %s", prompt.character, answer.error)
-        if standing:
+                continue
+            self.standing[prompt.character] = "read"
+            await loop.run_in_executor(self._executor, self._slot, "save", slot, files[slot])
+        if self.standing:
             log.info(
-                "the local model read %d standing prompt(s) in %.1f s",
-                len(standing),
+                "the local model has the standing prompts of %s ready after %.1f s",
+                ", ".join(f"{name} ({how})" for name, how in self.standing.items()),
                 time.perf_counter() - started,
             )
 
     async def complete(self, prompt: Prompt) -> Completion:
+        self._replying += 1
+        try:
+            return await self._complete(prompt)
+        finally:
+            self._replying -= 1
+            self._last_reply = time.monotonic()
+
+    async def _quiet(self, seconds: float) -> None:
+        """Return once no reply has been asked for or made in the last ``seconds``."""
+        while True:
+            wait = self._last_reply + seconds - time.monotonic()
+            if not self._replying and wait <= 0:
+                return
+            await asyncio.sleep(max(wait, 0.5))
+
+    async def _complete(self, prompt: Prompt) -> Completion:
         await self._ensure_loaded()
+        if self._restored is not None:
+            await self._restored.wait()
         request = {
+            "id_slot": self._slot_of.get(self._prompt_file(prompt.standing_text()), -1),
             "messages": prompt.to_messages(standing_first=True),
             "max_tokens": self.max_new_tokens,
             "temperature": self.temperature,
@@ -253,8 +327,8 @@ class LocalChatModel(ChatModel):
         self._socket_dir = Path(tempfile.mkdtemp(prefix="roleplay-llm-"))  # mode 0700: only this user
         params = xllamacpp.CommonParams()
         params.model.path = str(path)
-        params.n_ctx = self.context_tokens
-        params.n_parallel = 1
+        params.n_ctx = self.context_tokens * self.slots
+        params.n_parallel = self.slots
         params.cpuparams.n_threads = self.threads
         params.cpuparams_batch.n_threads = self.threads
         params.n_threads_http = 1
@@ -262,7 +336,10 @@ class LocalChatModel(ChatModel):
         params.verbosity = -1  # llama.cpp logs every request to stderr; failures come back as errors
         params.cache_ram_mib = PROMPT_CACHE_MIB
         params.hostnames = [str(self._socket_dir / "llm.sock")]
-        params.api_keys = [secrets.token_urlsafe(32)]
+        params.api_keys = [self._key]
+        saved = self.data_dir / "models" / SAVED_PROMPTS
+        saved.mkdir(parents=True, exist_ok=True)
+        params.slot_save_path = f"{saved}{os.sep}"
         try:
             server = xllamacpp.Server(params)
         except RuntimeError as exc:
@@ -273,6 +350,42 @@ class LocalChatModel(ChatModel):
         self._info = LoadInfo(path, time.perf_counter() - started)
         log.info("local model %s loaded from %s in %.1f s", self.name, path, self._info.seconds)
         return server
+
+    def _prompt_file(self, standing: str) -> str:
+        """The file a standing prompt is saved in: one per model and prompt text."""
+        if self._model_key is None:
+            self._model_key = self.local_model
+            if self.local_model not in local_weights.PACKAGED_MODELS:
+                # NOTE: a file of one's own is known by its size and time: a new one at the same
+                # path must not get the state read with the old one.
+                with contextlib.suppress(OSError):
+                    stat = Path(self.local_model).stat()
+                    self._model_key = f"{self.local_model}:{stat.st_size}:{stat.st_mtime_ns}"
+        key = hashlib.sha256(f"{self._model_key}:{SAVED_FORMAT}:{standing}".encode()).hexdigest()[:24]
+        return f"{key}.bin"
+
+    def _slot(self, action: Literal["save", "restore"], slot: int, name: str) -> bool:
+        """Save one of llama.cpp's slots (the prompt it has read) to ``name``, or restore it from
+        there, through the server's own route on its private socket; ``False`` when it cannot."""
+        if self._socket_dir is None:
+            return False
+        saved = self.data_dir / "models" / SAVED_PROMPTS
+        if action == "restore" and not (saved / name).is_file():
+            return False
+        transport = httpx.HTTPTransport(uds=str(self._socket_dir / "llm.sock"))
+        headers = {"Authorization": f"Bearer {self._key}"}
+        try:
+            with httpx.Client(transport=transport, headers=headers, timeout=self.timeout_s) as client:
+                response = client.post(f"http://llm/slots/{slot}?action={action}", json={"filename": name})
+        except httpx.HTTPError as exc:
+            log.warning("could not %s a standing prompt: %s", action, exc)
+            return False
+        if response.status_code != 200:
+            log.warning("could not %s a standing prompt: %s", action, response.text[:200])
+            if action == "restore":
+                (saved / name).unlink(missing_ok=True)  # damaged or of another llama.cpp: read again
+            return False
+        return True
 
     def _stream(self, request: dict[str, Any], stop: threading.Event, deadline: float) -> _Answer:
         answer = _Answer()

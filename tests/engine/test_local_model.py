@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import hashlib
+import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
@@ -17,7 +18,7 @@ import httpx
 import pytest
 
 from bot.config import LLMConfig, PromptConfig
-from bot.engine import local_weights
+from bot.engine import local_model, local_weights
 from bot.engine.backends import create_chat_model
 from bot.engine.local_model import LOCAL_BUDGETS, MAX_NEW_TOKENS, LocalChatModel
 from bot.engine.local_weights import PACKAGED_MODELS, PackagedModel, Part
@@ -55,14 +56,16 @@ def orla_prompt(message: str = "Do you ever get lonely out here, Orla?") -> Prom
     )
 
 
-def xiaoman_prompt() -> Prompt:
+def xiaoman_prompt(message: str = "小满，今天下雨，来壶什么茶好？") -> Prompt:
     return Prompt(
         character="苏小满",
         language="zh",
         persona="你是苏小满，槐荫巷“半盏茶馆”的年轻掌柜，嘴快心热，懂茶，最烦别人催。",
-        scenes=[scene("阿杰:「小满姐，来杯冰的，赶时间！」\n苏小满:「茶催不得。坐下，给你泡壶茉莉，三分钟。」")],
+        scenes=[
+            scene("阿杰:「小满姐，来杯冰的，赶时间！」\n苏小满:「茶催不得。坐下，给你泡壶茉莉，三分钟。」")
+        ],
         history=[],
-        message=Turn("老周", "小满，今天下雨，来壶什么茶好？"),
+        message=Turn("老周", message),
         tokens=PromptTokens(30, 40, 0, 15),
     )
 
@@ -94,7 +97,8 @@ def test_the_first_load_joins_the_packaged_parts_into_one_checked_file(
     assert model.ready
     assert info.path == data_dir / "models" / packaged.file_name
     assert info.path.stat().st_size == packaged.size
-    assert [path.name for path in (data_dir / "models").iterdir()] == [packaged.file_name], "no leftovers"
+    files = [path.name for path in (data_dir / "models").iterdir() if path.is_file()]
+    assert files == [packaged.file_name], "no leftovers"
 
 
 async def test_answers_in_english_and_in_chinese(model: LocalChatModel) -> None:
@@ -157,17 +161,65 @@ async def test_llama_cpp_listens_on_a_private_socket_that_wants_a_key(model: Loc
     assert refused.status_code == 401
 
 
-async def test_the_standing_prompts_read_ahead_are_not_read_again(model: LocalChatModel) -> None:
-    english, chinese = orla_prompt("Is the kettle on?"), xiaoman_prompt()
-    await model.warm_up([chinese, english])
-
-    for prompt in (chinese, english):  # the first is in place; the second comes back from the cache
-        answer = await model._ask({"messages": prompt.to_messages(standing_first=True), "max_tokens": 4})
-        system = prompt.to_messages(standing_first=True)[:1]
-        standing = await model._ask({"messages": system, "max_tokens": 1})
+async def assert_ready_without_reading(model: LocalChatModel, prompts: list[Prompt]) -> None:
+    """Each prompt's standing part is in llama.cpp's prompt cache: asking reads only what is new."""
+    for prompt in prompts:
+        messages = prompt.to_messages(standing_first=True)
+        answer = await model._ask({"messages": messages, "max_tokens": 4})
+        standing = await model._ask({"messages": messages[:1], "max_tokens": 1})
         assert answer.cached_tokens is not None
         assert standing.prompt_tokens is not None
         assert answer.cached_tokens >= standing.prompt_tokens - 8, prompt.character
+
+
+async def test_the_standing_prompts_are_read_ahead_saved_and_restored_on_the_next_start(
+    model: LocalChatModel, data_dir: Path
+) -> None:
+    english, chinese = orla_prompt("Is the kettle on?"), xiaoman_prompt()
+    first_start = LocalChatModel(SMALL, data_dir, max_new_tokens=48, timeout_s=60)
+    try:
+        await first_start.warm_up([english, chinese])
+        assert first_start.standing == {"Orla Finch": "read", "苏小满": "read"}
+        await assert_ready_without_reading(first_start, [english, chinese])
+    finally:
+        await first_start.aclose()
+
+    saved = sorted((data_dir / "models" / "prompts").glob("*.bin"))
+    assert len(saved) == 2
+    next_start = LocalChatModel(SMALL, data_dir, max_new_tokens=48, timeout_s=60)
+    try:
+        started = time.monotonic()
+        await next_start.warm_up([english, chinese])
+        assert next_start.standing == {"Orla Finch": "restored", "苏小满": "restored"}
+        assert time.monotonic() - started < 10, "restored, not read again"
+        await assert_ready_without_reading(next_start, [chinese, english])
+    finally:
+        await next_start.aclose()
+
+
+async def test_the_other_characters_standing_prompts_wait_for_a_quiet_moment(
+    model: LocalChatModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_model, "QUIET_BEFORE_READING_S", 1.0)
+    assert model.load_info is not None
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    (models / PACKAGED_MODELS[SMALL].file_name).symlink_to(model.load_info.path)
+    fresh = LocalChatModel(SMALL, tmp_path / "data", max_new_tokens=8, timeout_s=60)
+    try:
+        warming = asyncio.create_task(fresh.warm_up([orla_prompt(), xiaoman_prompt()]))
+        await asyncio.sleep(0)  # the bot starts warming up before any message comes
+        reply = await fresh.complete(orla_prompt("Any news from the mainland?"))
+        assert reply.text
+        assert fresh.standing == {"Orla Finch": "read"}, "not 苏小满's while a member talks"
+        await warming
+        assert fresh.standing == {"Orla Finch": "read", "苏小满": "read"}, "but once it is quiet"
+        saved = {path.name for path in (models / "prompts").iterdir()}
+        assert saved == {
+            fresh._prompt_file(prompt.standing_text()) for prompt in (orla_prompt(), xiaoman_prompt())
+        }
+    finally:
+        await fresh.aclose()
 
 
 def test_the_local_model_gets_smaller_prompt_budgets() -> None:
@@ -280,3 +332,11 @@ async def test_a_corrupt_model_file_is_a_model_error(tmp_path: Path, content: by
         await chat_model.warm_up()
     assert not chat_model.ready
     await chat_model.aclose()
+
+
+def test_without_llama_cpp_the_offline_model_says_what_to_install(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setitem(sys.modules, "xllamacpp", None)  # as if it were not installed
+    with pytest.raises(ModelError, match=r'needs the xllamacpp package: pip install -e "\.\[local\]"'):
+        create_chat_model(LLMConfig(backend="local"), tmp_path / "data")
