@@ -27,6 +27,7 @@ from functools import cache
 from pathlib import Path
 from xml.sax.saxutils import escape
 
+from draw_screenshots import FONT_DIRS  # the same folders: scripts/ is on sys.path when run
 from PIL import Image, ImageDraw, ImageFont
 
 REPO_ROOT = Path(__file__).resolve().parent.parent
@@ -37,14 +38,6 @@ SCALE = 2
 Font = ImageFont.FreeTypeFont | ImageFont.ImageFont
 Colour = tuple[int, int, int]
 
-FONT_DIRS = (
-    Path("/usr/share/fonts"),
-    Path("/usr/local/share/fonts"),
-    Path.home() / ".fonts",
-    Path.home() / ".local/share/fonts",
-    Path("/System/Library/Fonts"),
-    Path("/Library/Fonts"),
-)
 CJK_FONTS = {
     False: (
         "NotoSansCJK-Regular.tt[cf]",
