@@ -219,6 +219,8 @@ class LocalChatModel(ChatModel):
         for slot, prompt in unread:
             if slot:  # another character's: read while nobody talks, not beside a reply
                 await self._quiet(QUIET_BEFORE_READING_S)
+            if prompt.character in self.standing:
+                continue  # a reply to the character has read it meanwhile
             system = prompt.to_messages(standing_first=True)[:1]
             request = {"messages": system, "max_tokens": 1, "temperature": 0.0, "id_slot": slot}
             answer = await self._ask(request)
@@ -254,8 +256,10 @@ class LocalChatModel(ChatModel):
         await self._ensure_loaded()
         if self._restored is not None:
             await self._restored.wait()
+        saved = self._prompt_file(prompt.standing_text())
+        slot = self._slot_of.get(saved, -1)
         request = {
-            "id_slot": self._slot_of.get(self._prompt_file(prompt.standing_text()), -1),
+            "id_slot": slot,
             "messages": prompt.to_messages(standing_first=True),
             "max_tokens": self.max_new_tokens,
             "temperature": self.temperature,
@@ -270,6 +274,11 @@ class LocalChatModel(ChatModel):
         text = "".join(answer.pieces).strip()
         if not text:
             raise ModelError("the local model gave an empty reply")
+        if slot >= 0 and prompt.character not in self.standing:
+            # NOTE: this reply read the character's standing prompt: kept for the next start (what
+            # the slot holds after it, the exchange, only adds to a prefix that still matches).
+            self.standing[prompt.character] = "read"
+            await asyncio.get_running_loop().run_in_executor(self._executor, self._slot, "save", slot, saved)
         return Completion(text, self.name, answer.prompt_tokens, answer.completion_tokens)
 
     async def aclose(self) -> None:

@@ -222,6 +222,27 @@ async def test_the_other_characters_standing_prompts_wait_for_a_quiet_moment(
         await fresh.aclose()
 
 
+async def test_a_standing_prompt_read_by_a_reply_is_kept_for_the_next_start(
+    model: LocalChatModel, tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(local_model, "QUIET_BEFORE_READING_S", 600.0)  # never quiet enough here
+    assert model.load_info is not None
+    models = tmp_path / "data" / "models"
+    models.mkdir(parents=True)
+    (models / PACKAGED_MODELS[SMALL].file_name).symlink_to(model.load_info.path)
+    fresh = LocalChatModel(SMALL, tmp_path / "data", max_new_tokens=8, timeout_s=60)
+    warming = asyncio.create_task(fresh.warm_up([orla_prompt(), xiaoman_prompt()]))
+    try:
+        await asyncio.sleep(0)
+        assert (await fresh.complete(xiaoman_prompt("小满，新茶到了吗？"))).text
+        assert fresh.standing["苏小满"] == "read"
+        saved = {path.name for path in (models / "prompts").iterdir()}
+        assert fresh._prompt_file(xiaoman_prompt().standing_text()) in saved
+    finally:
+        warming.cancel()
+        await fresh.aclose()
+
+
 def test_the_local_model_gets_smaller_prompt_budgets() -> None:
     chat_model = LocalChatModel.from_config(LLMConfig(max_tokens=4096, temperature=0.3), Path("unused"))
     budgets = chat_model.budgets(PromptConfig())
