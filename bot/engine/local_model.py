@@ -10,7 +10,7 @@ Four things shape this module:
   llama.cpp's own chat-completions handler applies them: the model is asked exactly as an
   OpenAI-compatible server would be, with the same messages.
 * **Prompt speed decides.** On a small CPU reading the prompt costs more than writing the reply
-  (the 1.5B reads ~35 tokens/s on one thread and writes ~18). llama.cpp keeps the last prompt's
+  (the 1.5B reads ~35 tokens/s on one thread and writes ~15). llama.cpp keeps the last prompt's
   state, so the messages start with what stays the same from one reply to the next
   (:meth:`~bot.engine.prompt.Prompt.to_messages` with ``standing_first``), the local model gets
   smaller prompt budgets (:meth:`LocalChatModel.budgets`), and each character's standing prompt is
