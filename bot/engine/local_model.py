@@ -18,8 +18,8 @@ Four things shape this module:
   (:meth:`LocalChatModel.warm_up`).
 * **Loading happens in the background.** :attr:`LocalChatModel.ready` says whether a reply can start;
   the router tells a chat "one moment" in the character's voice while it is not.
-* **Nothing listens.** llama.cpp's server always opens an HTTP listener; here it is a Unix socket in
-  a private folder, and every request on it needs a key made at random for this process.
+* **Nothing listens.** llama.cpp's server always opens an HTTP listener; :mod:`bot.engine.llama_server`
+  binds it to a Unix socket in a private folder, with a key made at random for this process.
 """
 
 from __future__ import annotations
@@ -28,20 +28,15 @@ import asyncio
 import contextlib
 import hashlib
 import logging
-import os
-import secrets
-import shutil
-import tempfile
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Literal
 
-import httpx
-
 from bot.engine import local_weights
+from bot.engine.llama_server import Answer, LlamaServer
 from bot.engine.model import ChatModel, Completion
 from bot.errors import ModelError, ModelTimeout
 
@@ -76,10 +71,6 @@ SAVED_PROMPTS = "prompts"
 SAVED_FORMAT = 1
 """Bump when the layout of the messages changes, so that prompts saved before are read again."""
 
-PROMPT_CACHE_MIB = 256
-"""llama.cpp's prompt cache in memory, beyond the slots: the standing prompts of more characters, so that
-a chat switching among three does not read a persona again."""
-
 TOP_P = 0.9
 REPEAT_PENALTY = 1.1
 
@@ -102,18 +93,6 @@ class LoadInfo:
 
     path: Path
     seconds: float
-
-
-@dataclass(slots=True)
-class _Answer:
-    """What a streamed chat completion gave, filled in by llama.cpp's callback."""
-
-    pieces: list[str] = field(default_factory=list)
-    error: str | None = None
-    prompt_tokens: int | None = None
-    cached_tokens: int | None = None
-    """Of the prompt tokens, those llama.cpp did not read again (its prompt cache had them)."""
-    completion_tokens: int | None = None
 
 
 class LocalChatModel(ChatModel):
@@ -150,9 +129,7 @@ class LocalChatModel(ChatModel):
         # cancelled reply's thread can be left to finish while the next one is asked.
         self._executor = ThreadPoolExecutor(max_workers=4, thread_name_prefix="local-model")
         self._load_lock = asyncio.Lock()
-        self._server: Any = None
-        self._socket_dir: Path | None = None
-        self._key = secrets.token_urlsafe(32)
+        self._server: LlamaServer | None = None
         self._replying = 0
         self._last_reply = 0.0
         self._restored: asyncio.Event | None = None
@@ -282,15 +259,12 @@ class LocalChatModel(ChatModel):
         return Completion(text, self.name, answer.prompt_tokens, answer.completion_tokens)
 
     async def aclose(self) -> None:
-        held, self._server = [self._server], None
+        server, self._server = self._server, None
         self._executor.shutdown(wait=False, cancel_futures=True)
-        # NOTE: the server's destructor joins llama.cpp's loop thread: it runs where the last
-        # reference goes, here a worker thread rather than the event loop.
-        await asyncio.to_thread(held.clear)
-        if self._socket_dir is not None:
-            shutil.rmtree(self._socket_dir, ignore_errors=True)
+        if server is not None:
+            await asyncio.to_thread(server.close)  # joins llama.cpp's thread: off the event loop
 
-    async def _ask(self, request: dict[str, Any]) -> _Answer:
+    async def _ask(self, request: dict[str, Any]) -> Answer:
         """Stream ``request`` through llama.cpp on a worker thread; cancelling stops the generation."""
         stop = threading.Event()
         deadline = time.monotonic() + self.timeout_s
@@ -323,39 +297,16 @@ class LocalChatModel(ChatModel):
 
     # --- worker threads ------------------------------------------------------------------------
 
-    def _load(self) -> Any:
+    def _load(self) -> LlamaServer:
         started = time.perf_counter()
-        try:
-            import xllamacpp
-        except ImportError as exc:
-            raise ModelError(
-                'the local model needs the xllamacpp package: pip install -e ".[local]", '
-                "or set [llm] base_url to use a model server"
-            ) from exc
         path = local_weights.resolve(self.local_model, self.data_dir)
-        self._socket_dir = Path(tempfile.mkdtemp(prefix="roleplay-llm-"))  # mode 0700: only this user
-        params = xllamacpp.CommonParams()
-        params.model.path = str(path)
-        params.n_ctx = self.context_tokens * self.slots
-        params.n_parallel = self.slots
-        params.cpuparams.n_threads = self.threads
-        params.cpuparams_batch.n_threads = self.threads
-        params.n_threads_http = 1
-        params.warmup = False
-        params.verbosity = -1  # llama.cpp logs every request to stderr; failures come back as errors
-        params.cache_ram_mib = PROMPT_CACHE_MIB
-        params.hostnames = [str(self._socket_dir / "llm.sock")]
-        params.api_keys = [self._key]
-        saved = self.data_dir / "models" / SAVED_PROMPTS
-        saved.mkdir(parents=True, exist_ok=True)
-        params.slot_save_path = f"{saved}{os.sep}"
-        try:
-            server = xllamacpp.Server(params)
-        except RuntimeError as exc:
-            raise ModelError(
-                f"cannot load the local model {path}: llama.cpp refused it ({exc}); "
-                "is it a complete GGUF of an architecture llama.cpp runs?"
-            ) from None
+        server = LlamaServer.start(
+            path,
+            context=self.context_tokens,
+            slots=self.slots,
+            threads=self.threads,
+            saved_dir=self.data_dir / "models" / SAVED_PROMPTS,
+        )
         self._info = LoadInfo(path, time.perf_counter() - started)
         log.info("local model %s loaded from %s in %.1f s", self.name, path, self._info.seconds)
         return server
@@ -374,52 +325,14 @@ class LocalChatModel(ChatModel):
         return f"{key}.bin"
 
     def _slot(self, action: Literal["save", "restore"], slot: int, name: str) -> bool:
-        """Save one of llama.cpp's slots (the prompt it has read) to ``name``, or restore it from
-        there, through the server's own route on its private socket; ``False`` when it cannot."""
-        if self._socket_dir is None:
-            return False
-        saved = self.data_dir / "models" / SAVED_PROMPTS
-        if action == "restore" and not (saved / name).is_file():
-            return False
-        transport = httpx.HTTPTransport(uds=str(self._socket_dir / "llm.sock"))
-        headers = {"Authorization": f"Bearer {self._key}"}
-        try:
-            with httpx.Client(transport=transport, headers=headers, timeout=self.timeout_s) as client:
-                response = client.post(f"http://llm/slots/{slot}?action={action}", json={"filename": name})
-        except httpx.HTTPError as exc:
-            log.warning("could not %s a standing prompt: %s", action, exc)
-            return False
-        if response.status_code != 200:
-            log.warning("could not %s a standing prompt: %s", action, response.text[:200])
-            if action == "restore":
-                (saved / name).unlink(missing_ok=True)  # damaged or of another llama.cpp: read again
-            return False
-        return True
+        server = self._server
+        return server is not None and server.slot(action, slot, name, self.timeout_s)
 
-    def _stream(self, request: dict[str, Any], stop: threading.Event, deadline: float) -> _Answer:
-        answer = _Answer()
+    def _stream(self, request: dict[str, Any], stop: threading.Event, deadline: float) -> Answer:
         server = self._server
         if server is None:
-            answer.error = "the local model is closed"
-            return answer
-
-        def take(chunk: dict[str, Any]) -> bool:
-            """Called by llama.cpp with each piece; ``True`` stops the generation."""
-            if "error" in chunk:
-                error = chunk["error"]
-                answer.error = str(error.get("message", error) if isinstance(error, dict) else error)
-                return True
-            for choice in chunk.get("choices") or ():
-                if piece := (choice.get("delta") or {}).get("content"):
-                    answer.pieces.append(piece)
-            if timings := chunk.get("timings"):
-                answer.cached_tokens = int(timings.get("cache_n", 0))
-                answer.prompt_tokens = answer.cached_tokens + int(timings.get("prompt_n", 0))
-                answer.completion_tokens = int(timings.get("predicted_n", 0))
-            return stop.is_set() or time.monotonic() > deadline
-
-        server.handle_chat_completions({**request, "stream": True}, take)
-        return answer
+            return Answer(error="the local model is closed")
+        return server.stream(request, stop, deadline)
 
 
 def _stop_strings(prompt: Prompt) -> list[str]:

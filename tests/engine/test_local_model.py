@@ -150,6 +150,7 @@ async def test_a_cancelled_reply_frees_the_model(model: LocalChatModel) -> None:
 
 
 async def test_llama_cpp_listens_on_a_private_socket_that_wants_a_key(model: LocalChatModel) -> None:
+    assert model._server is not None
     address = model._server.listening_address
     assert address.startswith("unix://"), "no TCP port"
     socket = Path(address.removeprefix("unix://"))
