@@ -206,10 +206,10 @@ async def test_create_answers_come_only_from_the_same_user_in_the_same_chat(
 
 
 async def test_help_says_who_may_manage_the_characters(router: Router) -> None:
-    default = await answer(router, private("/help"))
+    default = await answer(router, private("/help character"))
     assert "  /character remove <id>: delete a character [bot superusers and catalog managers]" in default
     assert "  /character disable <id>: hide a character in this chat [group admins]" in default
     let_group_admins_manage(router)
-    text = await answer(router, private("/help"))
+    text = await answer(router, private("/help character"))
     who = "[admins of a group, catalog managers and bot superusers]"
     assert f"  /character export <id> [zip|card]: send a character as a file {who}" in text

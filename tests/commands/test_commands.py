@@ -76,10 +76,19 @@ async def test_help_and_unknown_commands(router: Router) -> None:
     for name in ("/switch", "/characters", "/who", "/reset", "/help"):
         assert name in text
     assert "/reset: clear this chat's conversation memory (also /重置) [group admins]" in text
-    assert "  /character info <id>: a character's details\n" in text
-    assert "  /character import [id] [replace]" in text
-    assert "add a character from a file [bot superusers and catalog managers]" in text
     assert "/cancel: stop a command that is asking you questions" in text
+    assert "/character info · disable · enable · export" in text, "a family is one line"
+    assert "  /character" not in text
+    assert len(text.splitlines()) <= 20, "the list fits a chat window"
+
+    family = (await router.handle(group_message("/help character")))[0].text
+    assert family == (await router.handle(group_message("/help /character")))[0].text
+    assert "  /character info <id>: a character's details\n" in family
+    assert "  /character import [id] [replace]" in family
+    assert "add a character from a file [bot superusers and catalog managers]" in family
+    assert (await router.handle(group_message("/help dance")))[0].text == (
+        "No command /dance. Send /help for the list."
+    )
     assert (await router.handle(group_message("/dance", to_me=True)))[0].text.startswith(
         "Unknown command /dance"
     )
