@@ -10,7 +10,6 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 from bot.engine.model import ChatModel, OpenAIChatModel
-from bot.errors import ModelError
 
 if TYPE_CHECKING:
     from bot.config import LLMConfig
@@ -25,14 +24,12 @@ def create_chat_model(config: LLMConfig, data_dir: Path, base_dir: Path | None =
     """
     if config.resolved_backend() == "openai":
         return OpenAIChatModel.from_config(config)
+    from bot.engine.llama_server import llama_missing
     from bot.engine.local_model import LocalChatModel
     from bot.engine.local_weights import PACKAGED_MODELS
 
     if importlib.util.find_spec("xllamacpp") is None:
-        raise ModelError(
-            'the offline model needs the xllamacpp package: pip install -e ".[local]" '
-            "(or set [llm] base_url, or a key in the env variable [llm] api_key_env names)"
-        )
+        raise llama_missing()
 
     local = Path(config.local_model)
     if base_dir is not None and config.local_model not in PACKAGED_MODELS and not local.is_absolute():

@@ -24,13 +24,21 @@ from typing import Any, Literal
 
 import httpx
 
-from bot.errors import ModelError
+from bot.errors import ModelError, missing_extra
 
 log = logging.getLogger(__name__)
 
 PROMPT_CACHE_MIB = 256
 """llama.cpp's prompt cache in memory, beyond the slots: the standing prompts of more characters, so
 that a chat switching among three does not read a persona again."""
+
+
+def llama_missing() -> ModelError:
+    """What to do when llama.cpp (the ``xllamacpp`` package) is not installed."""
+    needs = missing_extra(ModelError, "the offline model", "the xllamacpp package", "local")
+    return ModelError(
+        f"{needs} (or set [llm] base_url, or a key in the env variable [llm] api_key_env names)"
+    )
 
 
 @dataclass(slots=True)
@@ -60,10 +68,7 @@ class LlamaServer:
         try:
             import xllamacpp
         except ImportError as exc:
-            raise ModelError(
-                'the local model needs the xllamacpp package: pip install -e ".[local]", '
-                "or set [llm] base_url to use a model server"
-            ) from exc
+            raise llama_missing() from exc
         saved_dir.mkdir(parents=True, exist_ok=True)
         socket_dir = Path(tempfile.mkdtemp(prefix="roleplay-llm-"))
         key = secrets.token_urlsafe(32)

@@ -182,11 +182,10 @@ class LocalChatModel(ChatModel):
         self._slot_of = {name: slot for slot, name in enumerate(files)}
         unread: list[tuple[int, Prompt]] = []
         started = time.perf_counter()
-        loop = asyncio.get_running_loop()
         try:
             await self._ensure_loaded()
             for slot, (prompt, name) in enumerate(zip(chosen, files, strict=True)):
-                if await loop.run_in_executor(self._executor, self._slot, "restore", slot, name):
+                if await self._keep("restore", slot, name):
                     self.standing[prompt.character] = "restored"
                 else:
                     unread.append((slot, prompt))
@@ -205,7 +204,7 @@ class LocalChatModel(ChatModel):
                 log.warning("could not read %s's standing prompt ahead: %s", prompt.character, answer.error)
                 continue
             self.standing[prompt.character] = "read"
-            await loop.run_in_executor(self._executor, self._slot, "save", slot, files[slot])
+            await self._keep("save", slot, files[slot])
         if self.standing:
             log.info(
                 "the local model has the standing prompts of %s ready after %.1f s",
@@ -255,7 +254,7 @@ class LocalChatModel(ChatModel):
             # NOTE: this reply read the character's standing prompt: kept for the next start (what
             # the slot holds after it, the exchange, only adds to a prefix that still matches).
             self.standing[prompt.character] = "read"
-            await asyncio.get_running_loop().run_in_executor(self._executor, self._slot, "save", slot, saved)
+            await self._keep("save", slot, saved)
         return Completion(text, self.name, answer.prompt_tokens, answer.completion_tokens)
 
     async def aclose(self) -> None:
@@ -324,9 +323,13 @@ class LocalChatModel(ChatModel):
         key = hashlib.sha256(f"{self._model_key}:{SAVED_FORMAT}:{standing}".encode()).hexdigest()[:24]
         return f"{key}.bin"
 
-    def _slot(self, action: Literal["save", "restore"], slot: int, name: str) -> bool:
+    async def _keep(self, action: Literal["save", "restore"], slot: int, name: str) -> bool:
+        """Save ``slot``'s standing prompt to ``name``, or restore it from there (on a worker thread)."""
         server = self._server
-        return server is not None and server.slot(action, slot, name, self.timeout_s)
+        if server is None:
+            return False
+        loop = asyncio.get_running_loop()
+        return await loop.run_in_executor(self._executor, server.slot, action, slot, name, self.timeout_s)
 
     def _stream(self, request: dict[str, Any], stop: threading.Event, deadline: float) -> Answer:
         server = self._server

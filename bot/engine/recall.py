@@ -150,9 +150,7 @@ class Recall:
         best = sorted(int(order[position]) for position in np.argsort(-fused, kind="stable")[:k])
         return [older[index] for index in best]
 
-    def search_sync(
-        self, older: Sequence[Message], query: str, k: int, context: str = ""
-    ) -> list[Message]:
+    def search_sync(self, older: Sequence[Message], query: str, k: int, context: str = "") -> list[Message]:
         """The ``k`` messages of ``older`` most relevant to ``query``, oldest first (blocking).
 
         The embedder sees the query as scene retrieval does (the message, after ``context``), so the
@@ -172,9 +170,7 @@ class Recall:
                 log.warning("recall by words only: %s", exc)
         return self._rank(older, picked, k, vector)
 
-    async def search(
-        self, older: Sequence[Message], query: str, k: int, context: str = ""
-    ) -> list[Message]:
+    async def search(self, older: Sequence[Message], query: str, k: int, context: str = "") -> list[Message]:
         """:meth:`search_sync` with the query embedded through the queue (batched with other groups')."""
         if self.queue is None:
             return await asyncio.to_thread(self.search_sync, older, query, k, context)
