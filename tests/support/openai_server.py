@@ -1,4 +1,4 @@
-"""A real OpenAI-compatible chat-completions server for tests.
+"""A real OpenAI-compatible chat-completions (and speech) server for tests.
 
 The bot talks to its LLM over HTTP (``bot.engine.model``), so end-to-end tests need
 something that speaks the same wire protocol: the same JSON shapes, status codes and
@@ -9,11 +9,15 @@ The server runs uvicorn + a minimal Starlette app in a daemon thread with its ow
 so it keeps answering while a synchronous test blocks *and* while an asyncio test's loop is busy
 with other work.  All mutable state is guarded by one lock, making the scripting methods safe to
 call from any thread.
+
+``POST /v1/audio/speech`` answers with a real WAV (a sine tone as long as the input would take to
+say), so voice code can be tested down to decoding the audio.
 """
 
 from __future__ import annotations
 
 import asyncio
+import io
 import itertools
 import json
 import re
@@ -21,12 +25,14 @@ import socket
 import threading
 import time
 import uuid
+import wave
 from collections import deque
 from collections.abc import AsyncIterator, Callable, Mapping
 from dataclasses import dataclass, field
 from types import TracebackType
 from typing import Any, Self
 
+import numpy as np
 import uvicorn
 from starlette.applications import Starlette
 from starlette.requests import Request
@@ -38,12 +44,18 @@ __all__ = [
     "RecordedRequest",
     "ReplyFn",
     "content_text",
+    "speech_duration_s",
+    "tone_wav",
 ]
 
 ReplyFn = Callable[[dict[str, Any]], str]
 """Computes the assistant's reply text from the raw request body."""
 
 CHAT_PATH = "/v1/chat/completions"
+SPEECH_PATH = "/v1/audio/speech"
+SPEECH_RATE = 24_000
+SPEECH_S_PER_CHAR = 0.06
+SPEECH_MIN_S = 0.3
 _STREAM_PIECE = re.compile(r"\S+\s*|\s+")
 
 
@@ -78,6 +90,24 @@ def _rough_tokens(text: str) -> int:
     return max(1, len(text) // 4)
 
 
+def speech_duration_s(text: str) -> float:
+    """How long the fake's speech for ``text`` lasts: 0.06 s a character, at least 0.3 s."""
+    return max(SPEECH_MIN_S, SPEECH_S_PER_CHAR * len(text))
+
+
+def tone_wav(duration_s: float, sample_rate: int = SPEECH_RATE, frequency: float = 220.0) -> bytes:
+    """A 16-bit mono WAV of a sine tone at a third of full scale: what the fake says."""
+    seconds = np.arange(round(duration_s * sample_rate)) / sample_rate
+    pcm = (10_000 * np.sin(2 * np.pi * frequency * seconds)).astype("<i2")
+    buffer = io.BytesIO()
+    with wave.open(buffer, "wb") as out:
+        out.setnchannels(1)
+        out.setsampwidth(2)
+        out.setframerate(sample_rate)
+        out.writeframes(pcm.tobytes())
+    return buffer.getvalue()
+
+
 def _error_body(message: str, error_type: str, code: str | None = None) -> dict[str, Any]:
     return {"error": {"message": message, "type": error_type, "param": None, "code": code}}
 
@@ -94,7 +124,7 @@ def _default_error_type(status: int) -> str:
 
 @dataclass(frozen=True)
 class RecordedRequest:
-    """One chat-completions request exactly as the server received it.
+    """One chat-completions (or speech) request exactly as the server received it.
 
     ``number`` is the 1-based arrival order since the last :meth:`FakeOpenAIServer.clear`, which
     is also the ``#<n>`` used by the default reply.  ``status`` is the HTTP status the server
@@ -121,6 +151,18 @@ class RecordedRequest:
     def model(self) -> str | None:
         model = self.json.get("model")
         return model if isinstance(model, str) else None
+
+    @property
+    def input(self) -> str | None:
+        """A speech request's ``input``: the text to say."""
+        text = self.json.get("input")
+        return text if isinstance(text, str) else None
+
+    @property
+    def voice(self) -> str | None:
+        """A speech request's ``voice``."""
+        voice = self.json.get("voice")
+        return voice if isinstance(voice, str) else None
 
     @property
     def stream(self) -> bool:
@@ -166,8 +208,9 @@ class FakeOpenAIServer:
 
     Use it as a context manager (sync or async) or call :meth:`start` / :meth:`stop`.  Point the
     bot (or an ``openai`` client) at :attr:`base_url`.  Every chat-completions request is
-    recorded in :attr:`requests`; :meth:`reply_with`, :meth:`fail_next`, :meth:`answer_next` and
-    :meth:`set_delay` change how the next requests are answered.
+    recorded in :attr:`requests`, every speech request in :attr:`speech_requests`;
+    :meth:`reply_with`, :meth:`fail_next`, :meth:`answer_next` and :meth:`set_delay` change how the
+    next requests of either kind are answered (failures and scripted answers share one queue).
 
     When ``api_key`` is given, requests without ``Authorization: Bearer <api_key>`` get a 401,
     which lets a test prove the bot really sends its configured key.
@@ -182,6 +225,7 @@ class FakeOpenAIServer:
         self._lock = threading.Lock()
         self._changed = threading.Condition(self._lock)
         self._requests: list[RecordedRequest] = []
+        self._speech_requests: list[RecordedRequest] = []
         self._endpoint_hits: list[tuple[str, str]] = []
         self._failures: deque[_Failure] = deque()
         self._reply_fn: ReplyFn | None = None
@@ -385,6 +429,7 @@ class FakeOpenAIServer:
         """Forget recorded requests and reset all scripting to the defaults."""
         with self._lock:
             self._requests.clear()
+            self._speech_requests.clear()
             self._endpoint_hits.clear()
             self._failures.clear()
             self._reply_fn = None
@@ -413,6 +458,12 @@ class FakeOpenAIServer:
         """A snapshot of the chat-completions requests received so far, in arrival order."""
         with self._lock:
             return list(self._requests)
+
+    @property
+    def speech_requests(self) -> list[RecordedRequest]:
+        """A snapshot of the ``/v1/audio/speech`` requests received so far, in arrival order."""
+        with self._lock:
+            return list(self._speech_requests)
 
     @property
     def last_request(self) -> RecordedRequest:
@@ -463,6 +514,7 @@ class FakeOpenAIServer:
         return Starlette(
             routes=[
                 Route(CHAT_PATH, self._chat_completions, methods=["POST"]),
+                Route(SPEECH_PATH, self._speech, methods=["POST"]),
                 Route("/v1/models", self._list_models, methods=["GET"]),
                 Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
                 Route("/{path:path}", self._not_found, methods=methods),
@@ -572,6 +624,68 @@ class FakeOpenAIServer:
         answer = self.completion_json(text, model=str(model))
         answer.update(id=completion_id, created=created, usage=usage)
         return JSONResponse(answer)
+
+    async def _speech(self, request: Request) -> Response:
+        """A WAV tone lasting :func:`speech_duration_s` of the input, whatever format was asked for
+        (as some local speech servers do)."""
+        self._hit(request)
+        headers = {key.lower(): value for key, value in request.headers.items()}
+        raw = await request.body()
+        try:
+            parsed: Any = json.loads(raw)
+        except ValueError:
+            parsed = None
+        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+
+        with self._lock:
+            number = len(self._speech_requests) + 1
+            failure = self._failures.popleft() if self._failures else None
+            delay = self._delay
+        if failure is None:
+            failure = self._validate_speech(body, headers, parsed)
+
+        record = RecordedRequest(
+            number=number,
+            method=request.method,
+            path=request.url.path,
+            headers=headers,
+            json=body,
+            status=failure.status if failure is not None else 200,
+            received_at=time.time(),
+        )
+        with self._changed:
+            self._speech_requests.append(record)
+            self._changed.notify_all()
+
+        if failure is not None and failure.delay is not None:
+            delay = failure.delay
+        if delay:
+            await asyncio.sleep(delay)
+        if failure is not None and failure.content is not None:
+            return Response(
+                failure.content,
+                status_code=failure.status,
+                headers=failure.headers,
+                media_type=failure.media_type,
+            )
+        if failure is not None:
+            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        wav = await asyncio.to_thread(tone_wav, speech_duration_s(str(body["input"])))
+        return Response(wav, media_type="audio/wav")
+
+    def _validate_speech(self, body: dict[str, Any], headers: dict[str, str], parsed: Any) -> _Failure | None:
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return _Failure(
+                401, _error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+            )
+        if not isinstance(parsed, dict):
+            return _Failure(400, _error_body("Request body is not a JSON object", "invalid_request_error"))
+        for name in ("model", "input", "voice"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                return _Failure(
+                    400, _error_body(f"'{name}' must be a non-empty string", "invalid_request_error")
+                )
+        return None
 
     def _validate(self, body: dict[str, Any], headers: dict[str, str], parsed: Any) -> _Failure | None:
         """Reject what the real API rejects, so a malformed bot request fails loudly in tests."""
