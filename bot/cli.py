@@ -175,7 +175,7 @@ def _add_extract(extract: argparse.ArgumentParser) -> None:
     pack.add_argument(
         "--max-scene-seconds", metavar="SECONDS", type=float, default=120.0, help="scene length cap (120)"
     )
-    frames = extract.add_argument_group("frames")
+    frames = extract.add_argument_group("frames (--workers and --frame-timeout hold for voice cuts too)")
     frames.add_argument("--workers", metavar="N", type=int, default=2, help="ffmpeg processes at once (2)")
     frames.add_argument(
         "--frame-width", metavar="PIXELS", type=int, default=640, help="maximum screenshot width (640)"
@@ -185,6 +185,19 @@ def _add_extract(extract: argparse.ArgumentParser) -> None:
     )
     frames.add_argument(
         "--frame-timeout", metavar="SECONDS", type=float, default=60.0, help="seconds per ffmpeg call (60)"
+    )
+    voices = extract.add_argument_group("voices")
+    voices.add_argument(
+        "--no-voices",
+        dest="voices",
+        action="store_false",
+        help="do not cut the character's lines out of the video's sound into voices/",
+    )
+    voices.add_argument(
+        "--voice-format",
+        choices=["opus", "mp3"],
+        default="opus",
+        help="opus: Opus in .ogg, 32 kbit/s (default); mp3: .mp3, 64 kbit/s",
     )
 
 
@@ -232,6 +245,8 @@ def _extract(args: argparse.Namespace) -> int:
             workers=args.workers,
             timeout_s=args.frame_timeout,
         ),
+        voices=args.voices,
+        voice_format=args.voice_format,
     )
     print(extract_pack(options).render())
     return 0
@@ -256,6 +271,7 @@ def _characters(config: BotConfig, action: str, paths: Sequence[Path]) -> int:
         line = f"{pack.id:<16} {pack.name} [{pack.settings.language}] — {pack.description}"
         if action == "validate":
             line = f"✓ {root}: {len(pack.scenes)} scenes, {len(pack.screenshots)} screenshots"
+            line += f", {len(pack.voices)} voice clips" if pack.voices else ""
         print(line)
     return 1 if failed else 0
 

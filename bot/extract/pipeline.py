@@ -1,8 +1,8 @@
-"""``extract_pack``: inputs → lines → scenes → frames → a validated pack, with a summary of the run.
+"""``extract_pack``: inputs → lines → scenes → frames and voices → a validated pack, with a summary.
 
 Every input is read and checked (files exist, subtitles decode and fit their video, the character speaks)
 before anything is written, so the common mistakes fail in a second with one clear line; only then are
-scenes written and frames grabbed, inside a :class:`~bot.extract.writer.PackStage`.
+scenes written, frames grabbed and voice lines cut, inside a :class:`~bot.extract.writer.PackStage`.
 """
 
 from __future__ import annotations
@@ -16,12 +16,14 @@ from pathlib import Path
 
 from bot.engine.packs import IMAGES_FILE, PACK_FILE
 from bot.errors import ExtractError
-from bot.extract.frames import FrameRequest, FrameSettings, grab_frames, probe_duration_ms
+from bot.extract.frames import FrameRequest, FrameSettings, grab_frames
 from bot.extract.jsonl import jsonl_files, read_jsonl
+from bot.extract.media import MediaInfo, probe_video
 from bot.extract.scenes import SceneDraft, SceneLimits, group_by_time, split_long
 from bot.extract.speakers import NARRATOR, CharacterNames, Language, SpeakerMap, detect_language
 from bot.extract.subtitles import SubtitleLine, format_time, read_subtitles
 from bot.extract.transcripts import read_transcript
+from bot.extract.voices import VoiceCutter, VoiceFormat, VoiceReport, VoiceSettings
 from bot.extract.writer import PackStage, character_toml
 
 
@@ -52,6 +54,11 @@ class ExtractOptions:
     """Force the text encoding of subtitles and transcripts instead of detecting it."""
     limits: SceneLimits = field(default_factory=SceneLimits)
     frames: FrameSettings = field(default_factory=FrameSettings)
+    """Also the parallelism and per-call timeout of the voice cuts."""
+    voices: bool = True
+    """Cut the character's lines out of the video's sound into ``voices/`` (:mod:`.voices`)."""
+    voice_format: VoiceFormat = "opus"
+    """``opus``: Opus in Ogg, ``.ogg``; ``mp3``: ``.mp3``."""
 
 
 @dataclass(slots=True)
@@ -72,9 +79,12 @@ class ExtractSummary:
     scenes_kept: int
     images: int
     frames_s: float
+    voices: VoiceReport | None
+    """``None``: voices were not wanted (``--no-voices``)."""
     elapsed_s: float
     pack_scenes: int
     pack_screenshots: int
+    pack_voices: int
 
     @property
     def lines_per_s(self) -> float:
@@ -106,8 +116,10 @@ class ExtractSummary:
                 f"{self.character} speaks)",
                 f"  images     {self.images}"
                 + (f" ({self.frames_s:.2f} s in ffmpeg)" if self.images else ""),
+                f"  voices     {self.voices.render() if self.voices is not None else 'off (--no-voices)'}",
                 f"  elapsed    {self.elapsed_s:.2f} s ({self.lines_per_s:.1f} lines/s)",
-                f"  validated  {self.pack_scenes} scenes, {self.pack_screenshots} screenshots load as a pack",
+                f"  validated  {self.pack_scenes} scenes, {self.pack_screenshots} screenshots, "
+                f"{self.pack_voices} voice clips load as a pack",
             ]
         )
 
@@ -160,7 +172,7 @@ def extract_pack(options: ExtractOptions) -> ExtractSummary:
     """Extract ``options.character`` into the pack ``options.out``; :class:`ExtractError` on bad input.
 
     A new pack gets a ``character.toml`` with a placeholder persona; an existing pack keeps its
-    ``character.toml`` and other files, and only its scenes and screenshots are replaced.
+    ``character.toml`` and other files, and only its scenes, screenshots and voice clips are replaced.
     """
     started = time.perf_counter()
     character = CharacterNames(options.character, options.aliases)
@@ -170,12 +182,12 @@ def extract_pack(options: ExtractOptions) -> ExtractSummary:
 
     scenes: list[SceneDraft] = []
     lines: list[SubtitleLine] = []
-    durations: dict[Path, int | None] = {}
+    media: dict[Path, MediaInfo] = {}
     for episode in options.episodes:
         found = read_subtitles(episode.subtitles, speakers, options.encoding)
         if episode.video is not None:
-            durations[episode.video] = probe_duration_ms(episode.video, options.frames.timeout_s)
-            if (duration := durations[episode.video]) is not None:
+            media[episode.video] = probe_video(episode.video, options.frames.timeout_s)
+            if (duration := media[episode.video].duration_ms) is not None:
                 _check_sync(found, episode.video, duration)
         scenes += group_by_time(found, options.limits, episode.video)
         lines += found
@@ -206,24 +218,33 @@ def extract_pack(options: ExtractOptions) -> ExtractSummary:
         image_width = max(4, len(str(len(spoken))))
         requests: list[FrameRequest] = []
         entries: list[str] = []
+        voice_settings = VoiceSettings(
+            options.voice_format, workers=options.frames.workers, timeout_s=options.frames.timeout_s
+        )
+        voices = VoiceCutter(stage.root, voice_settings)
         for number, scene in enumerate(kept, start=1):
-            scene_file = f"scenes/{number:0{width}d}.txt"
+            scene_id = f"{number:0{width}d}"
+            scene_file = f"scenes/{scene_id}.txt"
             (stage.root / scene_file).write_text(scene.render(character, narrator), encoding="utf-8")
             for line in scene.spoken_by(character):
                 if line.image is None and scene.video is None:
                     continue
+                name = f"{len(entries) + 1:0{image_width}d}"
                 suffix = line.image.suffix.lower() if line.image is not None else ".jpg"
-                image = f"images/{len(entries) + 1:0{image_width}d}{suffix}"
+                image = f"images/{name}{suffix}"
                 if line.image is not None:
                     shutil.copyfile(line.image, stage.root / image)
                 elif scene.video is not None:
-                    at_ms = _frame_time(line, durations.get(scene.video))
+                    at_ms = _frame_time(line, media[scene.video].duration_ms)
                     requests.append(FrameRequest(scene.video, at_ms, stage.root / image))
+                    if options.voices:
+                        voices.add(line, scene.video, media[scene.video], name, scene_id)
                 entry = {"image": image, "text": line.text, "scene": scene_file}
                 entries.append(json.dumps(entry, ensure_ascii=False))
         frames_started = time.perf_counter()
         grab_frames(requests, options.frames)
         frames_s = time.perf_counter() - frames_started
+        voice_report = voices.cut() if options.voices else None
         if entries:
             (stage.root / IMAGES_FILE).write_text("\n".join(entries) + "\n", encoding="utf-8")
         if not stage.existing:
@@ -248,7 +269,9 @@ def extract_pack(options: ExtractOptions) -> ExtractSummary:
         scenes_kept=len(kept),
         images=len(entries),
         frames_s=frames_s,
+        voices=voice_report,
         elapsed_s=time.perf_counter() - started,
         pack_scenes=len(pack.scenes),
         pack_screenshots=len(pack.screenshots),
+        pack_voices=len(pack.voices),
     )

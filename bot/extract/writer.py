@@ -15,9 +15,10 @@ import tomllib
 from pathlib import Path
 from types import TracebackType
 
-from bot.engine.packs import IMAGES_FILE, PACK_FILE, PACK_ID, CharacterPack, load_pack
+from bot.engine.packs import IMAGES_FILE, PACK_FILE, PACK_ID, VOICES_FILE, CharacterPack, load_pack
 from bot.errors import ExtractError, PackError
 from bot.extract.speakers import Language
+from bot.extract.voices import VOICES_DIR
 
 _PERSONA = {
     "en": (
@@ -53,11 +54,12 @@ def character_toml(name: str, aliases: list[str], language: Language, descriptio
     )
 
 
-def _listed_images(pack: Path) -> set[Path]:
-    """The images the old ``images.jsonl`` lists: they are replaced by the new extraction's."""
+def _listed_files(pack: Path, listing: str, key: str) -> set[Path]:
+    """The files an old ``images.jsonl`` / ``voices.jsonl`` lists (under ``key``): the new extraction
+    replaces them."""
     listed: set[Path] = set()
     try:
-        rows = (pack / IMAGES_FILE).read_text("utf-8").splitlines()
+        rows = (pack / listing).read_text("utf-8").splitlines()
     except (OSError, UnicodeDecodeError):
         return listed
     for row in rows:
@@ -65,8 +67,8 @@ def _listed_images(pack: Path) -> set[Path]:
             entry = json.loads(row)
         except json.JSONDecodeError:
             continue
-        if isinstance(entry, dict) and isinstance(entry.get("image"), str):
-            listed.add((pack / entry["image"]).resolve())
+        if isinstance(entry, dict) and isinstance(entry.get(key), str):
+            listed.add((pack / entry[key]).resolve())
     return listed
 
 
@@ -75,8 +77,8 @@ class PackStage:
 
     Use as a context manager: leaving the block without :meth:`commit` (an error, Ctrl-C) deletes the
     hidden folder, so nothing half-written is ever left behind. For an existing pack the stage starts as
-    a copy of it without its scenes, ``images.jsonl`` and the images that file lists: ``character.toml``
-    (persona and all) and any other file are kept as they are.
+    a copy of it without its scenes, ``images.jsonl``, ``voices.jsonl`` and the images and clips those
+    files list: ``character.toml`` (persona and all) and any other file are kept as they are.
     """
 
     def __init__(self, out: Path) -> None:
@@ -126,7 +128,9 @@ class PackStage:
             self._created_parents.insert(0, folder)
         self._workspace = Path(tempfile.mkdtemp(prefix=f".{self.out.name}.extract-", dir=self.out.parent))
         if self.existing:
-            replaced = _listed_images(self.out)
+            replaced = _listed_files(self.out, IMAGES_FILE, "image") | _listed_files(
+                self.out, VOICES_FILE, "audio"
+            )
             shutil.copytree(
                 self.out,
                 self.root,
@@ -134,11 +138,14 @@ class PackStage:
                     name
                     for name in names
                     if (Path(folder) / name).resolve() in replaced
-                    or (Path(folder) == self.out and name in {"scenes", IMAGES_FILE})
+                    or (Path(folder) == self.out and name in {"scenes", IMAGES_FILE, VOICES_FILE})
                 ],
             )
         (self.root / "scenes").mkdir(parents=True, exist_ok=True)
         (self.root / "images").mkdir(exist_ok=True)
+        voices = self.root / VOICES_DIR
+        if voices.is_dir() and not any(voices.iterdir()):
+            voices.rmdir()  # its clips were all replaced; the new ones (if any) make it again
         return self
 
     def __exit__(

@@ -5,7 +5,7 @@ from pathlib import Path
 
 import pytest
 
-from bot.engine.packs import load_pack, load_packs, parse_scene
+from bot.engine.packs import VoiceClip, load_pack, load_packs, parse_scene
 from bot.engine.registry import PackRegistry
 from bot.errors import PackError
 from tests.packs import write_pack, write_xiaoman
@@ -53,6 +53,90 @@ def test_images_jsonl_errors_name_the_line(tmp_path: Path) -> None:
         load_pack(folder)
     (folder / "images.jsonl").write_text('{"image": "images/0001.jpg", "text": "Aye."}\n{oops\n')
     with pytest.raises(PackError, match=r"images\.jsonl:2: invalid JSON"):
+        load_pack(folder)
+
+
+def _with_voices(tmp_path: Path, *rows: str) -> Path:
+    """A pack with two recorded lines in ``voices/`` and ``rows`` as its ``voices.jsonl``."""
+    folder = write_pack(tmp_path)
+    (folder / "voices").mkdir()
+    for name in ("0001.ogg", "0002.mp3"):
+        (folder / "voices" / name).write_bytes(b"OggS")
+    (folder / "voices.jsonl").write_text("\n".join(rows) + "\n", encoding="utf-8")
+    return folder
+
+
+def test_voices_jsonl_lists_the_characters_recorded_lines(tmp_path: Path) -> None:
+    folder = _with_voices(
+        tmp_path,
+        '{"audio": "voices/0001.ogg", "text": "Then tie the boat twice, Pip.", "scene": "001"}',
+        "",
+        '{"audio": "voices/0002.mp3", "text": " Aye. "}',
+    )
+    pack = load_pack(folder)
+    root = folder.resolve()
+    assert pack.voices == [
+        VoiceClip(root / "voices" / "0001.ogg", "Then tie the boat twice, Pip.", "001"),
+        VoiceClip(root / "voices" / "0002.mp3", "Aye.", ""),
+    ]
+    before = pack.content_hash
+    (folder / "voices.jsonl").write_text('{"audio": "voices/0002.mp3", "text": "No."}\n', encoding="utf-8")
+    assert load_pack(folder).content_hash != before
+
+
+GOOD_VOICE = '{"audio": "voices/0001.ogg", "text": "Aye."}'
+
+
+@pytest.mark.parametrize(
+    ("row", "problem"),
+    [
+        ('{"audio": "voices/0001.ogg", "text": "Aye."', "invalid JSON at column"),
+        ('["voices/0001.ogg", "Aye."]', 'each line must be an object with "audio" and "text"'),
+        ('{"text": "Aye."}', 'each line must be an object with "audio" and "text"'),
+        ('{"audio": "voices/0009.ogg", "text": "Aye."}', "audio 'voices/0009.ogg' does not exist"),
+        ('{"audio": "../outside.ogg", "text": "Aye."}', "audio '../outside.ogg' lies outside the pack"),
+        (
+            '{"audio": "voices/0001.ogg", "text": "  "}',
+            '"text" must be the non-empty line spoken in the clip',
+        ),
+        ('{"audio": "voices/0001.ogg"}', '"text" must be the non-empty line spoken in the clip'),
+        ('{"audio": "scenes/001.txt", "text": "Aye."}', "audio 'scenes/001.txt' must be a .m4a, .mp3, .ogg"),
+        ('{"audio": "voices/0001.ogg", "text": "Aye.", "scene": 1}', '"scene" must be the id of a scene'),
+        (
+            '{"audio": "voices/0001.ogg", "text": "Aye.", "scene": "scenes/001.txt"}',
+            "scene 'scenes/001.txt' is not a scene of the pack: give a scene file's name without .txt",
+        ),
+    ],
+    ids=[
+        "bad JSON",
+        "not an object",
+        "no audio",
+        "missing file",
+        "outside the pack",
+        "blank text",
+        "no text",
+        "wrong suffix",
+        "scene not a string",
+        "unknown scene",
+    ],
+)
+def test_a_bad_voices_jsonl_line_is_reported_with_file_and_line(
+    tmp_path: Path, row: str, problem: str
+) -> None:
+    (tmp_path / "outside.ogg").write_bytes(b"OggS")
+    folder = _with_voices(tmp_path, GOOD_VOICE, row)
+    with pytest.raises(PackError) as caught:
+        load_pack(folder)
+    assert (caught.value.path, caught.value.line) == (folder / "voices.jsonl", 2)
+    assert caught.value.reason.startswith(problem)
+
+
+def test_a_voices_jsonl_that_is_not_utf8_is_reported_with_its_line(tmp_path: Path) -> None:
+    folder = _with_voices(tmp_path, GOOD_VOICE)
+    (folder / "voices.jsonl").write_bytes(
+        GOOD_VOICE.encode() + '\n{"audio": "voices/0001.ogg", "text": "caf\xe9"}'.encode("latin-1")
+    )
+    with pytest.raises(PackError, match=r"voices\.jsonl:2: not UTF-8 text"):
         load_pack(folder)
 
 

@@ -1,7 +1,9 @@
 """Real inputs for the extraction tests: a generated video whose frames tell their second, and subtitles.
 
 The video is ``SECONDS`` long and uniformly grey; its brightness steps up once per second, so the mean
-of a grabbed frame says which second it was taken from (:func:`second_of`).
+of a grabbed frame says which second it was taken from (:func:`second_of`). Its sound is silence except
+during each line of :data:`SRT_EN`, when a sine tone of that line's own pitch plays (:data:`TONES`), so
+a cut voice line shows by its pitch which line it is and by its first milliseconds where it starts.
 """
 
 from __future__ import annotations
@@ -10,28 +12,60 @@ import hashlib
 import subprocess
 from pathlib import Path
 
+import numpy as np
+from numpy.typing import NDArray
 from PIL import Image, ImageStat
 
-from bot.extract.frames import ffmpeg_exe
+from bot.extract.media import ffmpeg_exe
 
 SECONDS = 20
+RATE = 16_000
+"""Samples per second of the video's sound, and of the audio :func:`decode_audio` returns."""
+TONES = ((1.0, 2.0, 300), (2.5, 4.5, 500), (5.0, 6.0, 700), (14.0, 15.0, 900), (15.2, 17.8, 1100))
+"""(start s, end s, Hz) of the tone during each line of :data:`SRT_EN`, in order."""
 _STEP = 10 * 255 / 219
 """Grey levels per second after decoding: +10 in limited-range luma, expanded to full range."""
 
 
-def make_video(path: Path, seconds: int = SECONDS) -> Path:
-    """A 160x120, 10 fps video whose luma is ``16 + 10 × second`` (one keyframe per second)."""
+def make_video(path: Path, seconds: int = SECONDS, *, sound: bool = True) -> Path:
+    """A 160x120, 10 fps video whose luma is ``16 + 10 × second`` (one keyframe per second), with the
+    :data:`TONES` as its mono 16 kHz PCM sound (none if not ``sound``)."""
+    tones = "+".join(f"between(t,{start},{end})*0.5*sin(2*PI*{hz}*t)" for start, end, hz in TONES)
+    audio = ["-f", "lavfi", "-i", f"aevalsrc='{tones}':s={RATE}:d={seconds}", "-c:a", "pcm_s16le"]
     subprocess.run(
         [
             ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-f", "lavfi",
             "-i", f"color=c=black:s=160x120:r=10:d={seconds},format=yuv420p,"
-            "geq=lum='16+10*floor(T)':cb=128:cr=128",
+            "geq=lum='16+10*floor(T)':cb=128:cr=128", *(audio if sound else []),
             "-c:v", "mpeg4", "-q:v", "2", "-g", "10", "-y", str(path),
         ],
         check=True,
         timeout=60,
     )  # fmt: skip
     return path
+
+
+def decode_audio(path: Path) -> NDArray[np.float64]:
+    """An audio file decoded by ffmpeg to mono :data:`RATE` Hz samples in -1…1."""
+    pcm = subprocess.run(
+        [ffmpeg_exe(), "-hide_banner", "-loglevel", "error", "-nostdin", "-i", str(path),
+         "-f", "s16le", "-ac", "1", "-ar", str(RATE), "-"],
+        check=True,
+        capture_output=True,
+        timeout=60,
+    ).stdout  # fmt: skip
+    return np.frombuffer(pcm, dtype="<i2").astype(np.float64) / 32768
+
+
+def rms(samples: NDArray[np.float64]) -> float:
+    """Root mean square: 0 for silence, about 0.35 for a sine of amplitude 0.5."""
+    return float(np.sqrt(np.mean(samples**2))) if len(samples) else 0.0
+
+
+def dominant_hz(samples: NDArray[np.float64]) -> float:
+    """The strongest frequency in ``samples``: the pitch of a tone."""
+    spectrum = np.abs(np.fft.rfft(samples))
+    return float(np.fft.rfftfreq(len(samples), 1 / RATE)[int(spectrum.argmax())])
 
 
 def second_of(image: Path) -> int:

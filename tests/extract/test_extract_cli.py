@@ -12,7 +12,8 @@ import pytest
 from bot.cli import main
 from bot.engine.packs import load_pack
 from bot.errors import ExtractError
-from bot.extract.frames import ffmpeg_exe
+from bot.extract import media
+from bot.ffmpeg import find_ffmpeg
 from tests.extract.inputs import second_of
 
 
@@ -74,8 +75,9 @@ def test_without_ffmpeg_on_path_or_the_extract_extra_frames_say_what_to_install(
 ) -> None:
     monkeypatch.setattr(shutil, "which", lambda _name: None)
     monkeypatch.setitem(sys.modules, "imageio_ffmpeg", None)
+    monkeypatch.setattr(media, "find_ffmpeg", find_ffmpeg.__wrapped__)  # the function under its cache
     with pytest.raises(
         ExtractError,
         match=r'grabbing frames needs ffmpeg on PATH or imageio-ffmpeg: pip install -e "\.\[extract\]"',
     ):
-        ffmpeg_exe.__wrapped__()  # the function under its cache
+        media.ffmpeg_exe()
