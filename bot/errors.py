@@ -13,6 +13,7 @@ command)::
     ├── SendError            a platform refused to post a message
     │   └── AccountAway      ... because the account is not connected right now
     ├── ExtractError         the extraction tool's input is unusable (names the file)
+    ├── SpeechError          a voice could not be made (engine missing, refused, too slow)
     └── CommandError         a chat command was used wrongly
         ├── PermissionDenied ... by someone without the level it needs
         └── AttachmentError  ... with a file that cannot be fetched (gone, too big, unreachable)
@@ -75,6 +76,10 @@ class EmbeddingError(BotError):
 
 class ExtractError(BotError):
     """``python -m bot extract`` cannot use its input; nothing has been written."""
+
+
+class SpeechError(BotError):
+    """A voice could not be made: the engine is missing, refused, failed or took too long."""
 
 
 class SendError(BotError):

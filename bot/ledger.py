@@ -16,7 +16,7 @@ from datetime import timedelta
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.messages import ChatKey, Image, Reply
+from bot.messages import ChatKey, Image, Reply, Voice
 from storage.deliveries import Deliveries, DeliveryState, Outgoing
 from storage.models import utcnow
 
@@ -68,6 +68,8 @@ class Ledger:
                     else None,
                     images=[str(image.path) for image in reply.images],
                     quote=reply.quote,
+                    voice=str(reply.voice.path) if reply.voice is not None else None,
+                    voice_only=reply.voice_only,
                 )
                 for reply in replies
             ],
@@ -79,8 +81,21 @@ class Ledger:
         for reply, delivery_id in zip(replies, ids, strict=True):
             reply.delivery_id = delivery_id
 
+    async def give_voice(self, reply: Reply) -> None:
+        """Record the voice given to ``reply`` after it was recorded (``/voice only``); a database
+        failure is logged and the voice still goes out."""
+        if reply.delivery_id is None or reply.voice is None:
+            return
+        try:
+            await self.store.set_voice(reply.delivery_id, str(reply.voice.path), voice_only=reply.voice_only)
+        except Exception:
+            log.exception("could not record the voice of reply %d", reply.delivery_id)
+
     async def settle(self, replies: Sequence[Reply], state: DeliveryState, error: str | None = None) -> None:
         """Mark ``replies`` as ``state``; a database failure is logged, never raised (the reply is out)."""
+        for reply in replies:
+            if reply.settled is not None:
+                reply.settled.set()
         ids = [reply.delivery_id for reply in replies if reply.delivery_id is not None]
         if not ids:
             return
@@ -102,6 +117,9 @@ class Ledger:
                 reply_to=delivery.answers if delivery.quote else None,
                 delivery_id=delivery.id,
             )
+            if delivery.voice is not None:
+                reply.voice = Voice(Path(delivery.voice), 0.0)
+                reply.voice_only = delivery.voice_only
             await send(ChatKey(platform, delivery.chat_id), reply)
         if unsent:
             log.info(

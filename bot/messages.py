@@ -6,6 +6,7 @@ messages; nothing in ``bot/`` ever sees a platform object.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 from enum import StrEnum
@@ -124,6 +125,29 @@ class Image:
 
 
 @dataclass(slots=True, frozen=True)
+class Voice:
+    """A voice message: the reply spoken (synthesised, or the character's own recorded line)."""
+
+    path: Path
+    duration_s: float
+    recorded: bool = False
+    """The character's own line cut from the video, not synthesised speech."""
+
+    @property
+    def mime(self) -> str:
+        return _AUDIO_TYPES.get(self.path.suffix.lower(), "application/octet-stream")
+
+
+_AUDIO_TYPES = {
+    ".mp3": "audio/mpeg",
+    ".ogg": "audio/ogg",
+    ".opus": "audio/ogg",
+    ".wav": "audio/wav",
+    ".m4a": "audio/mp4",
+}
+
+
+@dataclass(slots=True, frozen=True)
 class File:
     """A document to post with a reply (an exported pack); ``name`` is what the chat shows."""
 
@@ -151,3 +175,10 @@ class Reply:
     """The character's own line: it joins the character's history in the chat once recorded."""
     delivery_id: int | None = None
     """Its record in the :class:`~bot.ledger.Ledger`, which the sender settles once it is posted."""
+    voice: Voice | None = None
+    """Posted as a voice message after the text (OneBot ``record``, a Discord audio file)."""
+    voice_only: bool = False
+    """Post the voice without the text (``/voice only``, and the voice that follows a text reply); the
+    text stays in the record all the same."""
+    settled: asyncio.Event | None = None
+    """Set once the ledger settles the reply (posted or not): a voice that follows it waits for it."""

@@ -22,13 +22,15 @@ from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, Conversations, RecentFiles
 from bot.engine.prompt import TokenCounter
-from bot.flow.answer import Answer, Answerer, ScreenshotCooldown
+from bot.flow.answer import Answer, Answerer
 from bot.flow.bursts import Bursts
 from bot.flow.classify import Classifier, CommandCall, Step, Talk, clipped
+from bot.flow.cooldown import ChatCooldown
 from bot.flow.gather import Gatherer, Said
 from bot.flow.greet import Greeter
 from bot.flow.locks import ChatLocks
 from bot.flow.record import Recorder
+from bot.flow.speak import Speaker
 from bot.flow.waiting import WaitingNotice
 from bot.governor import Decision, Governor
 from bot.greetings import Greetings
@@ -99,10 +101,21 @@ class Router:
             busy=timedelta(seconds=2 * config.llm.reply_deadline_s + config.groups.debounce_s),
             chance=chance or random.Random(),
         )
-        self.answerer = Answerer(config, responder, ScreenshotCooldown(config.images.cooldown_s))
+        self.answerer = Answerer(config, responder, ChatCooldown(config.images.cooldown_s))
         self.waiting = WaitingNotice(ledger, outbox)
         self.recorder = Recorder(
             repository, ledger, governor or Governor(config, repository, TokenCounter.default()), self.packs
+        )
+        self.speaker = Speaker(
+            config,
+            model=responder.model,
+            packs=self.packs,
+            repository=repository,
+            ledger=ledger,
+            outbox=outbox,
+            governor=self.recorder.governor,
+            counter=TokenCounter.default(),
+            embedder=responder.screenshots.embedder,
         )
         greeter = Greeter(config, repository, self.locks, self.gatherer, responder, ledger, outbox)
         self.greetings = Greetings(
@@ -116,7 +129,7 @@ class Router:
 
     @governor.setter
     def governor(self, governor: Governor) -> None:
-        self.recorder.governor = governor
+        self.recorder.governor = self.speaker.governor = governor
 
     def is_addressed(self, incoming: Incoming) -> bool:
         """Whether :meth:`handle` will answer ``incoming`` (platforms show "typing…" for these)."""
@@ -129,12 +142,14 @@ class Router:
         per chat, a notice that nothing can be remembered now.
         """
         try:
-            return await self._handle(incoming)
+            replies = await self._handle(incoming)
         except STORAGE_FAILURES as exc:
             if self.storage_watch is None:
                 raise
             await self.storage_watch.failed(str(exc).splitlines()[0])
             return self.storage_watch.notice_for(incoming.key) if self.is_addressed(incoming) else []
+        await self.speaker.speak(incoming, replies)
+        return replies
 
     async def _handle(self, incoming: Incoming) -> list[Reply]:
         self.recent_files.keep(incoming)
@@ -188,6 +203,7 @@ class Router:
             granted_admin=granted,
             recent_files=self.recent_files.of(incoming),
             governor=self.governor,
+            speaker=self.speaker,
         )
         if isinstance(kind, CommandCall):
             if kind.command is None:
@@ -266,6 +282,7 @@ class Router:
         said.notices, said.contexts, said.decision = [], {}, None
         async with self.locks.hold(incoming.key):
             replies = await self._answered(incoming, said, owed)
+        await self.speaker.speak(incoming, replies)
         for reply in replies:
             reply.reply_to = incoming.message_id if reply.quote else None
             if not await self.outbox.announce(incoming.key, reply):

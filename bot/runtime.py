@@ -209,6 +209,7 @@ class Runtime:
 
     async def aclose(self) -> None:
         await self.router.waiting.aclose()
+        await self.router.speaker.aclose()
         await self.router.governor.aclose()
         await self.senders.aclose()
         await self.scheduler.aclose()

@@ -45,6 +45,8 @@ class ChatState:
     """``/chatty``; ``None`` follows ``[groups] chattiness``."""
     debounce_s: float | None = None
     """``/debounce``; ``None`` follows ``[groups] debounce_s``."""
+    voice_mode: str | None = None
+    """``/voice on|off|only``; ``None`` follows ``[voice] mode``."""
 
 
 MANNERS = frozenset({"chattiness", "debounce_s"})
@@ -101,6 +103,7 @@ class Chats(Store):
             chat.room_context,
             chat.chattiness,
             chat.debounce_s,
+            chat.voice_mode,
         )
 
     async def _update(
@@ -122,6 +125,9 @@ class Chats(Store):
 
     async def set_images_enabled(self, key: ChatRef, enabled: bool) -> None:
         await self._update(key, {"images_enabled": enabled})
+
+    async def set_voice_mode(self, key: ChatRef, mode: str | None) -> None:
+        await self._update(key, {"voice_mode": mode})
 
     async def set_room_context(self, key: ChatRef, enabled: bool) -> None:
         await self._update(key, {"room_context": enabled})

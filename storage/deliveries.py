@@ -52,6 +52,8 @@ class Outgoing:
     line_of: str | None = None
     images: list[str] = field(default_factory=list)
     quote: bool = False
+    voice: str | None = None
+    voice_only: bool = False
 
 
 @dataclass(slots=True, frozen=True)
@@ -68,6 +70,8 @@ class Unsent:
     images: list[str]
     quote: bool
     created_at: datetime
+    voice: str | None = None
+    voice_only: bool = False
 
 
 _INSERT = insert(table_of(Delivery)).returning(table_of(Delivery).c.id)
@@ -127,6 +131,8 @@ class Deliveries(Store):
                     "text": reply.text,
                     "images": json.dumps(reply.images, ensure_ascii=False),
                     "quote": reply.quote,
+                    "voice": reply.voice,
+                    "voice_only": reply.voice_only,
                     "state": "pending",
                     "process": process,
                     "error": None,
@@ -135,6 +141,14 @@ class Deliveries(Store):
                 }
                 ids.append(int((await session.execute(_INSERT, row)).scalar_one()))
         return ids
+
+    async def set_voice(self, id: int, voice: str, *, voice_only: bool) -> None:
+        """Give the pending delivery ``id`` the voice made for it (``/voice only`` speaks a reply
+        recorded as text)."""
+        async with self._session(None) as session:
+            await session.execute(
+                update(Delivery).where(Delivery.id == id).values(voice=voice, voice_only=voice_only)
+            )
 
     async def settle(self, ids: Sequence[int], state: DeliveryState, error: str | None = None) -> int:
         """Mark the deliveries ``ids`` (pending, or expired while waiting) as ``state``."""
@@ -173,27 +187,29 @@ class Deliveries(Store):
                     Delivery.images,
                     Delivery.quote,
                     Delivery.created_at,
+                    Delivery.voice,
+                    Delivery.voice_only,
                 )
             )
             rows = taken.all()
-        return sorted(
-            (
-                Unsent(
-                    id,
-                    platform,
-                    chat_id,
-                    account,
-                    answers,
-                    character_id,
-                    text,
-                    list(json.loads(images or "[]")),
-                    quote,
-                    created_at,
-                )
-                for id, chat_id, answers, character_id, text, images, quote, created_at in rows
-            ),
-            key=lambda unsent: unsent.id,
-        )
+        unsent = [
+            Unsent(
+                row.id,
+                platform,
+                row.chat_id,
+                account,
+                row.answers,
+                row.character_id,
+                row.text,
+                list(json.loads(row.images or "[]")),
+                row.quote,
+                row.created_at,
+                row.voice,
+                row.voice_only,
+            )
+            for row in rows
+        ]
+        return sorted(unsent, key=lambda one: one.id)
 
     async def expire(self, before: datetime) -> int:
         """Mark every delivery still pending from before ``before`` as expired (its account never came

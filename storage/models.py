@@ -20,6 +20,7 @@ from sqlalchemy import (
     Table,
     Text,
     UniqueConstraint,
+    false,
 )
 from sqlalchemy.orm import DeclarativeBase, Mapped, mapped_column
 
@@ -64,6 +65,8 @@ class Chat(Base):
     """``/chatty``: the chance of joining talk unprompted; ``None`` follows ``[groups] chattiness``."""
     debounce_s: Mapped[float | None] = mapped_column(Float)
     """``/debounce``: seconds to wait for more of a burst; ``None`` follows ``[groups] debounce_s``."""
+    voice_mode: Mapped[str | None] = mapped_column(String(8))
+    """``/voice on|off|only``; ``None`` follows ``[voice] mode``."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 
@@ -217,6 +220,10 @@ class Usage(Base):
     prompt_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     completion_tokens: Mapped[int] = mapped_column(BigInteger, default=0)
     replies: Mapped[int] = mapped_column(Integer, default=0)
+    voice_chars: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Characters spoken by a priced speech engine (``model`` names it)."""
+    voice_ms: Mapped[int] = mapped_column(BigInteger, default=0, server_default="0")
+    """Milliseconds of speech it made."""
 
     __table_args__ = (Index("ix_usage_day", "day"), Index("ix_usage_chat_day", "platform", "chat_id", "day"))
 
@@ -245,6 +252,9 @@ class Delivery(Base):
     text: Mapped[str] = mapped_column(Text)
     images: Mapped[str] = mapped_column(Text, default="[]")
     """Paths of the screenshots posted with it, as a JSON list."""
+    voice: Mapped[str | None] = mapped_column(Text)
+    """The path of the voice message posted with it (after its text, or alone when ``voice_only``)."""
+    voice_only: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
     quote: Mapped[bool] = mapped_column(Boolean, default=False)
     state: Mapped[str] = mapped_column(String(16), default="pending")
     process: Mapped[str] = mapped_column(String(64), default="")

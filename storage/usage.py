@@ -27,6 +27,8 @@ class UsageRow:
     prompt_tokens: int
     completion_tokens: int
     replies: int
+    voice_chars: int = 0
+    voice_ms: int = 0
 
     @property
     def tokens(self) -> int:
@@ -49,6 +51,14 @@ class Spending(Store):
             },
         )
         """One reply's tokens added (built once: every reply runs it)."""
+        speech = database.insert(table).values(replies=0, prompt_tokens=0, completion_tokens=0)
+        self._add_speech = speech.on_conflict_do_update(
+            index_elements=["platform", "chat_id", "user_id", "day", "model"],
+            set_={
+                "voice_chars": table.c.voice_chars + speech.excluded.voice_chars,
+                "voice_ms": table.c.voice_ms + speech.excluded.voice_ms,
+            },
+        )
 
     async def add(
         self,
@@ -73,6 +83,23 @@ class Spending(Store):
         }
         async with self._session(session) as session:
             await session.execute(self._add, row)
+
+    async def add_speech(
+        self, key: ChatRef, user_id: str, day: str, model: str, characters: int, seconds: float
+    ) -> None:
+        """Add one voice's characters and seconds to the member's count for ``day``, under the speech
+        engine's ``model`` (``speech:…``)."""
+        row = {
+            "platform": key.platform,
+            "chat_id": key.chat_id,
+            "user_id": user_id,
+            "day": day,
+            "model": model,
+            "voice_chars": characters,
+            "voice_ms": round(seconds * 1000),
+        }
+        async with self._session(None) as session:
+            await session.execute(self._add_speech, row)
 
     async def tokens_on(
         self, key: ChatRef, user_id: str, day: str, *, session: AsyncSession | None = None
@@ -100,6 +127,8 @@ class Spending(Store):
             func.sum(Usage.prompt_tokens),
             func.sum(Usage.completion_tokens),
             func.sum(Usage.replies),
+            func.sum(Usage.voice_chars),
+            func.sum(Usage.voice_ms),
         ).where(Usage.day >= since, Usage.day <= until)
         if key is not None:
             query = query.where(Usage.platform == key.platform, Usage.chat_id == key.chat_id)
@@ -107,5 +136,16 @@ class Spending(Store):
         async with self._session(None) as session:
             rows = (await session.execute(query)).all()
         return [
-            UsageRow(row[0], row[1], row[2], row[3], int(row[4]), int(row[5]), int(row[6])) for row in rows
+            UsageRow(
+                row[0],
+                row[1],
+                row[2],
+                row[3],
+                int(row[4]),
+                int(row[5]),
+                int(row[6]),
+                int(row[7]),
+                int(row[8]),
+            )
+            for row in rows
         ]

@@ -148,4 +148,5 @@ async def router(
         ledger=Ledger(repository.deliveries, process="test", resend_within_s=600),
     )
     yield router
+    await router.speaker.aclose()
     await router.scheduler.aclose()

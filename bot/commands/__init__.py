@@ -28,6 +28,7 @@ if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack
     from bot.engine.registry import PackRegistry
     from bot.engine.screenshots import ScreenshotMatcher
+    from bot.flow.speak import Speaker
     from bot.governor import Governor
     from bot.greetings import Greetings
     from bot.messages import Incoming
@@ -87,6 +88,8 @@ class CommandContext:
     """Files the sender posted in this chat shortly before (see :class:`RecentFiles`)."""
     governor: Governor | None = None
     """The router's rate limits and budgets (``/usage`` reads its day)."""
+    speaker: Speaker | None = None
+    """The router's voice stage (``/voice`` says which engine a character speaks with)."""
     running: tuple[str, Level] = ("", Level.MEMBER)
     """The command being run (``/character create``) and the right it needed (see :meth:`demand`)."""
 
@@ -337,9 +340,9 @@ class CommandRegistry:
 
 def default_commands() -> CommandRegistry:
     """The registry with every built-in command."""
-    from bot.commands import admins, characters, greetings, help, images, manners, memory, usage
+    from bot.commands import admins, characters, greetings, help, images, manners, memory, usage, voice
 
     registry = CommandRegistry()
-    for module in (help, characters, memory, manners, greetings, images, admins, usage):
+    for module in (help, characters, memory, manners, greetings, images, voice, admins, usage):
         module.register(registry)
     return registry

@@ -20,6 +20,18 @@ def _spent(rows: list[UsageRow], context: CommandContext) -> str:
     return f"{tokens:,} tokens" + (f" (${dollars:.4f})" if dollars is not None else "")
 
 
+def _voice(rows: list[UsageRow], context: CommandContext) -> str | None:
+    """Characters and seconds spoken by a priced speech endpoint, with their cost; ``None`` if none."""
+    characters = sum(row.voice_chars for row in rows)
+    if not characters:
+        return None
+    seconds = sum(row.voice_ms for row in rows) / 1000
+    line = f"{characters:,} characters spoken, {seconds:,.0f} s of voice"
+    if price := context.config.voice.openai.price_per_million_chars:
+        line += f" (${characters * price / 1_000_000:.4f})"
+    return line
+
+
 def _left(used: int, limit: int) -> str:
     return "no limit" if not limit else f"{max(limit - used, 0):,} of {limit:,} tokens"
 
@@ -51,6 +63,9 @@ async def handle_usage(context: CommandContext, args: str) -> Reply:
         f"Left today: this chat {_left(chat_tokens, budgets.chat_daily_tokens)}; "
         f"you {_left(own_tokens, budgets.user_daily_tokens)}",
     ]
+    for when, rows in (("today", day), ("this month", month)):
+        if (voice := _voice(rows, context)) is not None:
+            lines.append(f"Voice {when}: {voice}")
     if budgets.fallback_model:
         lines.append(f"Past {budgets.soft_ratio:.0%} of a budget, {budgets.fallback_model} answers instead.")
     return Reply("\n".join(lines))

@@ -47,6 +47,7 @@ from bot.config.service import (
     ServerConfig,
     StorageConfig,
 )
+from bot.config.voice import OpenAISpeechConfig, VoiceConfig
 from bot.errors import ConfigError
 
 DEFAULT_CONFIG_NAME = "bot.toml"
@@ -63,6 +64,7 @@ class BotConfig(Section):
     prompt: PromptConfig = PromptConfig()
     reply: ReplyConfig = ReplyConfig()
     images: ImagesConfig = ImagesConfig()
+    voice: VoiceConfig = VoiceConfig()
     memory: MemoryConfig = MemoryConfig()
     groups: GroupsConfig = GroupsConfig()
     budgets: BudgetsConfig = BudgetsConfig()
@@ -92,6 +94,11 @@ class BotConfig(Section):
     def image_cache_dir(self) -> Path:
         """Downscaled screenshots, made once per file."""
         return self.data_dir / "images"
+
+    @property
+    def voice_cache_dir(self) -> Path:
+        """Synthesised voices, kept by (engine, voice, text) up to ``[voice] cache_mb``."""
+        return self.data_dir / "voice"
 
     @property
     def database_url(self) -> str:
@@ -180,6 +187,7 @@ __all__ = [
     "LLMConfig",
     "MemoryConfig",
     "OneBotConfig",
+    "OpenAISpeechConfig",
     "PlatformsConfig",
     "Price",
     "PromptConfig",
@@ -190,6 +198,7 @@ __all__ = [
     "SendingConfig",
     "ServerConfig",
     "StorageConfig",
+    "VoiceConfig",
     "_describe",
     "config_path",
     "load_config",

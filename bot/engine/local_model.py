@@ -55,12 +55,14 @@ MAX_NEW_TOKENS = 160
 
 CONTEXT_TOKENS = 4096
 """llama.cpp's context per slot: the largest prompt under :data:`LOCAL_BUDGETS` plus a reply, with room
-to spare (its cache costs ~28 KB a token for the 1.5B: 230 MB for two slots)."""
+to spare (its cache costs ~28 KB a token for the 1.5B: 115 MB a slot)."""
 
-SLOTS = 2
+SLOTS = 3
 """Prompts llama.cpp keeps side by side, each with its own context: a standing prompt each for the
-default character and one more, so that a chat playing both does not read either persona again.
-Requests go to the slot whose prompt they share most with; two at once are decoded in one batch."""
+default character and one more, so that a chat playing both does not read either persona again, and
+a spare slot for every other prompt (a third character, the translation a voice speaks, a summary),
+which would otherwise push one of those standing prompts out. Two requests at once are decoded in
+one batch."""
 
 QUIET_BEFORE_READING_S = 10.0
 """How long nobody must have talked before another character's standing prompt is read ahead: read
@@ -177,7 +179,7 @@ class LocalChatModel(ChatModel):
         it, rather than reading it again beside it); the others once nobody has talked for a while.
         """
         restored = self._restored = asyncio.Event()
-        chosen = list(standing[: self.slots])
+        chosen = list(standing[: self.slots - 1])
         files = [self._prompt_file(prompt.standing_text()) for prompt in chosen]
         self._slot_of = {name: slot for slot, name in enumerate(files)}
         unread: list[tuple[int, Prompt]] = []
@@ -233,9 +235,9 @@ class LocalChatModel(ChatModel):
         if self._restored is not None:
             await self._restored.wait()
         saved = self._prompt_file(prompt.standing_text())
-        slot = self._slot_of.get(saved, -1)
+        slot = self._slot_of.get(saved)
         request = {
-            "id_slot": slot,
+            "id_slot": self.slots - 1 if slot is None else slot,
             "messages": prompt.to_messages(standing_first=True),
             "max_tokens": self.max_new_tokens,
             "temperature": self.temperature,
@@ -250,7 +252,7 @@ class LocalChatModel(ChatModel):
         text = "".join(answer.pieces).strip()
         if not text:
             raise ModelError("the local model gave an empty reply")
-        if slot >= 0 and prompt.character not in self.standing:
+        if slot is not None and prompt.character not in self.standing:
             # NOTE: this reply read the character's standing prompt: kept for the next start (what
             # the slot holds after it, the exchange, only adds to a prefix that still matches).
             self.standing[prompt.character] = "read"

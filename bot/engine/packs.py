@@ -7,6 +7,8 @@ A pack is a folder (see README "Pack format")::
       scenes/*.txt     one scene per file, one utterance per line: ``Speaker:「line」`` or ``Speaker: line``
       images/          screenshots of scenes
       images.jsonl     {"image": "images/0001.jpg", "text": "the line spoken in that frame"}
+      voices/          optional: the character's own recorded lines (.ogg .opus .mp3 .wav .m4a)
+      voices.jsonl     {"audio": "voices/0001.ogg", "text": "the line", "scene": "001"} (scene optional)
       lorebook.json    optional: {"entries": [{"keys": [...], "content": "...", ...}]} (see LoreEntry)
 
 Every problem is a :class:`~bot.errors.PackError` naming the file and line.
@@ -32,8 +34,10 @@ log = logging.getLogger(__name__)
 
 PACK_FILE = "character.toml"
 IMAGES_FILE = "images.jsonl"
+VOICES_FILE = "voices.jsonl"
 LOREBOOK_FILE = "lorebook.json"
 AVATAR_SUFFIXES = frozenset({".png", ".jpg", ".jpeg", ".gif", ".webp"})
+VOICE_SUFFIXES = frozenset({".ogg", ".opus", ".mp3", ".wav", ".m4a"})
 PACK_ID = re.compile(r"^[a-z0-9][a-z0-9_-]{0,31}$")
 _UTTERANCE = re.compile(r"^(?P<speaker>[^:：「」\n]{1,40}?)\s*[:：]\s*(?P<text>.*\S)\s*$")
 
@@ -70,6 +74,16 @@ class Screenshot:
     text: str
 
 
+@dataclass(slots=True, frozen=True)
+class VoiceClip:
+    """The character's own recording of one line (cut from the video), and the line."""
+
+    path: Path
+    text: str
+    scene: str = ""
+    """The scene the line belongs to (its id), when known."""
+
+
 def _one_or_several(value: object) -> object:
     """A line of ``character.toml`` given as one string or as a list of them, as a list (blank
     lines dropped)."""
@@ -82,6 +96,28 @@ def _one_or_several(value: object) -> object:
 
 Lines = Annotated[list[Annotated[str, Field(min_length=1)]], BeforeValidator(_one_or_several)]
 """Lines a character says in a given case; ``"..."`` or ``["...", "..."]`` in ``character.toml``."""
+
+
+class PackVoice(BaseModel):
+    """The ``[voice]`` table of ``character.toml``: how the character sounds."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    engine: Literal["openai", "kokoro", "espeak"] | None = None
+    """Unset: ``[voice] engine``."""
+    voice: str = ""
+    """The engine's voice: ``jf_alpha`` (Kokoro), ``cmn`` (espeak-ng), ``alloy`` (OpenAI)…; empty =
+    the engine's default."""
+    language: str = ""
+    """What the voice speaks (``ja``, ``zh``, ``yue``, ``en``); empty = ``translate_to``, else the
+    pack's ``language``."""
+    translate_to: str = ""
+    """Speak a translation: the reply (in the chat's language) is translated into this language by the
+    chat model before it is spoken, as ChatHaruhi spoke Japanese. Empty = speak the reply as it is."""
+    speed: float = Field(1.0, ge=0.5, le=2.0)
+
+    def spoken_language(self, pack_language: str) -> str:
+        return self.language or self.translate_to or pack_language
 
 
 class PackSettings(BaseModel):
@@ -102,10 +138,10 @@ class PackSettings(BaseModel):
     slow_down: Lines = Field(default_factory=list)
     """What it says, once, to a chat or member past ``[groups]`` rate limits (one line or a list)."""
     spent: Lines = Field(default_factory=list)
+    """What it says, once a day, to a chat or member past its ``[budgets]`` (one line or a list)."""
     one_moment: Lines = Field(default_factory=list)
     """What it says, once, to a chat whose message came while the offline model was still loading (one
     line or a list); the answer follows when the model is ready."""
-    """What it says, once a day, to a chat or member past its ``[budgets]`` (one line or a list)."""
     avatar: str | None = None
     """The character's picture: a file in the pack (``images/avatar.png``) or an ``https://`` URL."""
     top_k: int | None = Field(None, ge=0, le=50)
@@ -116,6 +152,8 @@ class PackSettings(BaseModel):
     """Overrides ``[images] min_similarity`` for this character's screenshots."""
     image_min_overlap: float | None = Field(None, ge=0, le=1)
     """Overrides ``[images] min_overlap`` for this character's screenshots."""
+    voice: PackVoice = PackVoice()
+    """How the character sounds when a chat turned ``/voice`` on."""
 
 
 class LoreEntry(BaseModel):
@@ -156,6 +194,9 @@ class CharacterPack:
     screenshots: list[Screenshot]
     content_hash: str
     lore: list[LoreEntry] = field(default_factory=list)
+    voices: list[VoiceClip] = field(default_factory=list)
+    """Its own recorded lines (``voices.jsonl``), posted instead of synthesised speech when a reply
+    matches one."""
 
     @property
     def name(self) -> str:
@@ -284,12 +325,21 @@ def json_lines(path: Path, text: str) -> Iterator[tuple[int, Any]]:
             raise PackError(path, f"invalid JSON at column {exc.colno}: {exc.msg}", line=number) from None
 
 
+def _utf8(path: Path) -> str:
+    """The text of a pack file; bytes that are not UTF-8 are a :class:`PackError` naming the line."""
+    data = path.read_bytes()
+    try:
+        return data.decode("utf-8")
+    except UnicodeDecodeError as exc:
+        raise PackError(path, "not UTF-8 text", line=data[: exc.start].count(b"\n") + 1) from None
+
+
 def _load_screenshots(root: Path) -> list[Screenshot]:
     path = root / IMAGES_FILE
     if not path.exists():
         return []
     shots: list[Screenshot] = []
-    for number, entry in json_lines(path, path.read_text("utf-8")):
+    for number, entry in json_lines(path, _utf8(path)):
         if not isinstance(entry, dict) or not isinstance(entry.get("image"), str):
             raise PackError(path, 'each line must be an object with "image" and "text"', line=number)
         text = entry.get("text")
@@ -302,6 +352,44 @@ def _load_screenshots(root: Path) -> list[Screenshot]:
             raise PackError(path, f"image {entry['image']!r} does not exist", line=number)
         shots.append(Screenshot(image, text.strip()))
     return shots
+
+
+def _load_voices(root: Path) -> list[VoiceClip]:
+    """The clips ``voices.jsonl`` lists; ``scene``, when given, must be the id of one of the pack's scenes."""
+    path = root / VOICES_FILE
+    if not path.exists():
+        return []
+    scene_ids = {scene.stem for scene in (root / "scenes").glob("*.txt")}
+    clips: list[VoiceClip] = []
+    for number, entry in json_lines(path, _utf8(path)):
+        if not isinstance(entry, dict) or not isinstance(entry.get("audio"), str):
+            raise PackError(path, 'each line must be an object with "audio" and "text"', line=number)
+        text = entry.get("text")
+        if not isinstance(text, str) or not text.strip():
+            raise PackError(path, '"text" must be the non-empty line spoken in the clip', line=number)
+        scene = entry.get("scene", "")
+        if not isinstance(scene, str):
+            raise PackError(path, '"scene" must be the id of a scene file, e.g. "001"', line=number)
+        if scene and scene not in scene_ids:
+            raise PackError(
+                path,
+                f"scene {scene!r} is not a scene of the pack: give a scene file's name without .txt "
+                '("001" for scenes/001.txt)',
+                line=number,
+            )
+        audio = (root / entry["audio"]).resolve()
+        if not audio.is_relative_to(root.resolve()):
+            raise PackError(path, f"audio {entry['audio']!r} lies outside the pack", line=number)
+        if audio.suffix.lower() not in VOICE_SUFFIXES:
+            raise PackError(
+                path,
+                f"audio {entry['audio']!r} must be a {', '.join(sorted(VOICE_SUFFIXES))} file",
+                line=number,
+            )
+        if not audio.is_file():
+            raise PackError(path, f"audio {entry['audio']!r} does not exist", line=number)
+        clips.append(VoiceClip(audio, text.strip(), scene))
+    return clips
 
 
 def load_pack(root: Path) -> CharacterPack:
@@ -328,10 +416,15 @@ def load_pack(root: Path) -> CharacterPack:
     if (root / IMAGES_FILE).exists():
         digest.update((root / IMAGES_FILE).read_bytes())
     screenshots = _load_screenshots(root)
+    if (root / VOICES_FILE).exists():
+        digest.update(VOICES_FILE.encode() + b"\0" + (root / VOICES_FILE).read_bytes())
+    voices = _load_voices(root)
     lore = _load_lorebook(root)
     if (root / LOREBOOK_FILE).exists():
         digest.update((root / LOREBOOK_FILE).read_bytes())
-    return CharacterPack(pack_id, root, settings, scenes, screenshots, digest.hexdigest()[:16], lore)
+    return CharacterPack(
+        pack_id, root, settings, scenes, screenshots, digest.hexdigest()[:16], lore, voices=voices
+    )
 
 
 @dataclass(slots=True)

@@ -138,6 +138,9 @@ class Prompt:
     """How to hold the role under provocation (:func:`bot.engine.guard.role_rules`)."""
     reminder: str = ""
     """Said last, when the model is asked again after giving in."""
+    cue: str | None = None
+    """How the last message ends when the standing part comes first; ``None``: answer as the
+    character (:data:`ANSWER_CUE`). A prompt for another task (a translation) names that task."""
 
     @property
     def scene_ids(self) -> list[str]:
@@ -201,8 +204,11 @@ class Prompt:
         if standing_first:
             if context := self.context_text():
                 last = f"{context}\n\n{SCENE_DIVIDER}\n{last}"
-            cue = ANSWER_CUE.get(self.language, ANSWER_CUE["en"]).format(name=self.character)
-            last = f"{last}\n\n({cue})"
+            cue = self.cue
+            if cue is None:
+                cue = ANSWER_CUE.get(self.language, ANSWER_CUE["en"]).format(name=self.character)
+            if cue:
+                last = f"{last}\n\n({cue})"
         messages.append({"role": "user", "content": last})
         return messages
 

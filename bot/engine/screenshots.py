@@ -29,7 +29,7 @@ import threading
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Generic, TypeVar
 
 import numpy as np
 from PIL import Image as PILImage
@@ -37,7 +37,7 @@ from PIL import UnidentifiedImageError
 
 from bot.engine.embedder import Embedder, FloatArray
 from bot.engine.lexical import tokenize
-from bot.engine.packs import CharacterPack, Screenshot
+from bot.engine.packs import CharacterPack, Screenshot, VoiceClip
 from bot.engine.query import clip
 from bot.errors import EmbeddingError
 from bot.messages import Image
@@ -48,19 +48,26 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
-@dataclass(slots=True, frozen=True)
-class ScreenshotHit:
-    """A screenshot and how close the text was to its line."""
+LineT = TypeVar("LineT", Screenshot, VoiceClip)
+"""A captioned line of a pack: a screenshot, or the character's own recording of the line."""
 
-    shot: Screenshot
+
+@dataclass(slots=True, frozen=True)
+class LineHit(Generic[LineT]):
+    """A screenshot (or recorded line) and how close the text was to its line."""
+
+    shot: LineT
     similarity: float
     overlap: float
 
 
+ScreenshotHit = LineHit[Screenshot]
+
+
 @dataclass(slots=True)
-class _PackShots:
+class _PackShots(Generic[LineT]):
     content_hash: str
-    shots: list[Screenshot]
+    shots: list[LineT]
     vectors: FloatArray | None
     words: list[frozenset[str]]
 
@@ -70,8 +77,8 @@ def word_overlap(text_words: frozenset[str], line_words: frozenset[str]) -> floa
     return len(text_words & line_words) / len(line_words) if line_words else 0.0
 
 
-class ScreenshotMatcher:
-    """Finds the screenshot of a pack whose line is closest to a text."""
+class LineMatcher(Generic[LineT]):
+    """Finds the captioned line of a pack (:meth:`lines_of`) closest to a text."""
 
     def __init__(
         self, embedder: Embedder | None, *, min_similarity: float | None, min_overlap: float
@@ -82,12 +89,15 @@ class ScreenshotMatcher:
             min_similarity = embedder.same_meaning if embedder is not None else Embedder.same_meaning
         self.min_similarity = min_similarity
         self.min_overlap = min_overlap
-        self._packs: dict[str, _PackShots] = {}
+        self._packs: dict[str, _PackShots[LineT]] = {}
         self._lock = threading.Lock()
 
+    def lines_of(self, pack: CharacterPack) -> list[LineT]:
+        raise NotImplementedError
+
     def index_sync(self, pack: CharacterPack) -> None:
-        """Embed the pack's screenshot lines (a few per pack: cheap, so not cached on disk)."""
-        shots = list(pack.screenshots)
+        """Embed the pack's captioned lines (a few per pack: cheap, so not cached on disk)."""
+        shots = self.lines_of(pack)
         vectors: FloatArray | None = None
         if shots and self.embedder is not None:
             try:
@@ -105,7 +115,7 @@ class ScreenshotMatcher:
         with self._lock:
             self._packs.pop(pack_id, None)
 
-    def _entry(self, pack: CharacterPack) -> _PackShots:
+    def _entry(self, pack: CharacterPack) -> _PackShots[LineT]:
         entry = self._packs.get(pack.id)
         if entry is None or entry.content_hash != pack.content_hash:
             self.index_sync(pack)
@@ -113,18 +123,18 @@ class ScreenshotMatcher:
         return entry
 
     @staticmethod
-    def _overlaps(entry: _PackShots, text: str) -> FloatArray:
+    def _overlaps(entry: _PackShots[LineT], text: str) -> FloatArray:
         words = frozenset(tokenize(text))
         return np.array([word_overlap(words, line) for line in entry.words], dtype=np.float32)
 
-    def rank_sync(self, pack: CharacterPack, text: str) -> list[ScreenshotHit]:
-        """Every screenshot of ``pack`` scored against ``text``, best first."""
+    def rank_sync(self, pack: CharacterPack, text: str) -> list[LineHit[LineT]]:
+        """Every line of ``pack`` scored against ``text``, best first."""
         entry = self._entry(pack)
         if not entry.shots or not text.strip():
             return []
         return self._rank(entry, text, self._overlaps(entry, text))
 
-    def _rank(self, entry: _PackShots, text: str, overlaps: FloatArray) -> list[ScreenshotHit]:
+    def _rank(self, entry: _PackShots[LineT], text: str, overlaps: FloatArray) -> list[LineHit[LineT]]:
         similarities = np.zeros(len(entry.shots), dtype=np.float32)
         if entry.vectors is not None and self.embedder is not None:
             try:
@@ -132,29 +142,25 @@ class ScreenshotMatcher:
             except EmbeddingError as exc:
                 log.warning("screenshot matching by words only: %s", exc)
         order = np.lexsort((-overlaps, -(similarities + overlaps)))
-        return [ScreenshotHit(entry.shots[i], float(similarities[i]), float(overlaps[i])) for i in order]
+        return [LineHit(entry.shots[i], float(similarities[i]), float(overlaps[i])) for i in order]
 
     def thresholds(self, pack: CharacterPack) -> tuple[float, float]:
-        """``(min_similarity, min_overlap)`` for ``pack``: its own settings, else ``[images]``."""
-        similarity, overlap = pack.settings.image_min_similarity, pack.settings.image_min_overlap
-        return (
-            self.min_similarity if similarity is None else similarity,
-            self.min_overlap if overlap is None else overlap,
-        )
+        """``(min_similarity, min_overlap)`` for ``pack``."""
+        return self.min_similarity, self.min_overlap
 
-    def accepts(self, hit: ScreenshotHit, pack: CharacterPack) -> bool:
+    def accepts(self, hit: LineHit[LineT], pack: CharacterPack) -> bool:
         min_similarity, min_overlap = self.thresholds(pack)
         return hit.similarity >= min_similarity and hit.overlap >= min_overlap
 
-    def match_sync(self, pack: CharacterPack, texts: Sequence[str]) -> ScreenshotHit | None:
-        """The best screenshot for any of ``texts`` that passes both thresholds, if one does.
+    def match_sync(self, pack: CharacterPack, texts: Sequence[str]) -> LineHit[LineT] | None:
+        """The best line for any of ``texts`` that passes both thresholds, if one does.
 
         NOTE: the word overlap is checked first and costs no embedding; most replies share few words
         with any captioned line, so they never pay for the query embedding.
         """
         entry = self._entry(pack)
         _, min_overlap = self.thresholds(pack)
-        best: ScreenshotHit | None = None
+        best: LineHit[LineT] | None = None
         for text in texts:
             if not entry.shots or not text.strip():
                 continue
@@ -168,13 +174,28 @@ class ScreenshotMatcher:
                     best = hit
         return best
 
-    async def match(self, pack: CharacterPack, texts: Sequence[str]) -> ScreenshotHit | None:
+    async def match(self, pack: CharacterPack, texts: Sequence[str]) -> LineHit[LineT] | None:
         return await asyncio.to_thread(self.match_sync, pack, texts)
 
-    async def best(self, pack: CharacterPack, words: str) -> ScreenshotHit | None:
-        """The closest screenshot to ``words`` whatever the thresholds (``/scene <words>``)."""
+    async def best(self, pack: CharacterPack, words: str) -> LineHit[LineT] | None:
+        """The closest line to ``words`` whatever the thresholds (``/scene <words>``)."""
         hits = await asyncio.to_thread(self.rank_sync, pack, words)
         return hits[0] if hits else None
+
+
+class ScreenshotMatcher(LineMatcher[Screenshot]):
+    """Finds the screenshot of a pack whose line is closest to a text."""
+
+    def lines_of(self, pack: CharacterPack) -> list[Screenshot]:
+        return list(pack.screenshots)
+
+    def thresholds(self, pack: CharacterPack) -> tuple[float, float]:
+        """``(min_similarity, min_overlap)`` for ``pack``: its own settings, else ``[images]``."""
+        similarity, overlap = pack.settings.image_min_similarity, pack.settings.image_min_overlap
+        return (
+            self.min_similarity if similarity is None else similarity,
+            self.min_overlap if overlap is None else overlap,
+        )
 
     @staticmethod
     def random(pack: CharacterPack, rng: random.Random | None = None) -> Screenshot | None:
@@ -222,3 +243,11 @@ async def screenshot_image(shot: Screenshot, config: ImagesConfig, cache_dir: Pa
         prepare_image, shot.path, max_side=config.max_side, max_bytes=config.max_bytes, cache_dir=cache_dir
     )
     return Image(path, shot.text) if path is not None else None
+
+
+class ClipMatcher(LineMatcher[VoiceClip]):
+    """Finds the character's own recorded line (``voices.jsonl``) that a reply says again, with
+    ``[voice]``'s thresholds: a clip says its words aloud, so it needs a closer match than a picture."""
+
+    def lines_of(self, pack: CharacterPack) -> list[VoiceClip]:
+        return list(pack.voices)

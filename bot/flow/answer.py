@@ -8,14 +8,13 @@ allows one.
 
 from __future__ import annotations
 
-import time
-from collections import OrderedDict
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from bot.engine.prompt import Turn
 from bot.engine.screenshots import screenshot_image
+from bot.flow.cooldown import ChatCooldown
 from bot.messages import ChatKey, Reply
 
 if TYPE_CHECKING:
@@ -25,40 +24,6 @@ if TYPE_CHECKING:
     from bot.engine.responder import Responder
     from bot.flow.gather import Context
     from storage import ChatState, StoredMessage
-
-
-class ScreenshotCooldown:
-    """At most one screenshot per chat every ``seconds`` (QQ rate-limits accounts that post bursts).
-
-    It remembers only chats still cooling down, at most ``capacity`` of them: past that the one that
-    posted longest ago is forgotten (at worst its next screenshot comes early).
-    """
-
-    def __init__(
-        self, seconds: float, clock: Callable[[], float] = time.monotonic, capacity: int = 10_000
-    ) -> None:
-        self.seconds = seconds
-        self.capacity = capacity
-        self._clock = clock
-        self._last: OrderedDict[ChatKey, float] = OrderedDict()
-        """Oldest first: :meth:`used` moves a chat to the end."""
-
-    def ready(self, key: ChatKey) -> bool:
-        self._forget_cooled()
-        return key not in self._last
-
-    def used(self, key: ChatKey) -> None:
-        self._last[key] = self._clock()
-        self._last.move_to_end(key)
-        self._forget_cooled()
-
-    def _forget_cooled(self) -> None:
-        horizon = self._clock() - self.seconds
-        while self._last and (len(self._last) > self.capacity or next(iter(self._last.values())) <= horizon):
-            self._last.popitem(last=False)
-
-    def __len__(self) -> int:
-        return len(self._last)
 
 
 @dataclass(slots=True)
@@ -81,7 +46,7 @@ def turn_of(message: StoredMessage, pack: CharacterPack) -> Turn:
 class Answerer:
     """Turns a gathered :class:`~bot.flow.gather.Context` into the character's reply."""
 
-    def __init__(self, config: BotConfig, responder: Responder, cooldown: ScreenshotCooldown) -> None:
+    def __init__(self, config: BotConfig, responder: Responder, cooldown: ChatCooldown) -> None:
         self.config = config
         self.responder = responder
         self.cooldown = cooldown

@@ -23,7 +23,7 @@ log = logging.getLogger(__name__)
 
 DEFAULT_LINES = {
     "en": (
-        '{name} holds up a finger: "One moment, I\'m just getting settled. I\'ll answer you shortly."',
+        "{name} holds up a finger: \"One moment, I'm just getting settled. I'll answer you shortly.\"",
         '{name} looks up: "Give me a moment to gather my thoughts, then I\'m all yours."',
     ),
     "zh": (

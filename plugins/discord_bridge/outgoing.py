@@ -62,19 +62,33 @@ def chunks(reply: Reply, *, prefix: str = "") -> list[tuple[str, bool]]:
     Discord caps a message at 2,000 characters: longer replies are split between words, the
     ``prefix`` opens the first part and the screenshots ride with the last.
     """
-    parts = split_message(reply.text, MESSAGE_LIMIT - len(prefix)) or [""]
+    voice = voice_of(reply)
+    text = "" if voice is not None and reply.voice_only else reply.text
+    parts = split_message(text, MESSAGE_LIMIT - len(prefix)) or [""]
     parts[0] = prefix + parts[0]
     last = len(parts) - 1
-    with_files = bool(reply.images or reply.files)
+    with_files = bool(reply.images or reply.files or voice)
     return [(part, with_files and index == last) for index, part in enumerate(parts)]
 
 
+def voice_of(reply: Reply) -> Path | None:
+    """The reply's voice file, when it has one that can be read (else the text goes alone)."""
+    if reply.voice is None:
+        return None
+    if not reply.voice.path.is_file():
+        log.warning("posting without the voice %s: the file is gone", reply.voice.path)
+        return None
+    return reply.voice.path
+
+
 def files_of(reply: Reply) -> list[discord.File]:
-    """Fresh :class:`discord.File` objects for the reply's screenshots and documents (discord.py
-    closes them)."""
+    """Fresh :class:`discord.File` objects for the reply's screenshots, documents and voice (an audio
+    file Discord plays inline; discord.py closes them)."""
+    voice = voice_of(reply)
     return [
         *(discord.File(image.path, filename=image.path.name) for image in reply.images),
         *(discord.File(file.path, filename=file.name) for file in reply.files),
+        *([discord.File(voice, filename=f"{reply.character or 'voice'}{voice.suffix}")] if voice else []),
     ]
 
 

@@ -44,10 +44,14 @@ def to_incoming(bot: Bot, event: Event) -> Incoming | None:
 
 
 def _text(reply: Reply) -> Message:
+    """The reply as console text: a voice is shown as its file's path (with its words when the chat
+    hears only the voice)."""
+    voice = reply.voice
     lines = [
-        reply.text,
+        f"({reply.text})" if voice is not None and reply.voice_only else reply.text,
         *(f"[screenshot: {image.path}]" for image in reply.images),
         *(f"[file: {file.path}]" for file in reply.files),
+        *([f"[voice{' (recorded)' if voice.recorded else ''}: {voice.path}]"] if voice is not None else []),
     ]
     return Message("\n".join(lines))
 

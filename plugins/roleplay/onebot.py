@@ -125,14 +125,40 @@ async def to_message(reply: Reply, *, quote_id: int | None) -> Message:
     return message
 
 
+async def voice_message(reply: Reply) -> Message | None:
+    """The reply's voice as a ``record`` segment (base64; the OneBot implementation converts MP3,
+    Ogg/Opus or WAV to QQ's own format); ``None`` when it has none or its file cannot be read."""
+    if reply.voice is None:
+        return None
+    try:
+        return Message(MessageSegment.record(await asyncio.to_thread(reply.voice.path.read_bytes)))
+    except OSError as exc:
+        log.warning("posting without the voice %s: %s", reply.voice.path, exc)
+        return None
+
+
 async def deliver(bot: OneBot, key: ChatKey, reply: Reply, *, quote_id: int | None = None) -> None:
-    """Post ``reply`` in the chat ``key`` names, then upload its files; raises when the text fails."""
+    """Post ``reply`` in the chat ``key`` names: its text, then its voice (a message of its own, as QQ
+    wants), then its files; raises when the text (or a voice posted alone) fails."""
     private = key.chat_id.startswith("private:")
     target = int(key.chat_id.removeprefix("private:"))
-    if private:
-        await bot.send_private_msg(user_id=target, message=await to_message(reply, quote_id=None))
-    else:
-        await bot.send_group_msg(group_id=target, message=await to_message(reply, quote_id=quote_id))
+
+    async def send(message: Message) -> None:
+        if private:
+            await bot.send_private_msg(user_id=target, message=message)
+        else:
+            await bot.send_group_msg(group_id=target, message=message)
+
+    voice = await voice_message(reply)
+    if voice is None or not reply.voice_only:
+        await send(await to_message(reply, quote_id=None if private else quote_id))
+    if voice is not None:
+        try:
+            await send(voice)
+        except ActionFailed as exc:
+            if reply.voice_only:
+                raise
+            log.warning("%s: the voice was refused, the text is out (%s)", key, exc)
     for file in reply.files:
         path = str(file.path.resolve())
         try:

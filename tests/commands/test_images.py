@@ -2,7 +2,7 @@ from __future__ import annotations
 
 from PIL import Image
 
-from bot.flow.answer import ScreenshotCooldown
+from bot.flow.cooldown import ChatCooldown
 from bot.messages import Role
 from bot.router import Router
 from tests.messages import group_message
@@ -29,7 +29,7 @@ async def test_a_reply_close_to_a_captioned_line_carries_its_screenshot(router: 
 
 async def test_cooldown_spaces_screenshots_per_chat(router: Router) -> None:
     clock = Clock()
-    router.answerer.cooldown = ScreenshotCooldown(60, clock=clock)
+    router.answerer.cooldown = ChatCooldown(60, clock=clock)
     line = ORLA_CAPTIONS[0]
     assert len((await router.handle(group_message(line, to_me=True)))[0].images) == 1
     assert (await router.handle(group_message(line, to_me=True)))[0].images == []
@@ -39,7 +39,7 @@ async def test_cooldown_spaces_screenshots_per_chat(router: Router) -> None:
 
 
 async def test_images_off_needs_an_admin_and_stops_screenshots(router: Router) -> None:
-    router.answerer.cooldown = ScreenshotCooldown(0)
+    router.answerer.cooldown = ChatCooldown(0)
     refused = await router.handle(group_message("/images off"))
     assert refused[0].text == "/images is for group admins only."
     done = await router.handle(group_message("/images off", role=Role.OWNER))

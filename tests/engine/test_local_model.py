@@ -181,6 +181,17 @@ async def test_the_standing_prompts_are_read_ahead_saved_and_restored_on_the_nex
     try:
         await first_start.warm_up([english, chinese])
         assert first_start.standing == {"Orla Finch": "read", "苏小满": "read"}
+        translation = Prompt(
+            "Translator",
+            "en",
+            "Translate the line into Japanese. Write only the translation.",
+            [],
+            [],
+            Turn("Line", "The lamp is lit."),
+            PromptTokens(12, 0, 0, 8),
+            cue="Translate it into Japanese; write the translation only.",
+        )
+        assert (await first_start.complete(translation)).text, "in the spare slot, pushing no persona out"
         await assert_ready_without_reading(first_start, [english, chinese])
     finally:
         await first_start.aclose()

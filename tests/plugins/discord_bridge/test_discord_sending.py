@@ -6,11 +6,13 @@ import re
 from pathlib import Path
 
 import aiohttp
+import numpy as np
 from PIL import Image
 
 from bot.engine.packs import load_pack
-from bot.messages import ChatKey, Reply
+from bot.messages import ChatKey, Reply, Voice
 from bot.messages import Image as ReplyImage
+from bot.voice.audio import Encoder, speech_from_pcm
 from tests.packs import ORLA_CAPTIONS
 from tests.support.discord_gateway import CHANNEL_ID, PIP_ID, DiscordWorld
 
@@ -165,3 +167,29 @@ async def test_a_pack_avatar_is_uploaded_once_as_an_application_emoji(world: Dis
     emoji_id = world.api.emojis[0]["id"]
     avatars = {call.json["avatar_url"] for call in world.api.made("POST", WEBHOOK_POST)}
     assert avatars == {f"https://cdn.discordapp.com/emojis/{emoji_id}.png"}
+
+
+def spoken_mp3(path: Path, seconds: float = 0.8) -> Path:
+    """A real MP3 voice: a tone made into speech and encoded as the bot encodes voices."""
+    samples = 0.3 * np.sin(2 * np.pi * 330 * np.arange(int(24_000 * seconds)) / 24_000)
+    data, suffix = Encoder().encode(speech_from_pcm(samples, 24_000), "mp3")
+    target = path.with_suffix(suffix)
+    target.write_bytes(data)
+    return target
+
+
+async def test_a_voice_arrives_as_an_audio_file_through_the_characters_webhook(
+    world: DiscordWorld, tmp_path: Path
+) -> None:
+    voice = Voice(spoken_mp3(tmp_path / "lamp"), 0.8)
+    only = Reply("The lamp is lit.", character="orla", voice=voice, voice_only=True)
+    await world.bridge.poster.deliver(world.message("lamp?"), only)
+    with_text = Reply("The lamp is lit.", character="orla", voice=voice)
+    await world.bridge.poster.deliver(world.message("lamp?"), with_text)
+
+    alone, both = world.api.made("POST", WEBHOOK_POST)
+    assert (alone.json["username"], both.json["username"]) == ("Orla Finch", "Orla Finch")
+    assert alone.files == both.files == ["orla.mp3"]
+    assert "The lamp is lit." not in alone.content, "/voice only: the voice without the text"
+    assert both.content.endswith("The lamp is lit.")
+    assert alone.uploads["orla.mp3"] == voice.path.read_bytes()

@@ -1,6 +1,6 @@
 """The console as a person at the keyboard meets it: the bot started in a terminal (a pseudo-terminal
-here), a message typed, each character's reply in a bubble under its own name, and Ctrl+Q ending
-the whole bot, its port freed."""
+here), a message typed, each character's reply in a bubble under its own name (its voice as the
+file's path), and Ctrl+Q ending the whole bot, its port freed."""
 
 from __future__ import annotations
 
@@ -92,6 +92,7 @@ def test_each_character_speaks_under_its_name_and_ctrl_q_or_ctrl_c_ends_the_bot(
             embedding={"model": "hashing"},
             storage={"url": "sqlite+aiosqlite:///db/bot.sqlite3", "data_dir": str(tmp_path / "data")},
             characters={"dir": "characters", "default": "orla"},
+            voice={"mode": "on", "openai": {"base_url": model.base_url}},
         )
         terminal = Terminal([sys.executable, "-m", "bot", "--config", str(config)], tmp_path)
         try:
@@ -105,6 +106,7 @@ def test_each_character_speaks_under_its_name_and_ctrl_q_or_ctrl_c_ends_the_bot(
             # NOTE: the terminal is redrawn in pieces, so the name may come in two ("🎭 O", "rla Finch");
             # nothing else on the screen says "Finch" (the bot's own bubbles read "Bot").
             assert terminal.wait_for("Finch", 10), "the reply's bubble names its character"
+            assert terminal.wait_for("[voice: ", 20), "a voice shows as its file"
 
             terminal.type(quit_key)  # with the cursor in the message box, where Ctrl+C would copy
             terminal.read(0.5)
