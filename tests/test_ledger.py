@@ -4,13 +4,14 @@ restart, and a character's line that was never posted left out of its history.""
 from __future__ import annotations
 
 from datetime import timedelta
+from pathlib import Path
 
 import pytest
 
 from bot.config import SendingConfig
 from bot.errors import SendError
 from bot.ledger import Ledger
-from bot.messages import ChatKey, Reply
+from bot.messages import ChatKey, Reply, Voice
 from bot.router import Router
 from bot.sending import SendQueue
 from storage import Database, Repository
@@ -43,9 +44,7 @@ async def test_the_queue_settles_each_reply_and_lines_never_posted_leave_the_his
         if "refused" in reply.text:
             raise SendError("OneBot refused it (retcode 1200: rate limited)")
 
-    queue = SendQueue(
-        post, SendingConfig(min_gap_s=0, max_retries=0, retry_s=0), ledger=said
-    )
+    queue = SendQueue(post, SendingConfig(min_gap_s=0, max_retries=0, retry_s=0), ledger=said)
     lit, refused, storm, again, who = (
         line("The lamp is lit."),
         line("refused, every time"),
@@ -143,3 +142,26 @@ async def test_a_message_left_unanswered_by_a_killed_process_is_answered_once_re
         reply.text,
     ]
     assert await router.handle(message) == [], "answered now: a third delivery is not answered again"
+
+
+@pytest.mark.both_databases
+async def test_a_voice_is_recorded_with_its_reply_and_resent_with_it(repository: Repository) -> None:
+    before = ledger(repository, process="before-the-crash")
+    follow = Reply(
+        "灯りはついている。", character="orla", voice=Voice(Path("/v/lamp.mp3"), 1.2), voice_only=True
+    )
+    spoken = line("The lamp is lit.")
+    await before.record(GROUP, [follow, spoken], account="10000")
+    spoken.voice, spoken.voice_only = Voice(Path("/v/lit.ogg"), 0.9), True
+    await before.give_voice(spoken)  # /voice only: the voice came after the text was recorded
+
+    resent: list[Reply] = []
+
+    async def send(_key: ChatKey, reply: Reply) -> None:
+        resent.append(reply)
+
+    assert await ledger(repository, process="after").resend("onebot", "10000", send) == 2
+    assert [(r.text, r.voice and r.voice.path, r.voice_only) for r in resent] == [
+        ("灯りはついている。", Path("/v/lamp.mp3"), True),
+        ("The lamp is lit.", Path("/v/lit.ogg"), True),
+    ]

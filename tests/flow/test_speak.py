@@ -89,7 +89,10 @@ def config(tmp_path: Path, server: FakeOpenAIServer) -> BotConfig:
     return parse_config(
         {
             "admins": {"superusers": ["onebot:1"]},
-            "voice": {"cooldown_s": 0, "openai": {"base_url": server.base_url, "timeout_s": 5}},
+            "voice": {
+                "cooldown_s": 0,
+                "openai": {"base_url": server.base_url, "timeout_s": 5, "price_per_million_chars": 15},
+            },
         },
         source=tmp_path / "bot.toml",
     )
@@ -142,6 +145,13 @@ async def test_a_translated_voice_speaks_the_translation_and_the_chat_pays_for_i
     (voice_row,) = [row for row in rows if row.model.startswith("speech:")]
     assert voice_row.voice_chars == len(spoken.text)
     assert abs(voice_row.voice_ms / 1000 - expected) < 0.05
+
+    (usage,) = await router.handle(group_message("/usage", role=ADMIN))
+    chars = len(spoken.text)
+    assert (
+        f"Voice today: {chars} characters spoken, {expected:.0f} s of voice (${chars * 15 / 1e6:.4f})"
+        in usage.text
+    )
 
     again = await speaker.voice_of(incoming, orla, "The lamp is lit.")
     assert again is not None
