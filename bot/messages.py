@@ -182,3 +182,8 @@ class Reply:
     text stays in the record all the same."""
     settled: asyncio.Event | None = None
     """Set once the ledger settles the reply (posted or not): a voice that follows it waits for it."""
+
+    @property
+    def attached(self) -> bool:
+        """Whether it carries more than text (screenshots, files, a voice): never merged with others."""
+        return bool(self.images or self.files or self.voice)

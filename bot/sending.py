@@ -73,17 +73,22 @@ class _Posted:
 
 def parts_of(reply: Reply, settings: SendingConfig) -> list[Reply]:
     """``reply`` as the messages to post: split at sentence ends when long (at most ``max_parts``,
-    the last cut short with "…" when even that is not enough); images and files go with the first."""
+    the last cut short with "…" when even that is not enough); images and files go with the first,
+    a voice with the last. A voice posted alone is one message, however long its text."""
+    if reply.voice is not None and reply.voice_only:
+        return [reply]
     chunks = split_message(reply.text, settings.part_chars) if reply.text.strip() else [reply.text]
     if len(chunks) > settings.max_parts:
         kept = chunks[: settings.max_parts]
         kept[-1] = kept[-1].rstrip("…. ") + "…"
         chunks = kept
     first, *rest = chunks
-    return [
-        replace(reply, text=first),
+    parts = [
+        replace(reply, text=first, voice=None if rest else reply.voice),
         *(Reply(chunk, quote=False, character=reply.character) for chunk in rest),
     ]
+    parts[-1].voice = reply.voice
+    return parts
 
 
 class SendQueue:
@@ -156,7 +161,11 @@ class SendQueue:
         """Queue ``reply`` for ``key``; the future is done once every part was posted, or raises the
         :class:`SendError` of a part that could not be (and was kept)."""
         self.start()
-        if self.settings.long_reply == "image" and len(reply.text) > self.settings.part_chars:
+        if (
+            self.settings.long_reply == "image"
+            and len(reply.text) > self.settings.part_chars
+            and not reply.voice_only
+        ):
             reply = self._as_image(reply)
         items = [_Item(key, part) for part in parts_of(reply, self.settings)]
         self._queue.extend(items)
@@ -253,12 +262,12 @@ class SendQueue:
         """The head of the queue, with the text replies to the same chat piled up right behind it."""
         first = self._queue.popleft()
         items = [first]
-        if first.reply.images or first.reply.files:
+        if first.reply.attached:
             return items
         length = len(first.reply.text)
         while self._queue:
             following = self._queue[0]
-            if following.key != first.key or following.reply.images or following.reply.files:
+            if following.key != first.key or following.reply.attached:
                 break
             length += len(following.reply.text) + 1
             if length > self.settings.part_chars * self.settings.max_parts:

@@ -12,7 +12,7 @@ import pytest
 
 from bot.config import SendingConfig
 from bot.errors import AccountAway, SendError
-from bot.messages import ChatKey, Image, Reply
+from bot.messages import ChatKey, Image, Reply, Voice
 from bot.pictures import find_font
 from bot.sending import Senders, SendQueue, parts_of
 
@@ -99,6 +99,32 @@ def test_a_long_reply_is_split_at_sentence_ends_into_at_most_max_parts() -> None
     assert parts[-1].text.endswith("…")
     assert [len(part.images) for part in parts] == [1, 0, 0], "the screenshot goes with the first part"
     assert [part.quote for part in parts] == [True, False, False]
+
+
+def test_a_voice_goes_with_the_last_part_and_a_voice_alone_is_never_split() -> None:
+    sentence = "The lamp needs oil before the storm comes in from the west. "
+    voice = Voice(Path("lamp.mp3"), 4.0)
+    parts = parts_of(Reply(sentence * 4, character="orla", voice=voice), settings(part_chars=130))
+    assert [part.voice for part in parts] == [None, voice]
+    alone = Reply(sentence * 4, character="orla", voice=voice, voice_only=True)
+    assert parts_of(alone, settings(part_chars=130)) == [alone], "its text is not posted"
+
+
+async def test_a_voice_piled_up_behind_text_is_posted_on_its_own() -> None:
+    platform = Platform()
+    queue = SendQueue(platform.post, settings(min_gap_s=0.05, burst=1))
+    await queue.send(GROUP, Reply("one"))
+    voice = Reply("はい。", voice=Voice(Path("yes.mp3"), 1.0), voice_only=True)
+    await asyncio.gather(
+        queue.put(GROUP, Reply("two")), queue.put(GROUP, voice), queue.put(GROUP, Reply("three"))
+    )
+    assert [(reply.text, reply.voice) for _at, _key, reply in platform.posts] == [
+        ("one", None),
+        ("two", None),
+        ("はい。", voice.voice),
+        ("three", None),
+    ]
+    await queue.aclose()
 
 
 async def test_a_refused_post_is_retried_then_posted() -> None:

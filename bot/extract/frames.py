@@ -14,8 +14,9 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from bot.errors import ExtractError
-from bot.extract.media import last_line, run_ffmpeg
+from bot.extract.media import run_ffmpeg
 from bot.extract.subtitles import format_time
+from bot.ffmpeg import last_line
 
 
 @dataclass(slots=True, frozen=True)

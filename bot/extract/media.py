@@ -14,8 +14,9 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
+from bot import ffmpeg
 from bot.errors import ExtractError, missing_extra
-from bot.ffmpeg import find_ffmpeg
+from bot.ffmpeg import find_ffmpeg, last_line
 
 _DURATION = re.compile(r"Duration:\s*(\d+):(\d{2}):(\d{2}(?:\.\d+)?)")
 _VIDEO_STREAM = re.compile(r"Stream #\S+.*?: Video:")
@@ -30,31 +31,15 @@ def ffmpeg_exe() -> str:
     return found
 
 
-def last_line(stderr: str) -> str:
-    """The line of ffmpeg's error output that says what went wrong (its last meaningful one)."""
-    lines = [line.strip() for line in stderr.splitlines() if line.strip()]
-    meaningful = [line for line in lines if "output file" not in line]
-    return (meaningful or lines or ["no output"])[-1]
-
-
 def run_ffmpeg(args: Sequence[str], timeout_s: float, what: str) -> subprocess.CompletedProcess[str]:
-    """Run ffmpeg with ``args``; a timeout or a binary that cannot start is an :class:`ExtractError`.
-
-    A non-zero exit is returned, not raised: the caller knows what the call was for and says so.
-    """
-    try:
-        return subprocess.run(
-            [ffmpeg_exe(), "-hide_banner", "-nostdin", *args],
-            capture_output=True,
-            text=True,
-            errors="replace",
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise ExtractError(f"{what}: ffmpeg took longer than {timeout_s:g} s") from None
-    except OSError as exc:
-        raise ExtractError(f"cannot run ffmpeg ({ffmpeg_exe()}): {exc.strerror or exc}") from None
+    """Run ffmpeg with ``args`` (:func:`bot.ffmpeg.run_ffmpeg`), its output as text; a timeout or a
+    binary that cannot start is an :class:`ExtractError`. A non-zero exit is returned, not raised:
+    the caller knows what the call was for and says so."""
+    ffmpeg_exe()  # without one, say what extraction needs
+    done = ffmpeg.run_ffmpeg(args, timeout_s=timeout_s, what=what, error=ExtractError, extra="extract")
+    return subprocess.CompletedProcess(
+        done.args, done.returncode, done.stdout.decode(errors="replace"), done.stderr.decode(errors="replace")
+    )
 
 
 @dataclass(slots=True, frozen=True)

@@ -25,8 +25,9 @@ from typing import Literal
 
 from bot.engine.packs import VOICES_FILE
 from bot.errors import ExtractError
-from bot.extract.media import MediaInfo, last_line, run_ffmpeg
+from bot.extract.media import MediaInfo, run_ffmpeg
 from bot.extract.subtitles import SubtitleLine, format_time
+from bot.ffmpeg import last_line
 
 log = logging.getLogger(__name__)
 

@@ -51,6 +51,7 @@ if TYPE_CHECKING:
 
 log = logging.getLogger(__name__)
 
+MODES: dict[str, VoiceMode] = {"off": "off", "on": "on", "only": "only"}
 LANGUAGES = {"ja": "Japanese", "zh": "Mandarin Chinese", "yue": "Cantonese", "en": "English"}
 TRANSLATE = (
     "You translate lines of a role-play for the character's voice. Translate the line into {language}, "
@@ -122,8 +123,8 @@ class Speaker:
         self._tasks: set[asyncio.Task[None]] = set()
 
     def mode(self, state: ChatState) -> VoiceMode:
-        mode = state.voice_mode or self.config.voice.mode
-        return mode if mode in ("on", "only") else "off"  # type: ignore[return-value]
+        """The chat's ``/voice`` mode, else ``[voice] mode``."""
+        return MODES.get(state.voice_mode or "", self.config.voice.mode)
 
     async def speak(self, incoming: Incoming, replies: list[Reply]) -> None:
         """Give ``replies`` (recorded, not yet posted) their voices as the chat's mode says: ``only``

@@ -14,7 +14,6 @@ import hashlib
 import io
 import logging
 import os
-import subprocess
 import tempfile
 import threading
 import wave
@@ -24,8 +23,8 @@ from typing import Literal
 
 import numpy as np
 
-from bot.errors import SpeechError, missing_extra
-from bot.ffmpeg import find_ffmpeg
+from bot.errors import SpeechError
+from bot.ffmpeg import find_ffmpeg, last_line, run_ffmpeg
 from bot.voice.speech import Speech
 
 log = logging.getLogger(__name__)
@@ -86,24 +85,19 @@ def is_wav(data: bytes) -> bool:
 
 
 def _run_ffmpeg(args: Sequence[str], data: bytes, timeout_s: float, what: str) -> bytes:
-    ffmpeg = find_ffmpeg()
-    if ffmpeg is None:
-        raise missing_extra(SpeechError, what, "ffmpeg on PATH or imageio-ffmpeg", "voice")
-    try:
-        done = subprocess.run(
-            [ffmpeg, "-hide_banner", "-nostdin", "-loglevel", "error", *args],
-            input=data,
-            capture_output=True,
-            timeout=timeout_s,
-            check=False,
-        )
-    except subprocess.TimeoutExpired:
-        raise SpeechError(f"{what}: ffmpeg took longer than {timeout_s:g} s") from None
-    except OSError as exc:
-        raise SpeechError(f"{what}: cannot run ffmpeg ({ffmpeg}): {exc.strerror or exc}") from None
+    """What ffmpeg writes to stdout for ``data`` on its stdin; :class:`SpeechError` when it fails."""
+    done = run_ffmpeg(
+        ["-loglevel", "error", *args],
+        timeout_s=timeout_s,
+        what=what,
+        error=SpeechError,
+        extra="voice",
+        data=data,
+    )
     if done.returncode != 0 or not done.stdout:
-        lines = done.stderr.decode(errors="replace").strip().splitlines()
-        reason = lines[-1] if lines else f"exit status {done.returncode}, no output"
+        reason = (
+            last_line(done.stderr) if done.stderr.strip() else f"exit status {done.returncode}, no output"
+        )
         raise SpeechError(f"{what}: ffmpeg failed ({reason})")
     return done.stdout
 

@@ -551,15 +551,60 @@ class FakeOpenAIServer:
             status_code=404,
         )
 
-    async def _chat_completions(self, request: Request) -> Response:
+    async def _read(self, request: Request) -> tuple[dict[str, str], Any, dict[str, Any]]:
+        """A request's headers (lower-cased names), its JSON as sent, and that JSON as an object
+        (empty when it is none); the request counts as a hit."""
         self._hit(request)
         headers = {key.lower(): value for key, value in request.headers.items()}
-        raw = await request.body()
         try:
-            parsed: Any = json.loads(raw)
+            parsed: Any = json.loads(await request.body())
         except ValueError:
             parsed = None
-        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        return headers, parsed, parsed if isinstance(parsed, dict) else {}
+
+    def _record(
+        self,
+        into: list[RecordedRequest],
+        request: Request,
+        number: int,
+        headers: dict[str, str],
+        body: dict[str, Any],
+        failure: _Failure | None,
+    ) -> RecordedRequest:
+        record = RecordedRequest(
+            number=number,
+            method=request.method,
+            path=request.url.path,
+            headers=headers,
+            json=body,
+            status=failure.status if failure is not None else 200,
+            received_at=time.time(),
+        )
+        with self._changed:
+            into.append(record)
+            self._changed.notify_all()
+        return record
+
+    @staticmethod
+    async def _wait_or_fail(failure: _Failure | None, delay: float) -> Response | None:
+        """Wait the scripted delay; then the scripted failure's response, or ``None`` to answer."""
+        if failure is not None and failure.delay is not None:
+            delay = failure.delay
+        if delay:
+            await asyncio.sleep(delay)
+        if failure is not None and failure.content is not None:
+            return Response(
+                failure.content,
+                status_code=failure.status,
+                headers=failure.headers,
+                media_type=failure.media_type,
+            )
+        if failure is not None:
+            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        return None
+
+    async def _chat_completions(self, request: Request) -> Response:
+        headers, parsed, body = await self._read(request)
 
         with self._lock:
             number = next(self._counter)
@@ -576,32 +621,9 @@ class FakeOpenAIServer:
             except Exception as exc:
                 failure = _Failure(500, _error_body(f"reply function raised {exc!r}", "server_error"))
 
-        record = RecordedRequest(
-            number=number,
-            method=request.method,
-            path=request.url.path,
-            headers=headers,
-            json=body,
-            status=failure.status if failure is not None else 200,
-            received_at=time.time(),
-        )
-        with self._changed:
-            self._requests.append(record)
-            self._changed.notify_all()
-
-        if failure is not None and failure.delay is not None:
-            delay = failure.delay
-        if delay:
-            await asyncio.sleep(delay)
-        if failure is not None and failure.content is not None:
-            return Response(
-                failure.content,
-                status_code=failure.status,
-                headers=failure.headers,
-                media_type=failure.media_type,
-            )
-        if failure is not None:
-            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        record = self._record(self._requests, request, number, headers, body, failure)
+        if (refusal := await self._wait_or_fail(failure, delay)) is not None:
+            return refusal
 
         model = body.get("model") if isinstance(body.get("model"), str) else self.model
         prompt_tokens = _rough_tokens(record.all_text())
@@ -628,14 +650,7 @@ class FakeOpenAIServer:
     async def _speech(self, request: Request) -> Response:
         """A WAV tone lasting :func:`speech_duration_s` of the input, whatever format was asked for
         (as some local speech servers do)."""
-        self._hit(request)
-        headers = {key.lower(): value for key, value in request.headers.items()}
-        raw = await request.body()
-        try:
-            parsed: Any = json.loads(raw)
-        except ValueError:
-            parsed = None
-        body: dict[str, Any] = parsed if isinstance(parsed, dict) else {}
+        headers, parsed, body = await self._read(request)
 
         with self._lock:
             number = len(self._speech_requests) + 1
@@ -644,32 +659,9 @@ class FakeOpenAIServer:
         if failure is None:
             failure = self._validate_speech(body, headers, parsed)
 
-        record = RecordedRequest(
-            number=number,
-            method=request.method,
-            path=request.url.path,
-            headers=headers,
-            json=body,
-            status=failure.status if failure is not None else 200,
-            received_at=time.time(),
-        )
-        with self._changed:
-            self._speech_requests.append(record)
-            self._changed.notify_all()
-
-        if failure is not None and failure.delay is not None:
-            delay = failure.delay
-        if delay:
-            await asyncio.sleep(delay)
-        if failure is not None and failure.content is not None:
-            return Response(
-                failure.content,
-                status_code=failure.status,
-                headers=failure.headers,
-                media_type=failure.media_type,
-            )
-        if failure is not None:
-            return JSONResponse(failure.body, status_code=failure.status, headers=failure.headers)
+        self._record(self._speech_requests, request, number, headers, body, failure)
+        if (refusal := await self._wait_or_fail(failure, delay)) is not None:
+            return refusal
         wav = await asyncio.to_thread(tone_wav, speech_duration_s(str(body["input"])))
         return Response(wav, media_type="audio/wav")
 
