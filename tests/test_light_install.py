@@ -110,9 +110,13 @@ async def test_an_api_key_only_bot_answers_without_the_optional_packages(
         try:
             await client.send_group_message(2001, 501, " is a storm coming?", at_bot=True, nickname="Pip")
             call = await client.wait_for_call("send_group_msg", timeout=20)
+            await client.send_group_message(2001, 501, "/voice on", nickname="Pip", role="admin")
+            voice = await client.wait_for_call("send_group_msg", timeout=20)
         finally:
             await client.close()
         assert call.text() == "Reply #1: heard 'Pip:is a storm coming?'"
+        missing = 'the espeak-ng voice needs espeakng-loader: pip install -e ".[voice]"'
+        assert voice.text().endswith(f"Orla Finch cannot speak here yet: {missing}."), "said at once"
         assert process.stop(timeout=10) in (0, -signal.SIGTERM), process.tail(40)
     finally:
         process.stop()

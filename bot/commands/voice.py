@@ -25,7 +25,9 @@ def sound_of(context: CommandContext, pack: CharacterPack) -> str:
     try:
         engine = context.speaker.engines.resolve(voice.engine, language)
     except SpeechError as exc:
-        return f"{pack.name} cannot speak here yet: {exc}"
+        return f"{pack.name} cannot speak here yet: {exc}."
+    if (why := engine.missing()) is not None:
+        return f"{pack.name} cannot speak here yet: {why}."
     line = (
         f"{pack.name} speaks {LANGUAGES.get(language, language)} "
         f"({engine.name}, voice {voice.voice or engine.default_voice(language)})"

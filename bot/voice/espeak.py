@@ -21,7 +21,7 @@ import numpy as np
 
 from bot.errors import SpeechError, missing_extra
 from bot.voice.audio import speech_from_pcm
-from bot.voice.speech import Speech
+from bot.voice.speech import Speech, missing_modules
 
 _AUDIO_OUTPUT_SYNCHRONOUS = 2
 _INITIALIZE_DONT_EXIT = 0x8000
@@ -128,6 +128,9 @@ class EspeakSpeech:
 
     def identity(self, voice: str, speed: float) -> str:
         return f"espeak|{self._release}|{voice or DEFAULT_VOICE}|{speed:g}"
+
+    def missing(self) -> str | None:
+        return missing_modules("the espeak-ng voice", {"espeakng_loader": "espeakng-loader"})
 
     def default_voice(self, language: str) -> str:
         code = language.strip().lower()

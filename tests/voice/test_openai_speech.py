@@ -226,3 +226,16 @@ async def test_a_streamed_wav_without_its_length_is_read_whole(
 async def test_nothing_to_say_is_refused_by_the_server(engine: OpenAISpeech) -> None:
     with pytest.raises(SpeechError, match=r"HTTP 400\): 'input' must be a non-empty string"):
         await engine.speak("", voice="", speed=1.0)
+
+
+def test_without_a_key_or_a_server_the_engine_says_what_it_needs(monkeypatch: pytest.MonkeyPatch) -> None:
+    monkeypatch.delenv("OPENAI_API_KEY", raising=False)
+    assert OpenAISpeech(OpenAISpeechConfig()).missing() == (
+        "OpenAI's speech API needs a key in $OPENAI_API_KEY (or set [voice.openai] base_url)"
+    )
+    monkeypatch.setenv("OPENAI_API_KEY", "sk-test")
+    assert OpenAISpeech(OpenAISpeechConfig()).missing() is None
+    assert (
+        OpenAISpeech(OpenAISpeechConfig(base_url="http://127.0.0.1:9880/v1", api_key_env="NONE")).missing()
+        is None
+    )
