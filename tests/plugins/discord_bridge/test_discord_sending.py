@@ -12,6 +12,7 @@ from PIL import Image
 from bot.engine.packs import load_pack
 from bot.messages import ChatKey, Reply, Voice
 from bot.messages import Image as ReplyImage
+from bot.outbox import Outbox
 from bot.voice.audio import Encoder, speech_from_pcm
 from tests.packs import ORLA_CAPTIONS
 from tests.support.discord_gateway import CHANNEL_ID, PIP_ID, DiscordWorld
@@ -193,3 +194,13 @@ async def test_a_voice_arrives_as_an_audio_file_through_the_characters_webhook(
     assert "The lamp is lit." not in alone.content, "/voice only: the voice without the text"
     assert both.content.endswith("The lamp is lit.")
     assert alone.uploads["orla.mp3"] == voice.path.read_bytes()
+
+
+async def test_a_voice_that_follows_its_text_is_announced_through_the_webhook(
+    world: DiscordWorld, outbox: Outbox, tmp_path: Path
+) -> None:
+    voice = Voice(spoken_mp3(tmp_path / "lamp"), 0.8)
+    follow = Reply("灯りはついている。", quote=False, character="orla", voice=voice, voice_only=True)
+    assert await outbox.announce(ChatKey("discord", str(CHANNEL_ID)), follow)
+    (post,) = world.api.made("POST", WEBHOOK_POST)
+    assert (post.json["username"], post.content, post.files) == ("Orla Finch", "", ["orla.mp3"])
