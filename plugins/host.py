@@ -89,6 +89,13 @@ def run(config: BotConfig) -> None:
 
         driver.register_adapter(ConsoleAdapter)
 
+    console = None
+    if config.console.enabled:
+        from plugins.web import PREFIX, WebConsole
+
+        console = WebConsole(config)
+        nonebot.get_app().mount(PREFIX, console.app)
+
     plugin = nonebot.load_plugin("plugins.roleplay")
     if plugin is None:
         raise BotError("the roleplay plugin failed to load; see the log above")
@@ -106,6 +113,8 @@ def run(config: BotConfig) -> None:
             log.error("cannot start: %s", exc)
             raise
         attach(runtime)
+        if console is not None:
+            console.attach(runtime)
         if platforms.console.enabled:
             from plugins.roleplay.console import end_with_the_console
 
@@ -122,6 +131,8 @@ def run(config: BotConfig) -> None:
     @driver.on_shutdown
     async def stop_runtime() -> None:
         attach(None)
+        if console is not None:
+            console.attach(None)
         for bridge in bridges:
             await bridge.close()
         if (runtime := running.pop("runtime", None)) is not None:

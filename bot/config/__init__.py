@@ -46,6 +46,7 @@ from bot.config.service import (
     PlatformsConfig,
     ServerConfig,
     StorageConfig,
+    WebConsoleConfig,
 )
 from bot.config.voice import OpenAISpeechConfig, VoiceConfig
 from bot.errors import ConfigError
@@ -74,6 +75,7 @@ class BotConfig(Section):
     characters: CharactersConfig = CharactersConfig()
     admins: AdminsConfig = AdminsConfig()
     platforms: PlatformsConfig = PlatformsConfig()
+    console: WebConsoleConfig = WebConsoleConfig()
 
     base_dir: Path = Field(default=Path("."), exclude=True)
     """The folder of ``bot.toml``; set by :func:`load_config`, not read from the file."""
@@ -199,6 +201,7 @@ __all__ = [
     "ServerConfig",
     "StorageConfig",
     "VoiceConfig",
+    "WebConsoleConfig",
     "_describe",
     "config_path",
     "load_config",

@@ -138,6 +138,8 @@ class MemoryConfig(Section):
     """How far back recall searches, in messages the character witnessed."""
     retention_days: float = Field(default=0, ge=0)
     """Delete raw messages older than this once a summary keeps their gist (0 keeps them all)."""
+    trace_days: float = Field(default=30.0, ge=0)
+    """How long reply traces are kept for the inspector; 0 keeps none."""
     max_message_chars: int = Field(default=4000, ge=100)
     """A longer message is cut to this many characters before it is stored or read, with a note of
     how much was cut."""

@@ -25,6 +25,24 @@ class ServerConfig(Section):
     log_level: Literal["DEBUG", "INFO", "WARNING", "ERROR"] = "INFO"
 
 
+class WebConsoleConfig(Section):
+    """``[console]``: the web console at ``/console/`` on the bot's own port (and so, by default, on
+    ``127.0.0.1`` only)."""
+
+    enabled: bool = True
+    token_env: str = "BOT_CONSOLE_TOKEN"
+    """The variable holding the console's login token (a long random string). Unset or empty: the
+    bot logs a one-time login link at every start instead, as Jupyter does."""
+    session_hours: float = Field(12.0, gt=0)
+    """How long a login lasts."""
+    login_attempts: int = Field(5, ge=1)
+    """Wrong tokens one address may try in ``login_window_s`` before it must wait."""
+    login_window_s: float = Field(300.0, gt=0)
+
+    def token(self) -> str | None:
+        return os.environ.get(self.token_env, "").strip() or None
+
+
 class StorageConfig(Section):
     url: str = "sqlite+aiosqlite:///data/bot.sqlite3"
     """SQLite (one bot process per file) or ``postgresql+asyncpg://user:password@host/db``, which
