@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import logging
 import secrets
+from collections.abc import Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote
@@ -14,6 +15,7 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from plugins.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Gate, Session, same
+from plugins.web.playground import add_playground_routes
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -36,6 +38,8 @@ class WebConsole:
         self.config = config
         self.gate = Gate(config.console)
         self.runtime: Runtime | None = None
+        self.prefix = PREFIX
+        self._on_attach: list[Callable[[Runtime], None]] = []
         self.templates = Jinja2Templates(directory=HERE / "templates")
         self.app = FastAPI(openapi_url=None, docs_url=None, redoc_url=None)
         self.app.mount("/static", StaticFiles(directory=HERE / "static"), name="static")
@@ -52,6 +56,8 @@ class WebConsole:
         self.runtime = runtime
         if runtime is None:
             return
+        for hook in self._on_attach:
+            hook(runtime)
         link = self.gate.login_link(self.base_url)
         if link is None:
             log.info(
@@ -66,6 +72,10 @@ class WebConsole:
                 link,
                 self.config.console.token_env,
             )
+
+    def on_attach(self, hook: Callable[[Runtime], None]) -> None:
+        """Run ``hook`` with the runtime each time one is attached (a page's outbox, say)."""
+        self._on_attach.append(hook)
 
     # ------------------------------------------------------------------ what every page needs
 
@@ -160,6 +170,8 @@ class WebConsole:
             runtime = self.live()
             packs = sorted(runtime.packs, key=lambda pack: pack.id)
             return self.page(request, "overview.html", session, packs=packs, model=runtime.model.name)
+
+        add_playground_routes(self)
 
     def _logged_in(self, request: Request, next: str) -> Response:
         session_id, _session = self.gate.open_session()
