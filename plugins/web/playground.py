@@ -45,6 +45,7 @@ class Line:
     voice: Path | None = None
     delivery_id: int | None = None
     voice_only: bool = False
+    avatar: Path | None = None
 
 
 @dataclass(slots=True)
@@ -73,6 +74,7 @@ class Transcripts:
                 reply.voice.path if reply.voice else None,
                 reply.delivery_id,
                 reply.voice_only,
+                pack.avatar_path if pack else None,
             )
         )
 
