@@ -32,6 +32,7 @@ from bot.outbox import Outbox
 from bot.router import Router
 from bot.scheduler import Scheduler
 from bot.sending import Senders
+from bot.traces import forget_old_traces
 from storage import Database, Repository
 from storage.claims import CLAIM_WINDOW
 from storage.db import process_name
@@ -143,6 +144,11 @@ class Runtime:
         scheduler.every("summaries", "rolling summaries", config.memory.summary_every_min, summarizer.run)
         if config.memory.retention_days:
             scheduler.every("retention", "deleting old summarised messages", 24 * 60, summarizer.clean_up)
+
+        async def forget_traces() -> None:
+            await forget_old_traces(repository, config.memory.trace_days)
+
+        scheduler.every("traces", "deleting old reply traces", 24 * 60, forget_traces)
 
         ledger = Ledger(
             repository.deliveries, process=process_name(), resend_within_s=config.sending.resend_within_s

@@ -14,7 +14,7 @@ from typing import TYPE_CHECKING, Any, Literal
 from sqlalchemy import Select, bindparam, delete, func, insert, or_, select
 
 from storage.deliveries import said
-from storage.models import Chat, Message, Participant, table_of, utcnow
+from storage.models import Chat, Message, Participant, Trace, table_of, utcnow
 from storage.store import ChatRef, Store, rowcount
 
 if TYPE_CHECKING:
@@ -246,6 +246,23 @@ class Messages(Store):
             ).one()
         return count or 0, first
 
+    async def character_memories(self, key: ChatRef) -> dict[str, tuple[int, datetime | None]]:
+        """:meth:`character_memory` of every character that exchanged messages in the chat, in one
+        statement: character id → (messages since ``/reset``, the first one's time)."""
+        async with self._session(None) as session:
+            floor = await memory_floor(session, key)
+            rows = await session.execute(
+                select(Message.character_id, func.count(Message.id), func.min(Message.created_at))
+                .where(
+                    Message.platform == key.platform,
+                    Message.chat_id == key.chat_id,
+                    Message.character_id.is_not(None),
+                    Message.id > floor,
+                )
+                .group_by(Message.character_id)
+            )
+            return {str(character_id): (count, first) for character_id, count, first in rows.all()}
+
     async def forget_character(self, key: ChatRef, character_id: str) -> int:
         """Delete everything said to and by ``character_id`` in the chat; returns how many messages."""
         async with self._session(None) as session:
@@ -259,8 +276,17 @@ class Messages(Store):
             return rowcount(result)
 
     async def forget_user(self, platform: str, user_id: str) -> int:
-        """Delete every message ``user_id`` wrote on ``platform``, in every chat, and their names."""
+        """Delete every message ``user_id`` wrote on ``platform``, in every chat, and their names, and
+        the reply traces of those chats (a trace quotes the messages a reply recalled)."""
         async with self._session(None) as session:
+            wrote_in = (
+                select(Message.chat_id)
+                .where(Message.platform == platform, Message.user_id == user_id, Message.role == "user")
+                .distinct()
+            )
+            await session.execute(
+                delete(Trace).where(Trace.platform == platform, Trace.chat_id.in_(wrote_in))
+            )
             result = await session.execute(
                 delete(Message).where(
                     Message.platform == platform, Message.user_id == user_id, Message.role == "user"

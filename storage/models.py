@@ -288,3 +288,23 @@ class Notice(Base):
     text: Mapped[str] = mapped_column(Text)
     """The line said (the next notice in the chat picks another)."""
     told_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
+
+
+class Trace(Base):
+    """Why a character's reply came out as it did (scenes, lore, memory, prompt budgets, the reply
+    check), kept ``[memory] trace_days`` for the web console's inspector; the JSON is
+    :class:`bot.traces.ReplyTrace`'s."""
+
+    __tablename__ = "traces"
+
+    delivery_id: Mapped[int] = mapped_column(
+        BigInteger().with_variant(Integer, "sqlite"), primary_key=True, autoincrement=False
+    )
+    """The delivery of the reply (``deliveries.id``)."""
+    platform: Mapped[str] = mapped_column(String(32))
+    chat_id: Mapped[str] = mapped_column(String(128))
+    character_id: Mapped[str | None] = mapped_column(String(64))
+    created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, index=True)
+    trace: Mapped[str] = mapped_column(Text)
+
+    __table_args__ = (Index("ix_traces_chat_delivery", "platform", "chat_id", "delivery_id"),)

@@ -18,6 +18,7 @@ from storage.greetings import Greetings
 from storage.limits import Limits
 from storage.memory import Summaries
 from storage.messages import Messages
+from storage.traces import Traces
 from storage.usage import Spending
 
 if TYPE_CHECKING:
@@ -45,6 +46,8 @@ class Repository:
         self.greetings = Greetings(database)
         self.limits = Limits(database)
         """Rate windows, budgets and notices, as the governor reads them."""
+        self.traces = Traces(database)
+        """Why each character reply came out as it did, for the web console's inspector."""
 
     def chat_lock(self, key: ChatRef) -> AbstractAsyncContextManager[None]:
         """Hold ``key``'s lock across every bot process on this database (see :meth:`Database.chat_lock`)."""

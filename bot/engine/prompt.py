@@ -16,10 +16,11 @@ from typing import TYPE_CHECKING
 import tiktoken
 
 from bot.engine.guard import role_rules
-from bot.engine.lorebook import triggered
+from bot.engine.lorebook import matches
 
 if TYPE_CHECKING:
     from bot.config import PromptConfig
+    from bot.engine.lorebook import LoreMatch
     from bot.engine.packs import CharacterPack, Scene
 
 SCENE_DIVIDER = "###"
@@ -130,6 +131,8 @@ class Prompt:
     tokens: PromptTokens
     lore: list[str] = field(default_factory=list)
     """Lorebook entries the conversation called for, in insertion order."""
+    lore_matches: list[LoreMatch] = field(default_factory=list)
+    """The entries behind :attr:`lore`, each with the key that called it (for the reply's trace)."""
     summary: str = ""
     """What the character remembers of the chat's older messages (rolling summary)."""
     recalled: list[str] = field(default_factory=list)
@@ -281,12 +284,14 @@ class PromptBuilder:
             else []
         )
         lore: list[str] = []
+        lore_matches: list[LoreMatch] = []
         lore_tokens = 0
-        for entry in triggered(pack.lore, [*recent, message.text]):
-            cost = count(entry.content) + 2
+        for match in matches(pack.lore, [*recent, message.text]):
+            cost = count(match.entry.content) + 2
             if lore_tokens + cost > self.budgets.lore_tokens:
                 continue
-            lore.append(entry.content.strip())
+            lore.append(match.entry.content.strip())
+            lore_matches.append(match)
             lore_tokens += cost
 
         summary = self.counter.truncate(summary.strip(), self.budgets.summary_tokens)
@@ -315,6 +320,7 @@ class PromptBuilder:
                 recalled_tokens,
             ),
             lore=lore,
+            lore_matches=lore_matches,
             summary=summary,
             recalled=kept_recalled,
             rules=rules,

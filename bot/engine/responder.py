@@ -19,11 +19,11 @@ from bot.engine.replies import clean_reply
 from bot.errors import ModelError, ModelTimeout
 
 if TYPE_CHECKING:
-    from bot.config import BotConfig
+    from bot.config import BotConfig, PromptConfig
     from bot.engine.model import ChatModel, Completion
     from bot.engine.packs import CharacterPack
     from bot.engine.prompt import Prompt, PromptBuilder, Turn
-    from bot.engine.retrieval import Retriever
+    from bot.engine.retrieval import Retriever, SceneHit
     from bot.engine.screenshots import ScreenshotHit, ScreenshotMatcher
 
 log = logging.getLogger(__name__)
@@ -46,6 +46,12 @@ class ResponderResult:
     """How the model gave in before this reply (none when the first answer stayed in character)."""
     completions: list[Completion] = field(default_factory=list)
     """Every model answer paid for, the retry included (usage counts them all)."""
+    hits: list[SceneHit] = field(default_factory=list)
+    """The scenes retrieved, best first, with their scores (the prompt took those that fit)."""
+    budgets: PromptConfig | None = None
+    """The budgets the prompt was laid out under."""
+    model: str = ""
+    """The name of the model asked."""
 
     @property
     def deflected(self) -> bool:
@@ -106,7 +112,7 @@ class Responder:
         names = [pack.name, *pack.aliases]
         others = {turn.speaker for turn in [*prompt.history, prompt.message] if not turn.from_character}
         told = prompt.system_text()
-        result = ResponderResult("", prompt, None)
+        result = ResponderResult("", prompt, None, hits=hits, budgets=self.prompts.budgets, model=chosen.name)
         asked = prompt
         for _attempt in range(2):
             try:

@@ -3,11 +3,13 @@
 The engine (:class:`~bot.engine.responder.Responder`) retrieves the classic scenes, builds the
 prompt, asks the model and checks the reply; here the gathered messages become the prompt's turns,
 recall picks older messages the new one is about, and a screenshot goes with the reply when the chat
-allows one.
+allows one. With ``[memory] trace_days`` above 0 each answer carries its trace (:mod:`bot.traces`)
+for the record stage to store.
 """
 
 from __future__ import annotations
 
+import time
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
@@ -16,6 +18,7 @@ from bot.engine.prompt import Turn
 from bot.engine.screenshots import screenshot_image
 from bot.flow.cooldown import ChatCooldown
 from bot.messages import ChatKey, Reply
+from bot.traces import ReplyTrace
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
@@ -34,6 +37,8 @@ class Answer:
     completions: list[Completion] = field(default_factory=list)
     prompt_text: Callable[[], str] = str
     """The prompt as text, for estimating its tokens when the model reported none."""
+    trace: ReplyTrace | None = None
+    """Why the reply came out as it did; ``None`` when ``[memory] trace_days`` keeps no traces."""
 
 
 def turn_of(message: StoredMessage, pack: CharacterPack) -> Turn:
@@ -58,15 +63,18 @@ class Answerer:
         pack = context.pack
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
+        recalled = await self._recall(context)
+        started = time.perf_counter()
         result = await self.responder.respond(
             pack,
             [turn_of(message, pack) for message in context.history],
             turn_of(context.message, pack),
             with_screenshot=with_screenshot,
             summary=context.summary,
-            recalled=await self._recall(context),
+            recalled=recalled,
             model=self.responder.model.variant(model) if model else None,
         )
+        took_ms = (time.perf_counter() - started) * 1000
         reply = Reply(result.text, character=pack.id, in_history=not result.failed)
         if result.screenshot is not None:
             image = await screenshot_image(
@@ -75,7 +83,8 @@ class Answerer:
             if image is not None:
                 reply.images.append(image)
                 self.cooldown.used(key)
-        return Answer(reply, result.completions, result.prompt.system_text)
+        trace = ReplyTrace.build(pack, result, latency_ms=took_ms) if self.config.memory.trace_days else None
+        return Answer(reply, result.completions, result.prompt.system_text, trace)
 
     async def _recall(self, context: Context) -> list[str]:
         """Older messages (before the history window) that the message is about, as prompt lines."""

@@ -42,11 +42,16 @@ async def test_forget_me_erases_the_user_s_messages_everywhere(
     await router.handle(group_message("Orla, my address is 3 Pier Lane", user="9"))
     await router.handle(group_message("Orla, hi from the other group", user="9", group="200"))
     await router.handle(group_message("Orla, I stay", user="10"))
+    await router.handle(group_message("Orla, a chat user 9 never wrote in", user="10", group="300"))
+    assert len(await repository.traces.recent(ChatKey("onebot", "100"))) == 2
 
     assert (
         await say(router, "/forget me", user="9")
         == "Erased 2 of your messages, in every chat on this platform."
     )
+    for group, traces in (("100", 0), ("200", 0), ("300", 1)):
+        kept = await repository.traces.recent(ChatKey("onebot", group))
+        assert len(kept) == traces, "a reply's trace may quote what it recalled: gone where 9 wrote"
     for group in ("100", "200"):
         remembered = await repository.messages.recent(ChatKey("onebot", group), "orla", limit=20)
         assert all(message.user_id != "9" for message in remembered)

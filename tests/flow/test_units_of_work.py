@@ -65,14 +65,26 @@ async def test_a_replied_message_reads_in_one_session_and_writes_in_one(
 ) -> None:
     """Before the rebuild: 13 statements in 9 sessions on SQLite. Now: the claim, the message, its
     history (recall candidates included) and the governor's one read in one session (the chat's state,
-    the member's name and the summary come from the caches); the reply's line, its delivery and its
-    usage in another."""
+    the member's name and the summary come from the caches); the reply's line, its delivery, its
+    usage and its trace (one INSERT, :mod:`bot.traces`) in another."""
     await warm(router)
     with counted(database) as work:
         (reply,) = await router.handle(group_message("is the lamp lit?", to_me=True, user="42"))
     assert reply.text == "Orla Finch heard Pip#42: is the lamp lit?", "two members called Pip"
     assert work.sessions == 2, work
+    assert work.statements <= 8 + lock(database), work
+    assert sum("traces" in sql for sql in work.sent) == 1, work
+
+
+async def test_no_trace_costs_nothing_when_none_are_kept(router: Router, database: Database) -> None:
+    """``[memory] trace_days = 0``: the reply's unit of work is what it was before traces."""
+    memory = router.config.memory.model_copy(update={"trace_days": 0})
+    router.answerer.config = router.config.model_copy(update={"memory": memory})
+    await warm(router, 2)
+    with counted(database) as work:
+        await router.handle(group_message("is the lamp lit?", to_me=True, user="42"))
     assert work.statements <= 7 + lock(database), work
+    assert not any("traces" in sql for sql in work.sent), work
 
 
 async def test_room_talk_costs_one_session(router: Router, database: Database) -> None:
