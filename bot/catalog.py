@@ -99,6 +99,8 @@ class PackCatalog:
         self.progress_every_s = progress_every_s
         self.listener: Callable[[str, CatalogAction], Awaitable[None]] | None = None
         """Told of each change made here (:class:`CatalogSync` records it for other processes)."""
+        self.indexing: dict[str, IndexProgress] = {}
+        """The packs being indexed now, and how far each is (the web console shows it)."""
         self._changing = asyncio.Lock()
         self._held: dict[ChatKey, asyncio.Event] = {}
 
@@ -271,14 +273,19 @@ class PackCatalog:
         def heard(done: int, total: int) -> None:
             loop.call_soon_threadsafe(_update, progress, done, total)
 
-        indexing = asyncio.ensure_future(self.retriever.index(pack, heard))
-        while not indexing.done():
-            await asyncio.wait({indexing}, timeout=self.progress_every_s)
-            if not indexing.done() and report_to is not None and progress.done:
-                done = f"{progress.done}/{progress.total}"
-                await self._report(report_to, f"{pack.name}: indexing {done} scenes")
-        index = indexing.result()
-        await self.screenshots.index(pack)
+        self.indexing[pack.id] = progress
+        try:
+            indexing = asyncio.ensure_future(self.retriever.index(pack, heard))
+            while not indexing.done():
+                await asyncio.wait({indexing}, timeout=self.progress_every_s)
+                if not indexing.done() and report_to is not None and progress.done:
+                    done = f"{progress.done}/{progress.total}"
+                    await self._report(report_to, f"{pack.name}: indexing {done} scenes")
+            index = indexing.result()
+            await self.screenshots.index(pack)
+        finally:
+            if self.indexing.get(pack.id) is progress:
+                del self.indexing[pack.id]
         if report_to is None:
             return
         how = "ready" if index.has_dense or self.retriever.embedder is None else "ready (keyword search only)"

@@ -11,9 +11,10 @@ from __future__ import annotations
 
 from collections.abc import Collection
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
 
-from sqlalchemy import func, select
+from sqlalchemy import Row, func, select, tuple_, union
 
 from storage.cache import TTLCache
 from storage.models import CatalogChange, Chat, ChatAdmin, DisabledCharacter, Message, Participant
@@ -50,6 +51,24 @@ class ChatState:
 
 
 MANNERS = frozenset({"chattiness", "debounce_s"})
+
+
+@dataclass(slots=True, frozen=True)
+class KnownChat:
+    """A chat the bot knows (it has a row in ``chats``, or messages), as the web console lists it."""
+
+    platform: str
+    chat_id: str
+    state: ChatState
+    messages: int
+    """Every message stored in the chat, before its last ``/reset`` too."""
+    last_active: datetime | None
+    """When its last message was stored (UTC); ``None`` when it has none."""
+
+
+def _aware(moment: datetime | None) -> datetime | None:
+    """``moment`` with its time zone (SQLite hands back UTC times without one)."""
+    return moment.replace(tzinfo=UTC) if moment is not None and moment.tzinfo is None else moment
 
 
 def feed_key(key: ChatRef) -> str:
@@ -123,7 +142,8 @@ class Chats(Store):
     ) -> None:
         await self._update(key, {"active_character": character_id}, session)
 
-    async def set_images_enabled(self, key: ChatRef, enabled: bool) -> None:
+    async def set_images_enabled(self, key: ChatRef, enabled: bool | None) -> None:
+        """``/images on|off``; ``None`` follows ``[images] enabled`` again."""
         await self._update(key, {"images_enabled": enabled})
 
     async def set_voice_mode(self, key: ChatRef, mode: str | None) -> None:
@@ -172,6 +192,79 @@ class Chats(Store):
             chat.memory_floor = newest or 0
             self._changed(key, session)
             return forgotten or 0
+
+    async def known(
+        self, *, limit: int, offset: int = 0, key: ChatRef | None = None
+    ) -> tuple[list[KnownChat], int]:
+        """One page of the chats the bot knows, the one with the newest message first (those without
+        any last), and how many there are in all (``key``: that chat alone, when known).
+
+        A chat is known by its row in ``chats`` or by its messages (a chat that never changed a setting
+        may have no row). One statement reads the page with its states, message counts and last
+        activity, a second the characters the page's chats disabled.
+        """
+        in_chat: tuple[Any, ...] = ()
+        if key is not None:
+            in_chat = (Chat.platform == key.platform, Chat.chat_id == key.chat_id)
+        said_in = () if key is None else (Message.platform == key.platform, Message.chat_id == key.chat_id)
+        stats = (
+            select(
+                Message.platform,
+                Message.chat_id,
+                func.count(Message.id).label("messages"),
+                func.max(Message.created_at).label("last_at"),
+            )
+            .where(*said_in)
+            .group_by(Message.platform, Message.chat_id)
+            .cte("stats")
+        )
+        keys = union(
+            select(Chat.platform, Chat.chat_id).where(*in_chat), select(stats.c.platform, stats.c.chat_id)
+        ).cte("keys")
+        query = (
+            select(
+                keys.c.platform,
+                keys.c.chat_id,
+                Chat.active_character,
+                Chat.memory_floor,
+                Chat.images_enabled,
+                Chat.room_context,
+                Chat.chattiness,
+                Chat.debounce_s,
+                Chat.voice_mode,
+                func.coalesce(stats.c.messages, 0),
+                stats.c.last_at,
+                func.count().over(),
+            )
+            .select_from(keys)
+            .outerjoin(Chat, (Chat.platform == keys.c.platform) & (Chat.chat_id == keys.c.chat_id))
+            .outerjoin(stats, (stats.c.platform == keys.c.platform) & (stats.c.chat_id == keys.c.chat_id))
+            .order_by(
+                # NOTE: by the last message; chats with none after them, the last changed first.
+                stats.c.last_at.is_(None),
+                stats.c.last_at.desc(),
+                Chat.updated_at.desc(),
+                keys.c.platform,
+                keys.c.chat_id,
+            )
+            .limit(limit)
+            .offset(offset)
+        )
+        async with self._session(None) as session:
+            rows = (await session.execute(query)).all()
+            if not rows:
+                total = 0 if offset == 0 else await session.scalar(select(func.count()).select_from(keys))
+                return [], total or 0
+            disabled: dict[tuple[str, str], set[str]] = {}
+            listed = [(row[0], row[1]) for row in rows]
+            hidden = await session.execute(
+                select(
+                    DisabledCharacter.platform, DisabledCharacter.chat_id, DisabledCharacter.character_id
+                ).where(tuple_(DisabledCharacter.platform, DisabledCharacter.chat_id).in_(listed))
+            )
+            for platform, chat_id, character_id in hidden:
+                disabled.setdefault((platform, chat_id), set()).add(character_id)
+        return [_known(row, frozenset(disabled.get((row[0], row[1]), ()))) for row in rows], int(rows[0][-1])
 
     # ------------------------------------------------------------------ bot admins
 
@@ -262,3 +355,9 @@ class Chats(Store):
                 )
             )
             return {row.user_id: row.name for row in rows}
+
+
+def _known(row: Row[Any], disabled: frozenset[str]) -> KnownChat:
+    platform, chat_id, active, floor, images, room, chattiness, debounce_s, voice, count, last, _ = tuple(row)
+    state = ChatState(active, floor or 0, images, disabled, room, chattiness, debounce_s, voice)
+    return KnownChat(platform, chat_id, state, int(count), _aware(last))

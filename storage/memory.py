@@ -62,6 +62,16 @@ class Summaries(Store):
         self._cache.put(cache_key, summary)
         return summary
 
+    async def of_chat(self, key: ChatRef) -> dict[str, tuple[str, int]]:
+        """Every character's summary of the chat: character id → (text, last message id it covers)."""
+        async with self._session(None) as session:
+            rows = await session.execute(
+                select(Summary.character_id, Summary.text, Summary.upto_id).where(
+                    Summary.platform == key.platform, Summary.chat_id == key.chat_id
+                )
+            )
+            return {character_id: (text, upto_id) for character_id, text, upto_id in rows.all()}
+
     async def save(self, key: ChatRef, character_id: str, text: str, upto_id: int) -> None:
         self._cache.put((key.platform, key.chat_id, character_id), (text, upto_id))
         async with self._session(None) as session:

@@ -29,6 +29,8 @@ class UsageRow:
     replies: int
     voice_chars: int = 0
     voice_ms: int = 0
+    day: str | None = None
+    """The day (``YYYY-MM-DD``) when the query grouped by day, else ``None``."""
 
     @property
     def tokens(self) -> int:
@@ -116,14 +118,16 @@ class Spending(Store):
             ).all()
         return sum(int(row[1]) for row in rows), sum(int(row[1]) for row in rows if row[0] == user_id)
 
-    async def rows(self, since: str, until: str, key: ChatRef | None = None) -> list[UsageRow]:
+    async def rows(
+        self, since: str, until: str, key: ChatRef | None = None, *, by_day: bool = False
+    ) -> list[UsageRow]:
         """Tokens per chat, member and model from day ``since`` to ``until`` (inclusive); one chat's
-        when ``key`` is given, else every chat's."""
+        when ``key`` is given, else every chat's; ``by_day`` keeps the days apart (each row's ``day``)."""
+        groups = [Usage.platform, Usage.chat_id, Usage.user_id, Usage.model]
+        if by_day:
+            groups.append(Usage.day)
         query = select(
-            Usage.platform,
-            Usage.chat_id,
-            Usage.user_id,
-            Usage.model,
+            *groups,
             func.sum(Usage.prompt_tokens),
             func.sum(Usage.completion_tokens),
             func.sum(Usage.replies),
@@ -132,20 +136,22 @@ class Spending(Store):
         ).where(Usage.day >= since, Usage.day <= until)
         if key is not None:
             query = query.where(Usage.platform == key.platform, Usage.chat_id == key.chat_id)
-        query = query.group_by(Usage.platform, Usage.chat_id, Usage.user_id, Usage.model)
+        query = query.group_by(*groups)
         async with self._session(None) as session:
             rows = (await session.execute(query)).all()
+        sums = len(groups)
         return [
             UsageRow(
                 row[0],
                 row[1],
                 row[2],
                 row[3],
-                int(row[4]),
-                int(row[5]),
-                int(row[6]),
-                int(row[7]),
-                int(row[8]),
+                int(row[sums]),
+                int(row[sums + 1]),
+                int(row[sums + 2]),
+                int(row[sums + 3]),
+                int(row[sums + 4]),
+                day=row[4] if by_day else None,
             )
             for row in rows
         ]

@@ -15,6 +15,9 @@ from fastapi.staticfiles import StaticFiles
 from fastapi.templating import Jinja2Templates
 
 from plugins.web.auth import LOGIN_COOKIE, SESSION_COOKIE, Gate, Session, same
+from plugins.web.characters import add_character_routes
+from plugins.web.groups import add_group_routes
+from plugins.web.inspector import add_inspector_routes
 from plugins.web.playground import add_playground_routes
 
 if TYPE_CHECKING:
@@ -172,6 +175,9 @@ class WebConsole:
             return self.page(request, "overview.html", session, packs=packs, model=runtime.model.name)
 
         add_playground_routes(self)
+        add_inspector_routes(self)
+        add_character_routes(self)
+        add_group_routes(self)
 
     def _logged_in(self, request: Request, next: str) -> Response:
         session_id, _session = self.gate.open_session()

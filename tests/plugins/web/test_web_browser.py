@@ -1,5 +1,6 @@
 """The web console in a real browser (headless Chromium) against a real bot process: log in, talk in
-the playground and see the reply with its screenshot, and every page at phone width."""
+the playground and see the reply with its screenshot, open the inspector and see the retrieved
+scenes, and every page at phone width."""
 
 from __future__ import annotations
 
@@ -78,11 +79,26 @@ def test_an_owner_logs_in_and_talks_to_a_character(bot: str, tmp_path: Path) -> 
         assert loaded == 160, "the scene's screenshot is shown, loaded from the console"
         shoot(driver, "playground", tmp_path)
 
+        reply.find_element(By.LINK_TEXT, "why?").click()
+        WebDriverWait(driver, 10).until(expected_conditions.title_contains("Why Orla Finch said that"))
+        main = driver.find_element(By.TAG_NAME, "main").text
+        assert "Classic scenes retrieved" in main
+        first_scene = driver.find_element(By.CSS_SELECTOR, "details summary")
+        assert first_scene.text == "002", "the scene with the line the reply repeats ranks first"
+        first_scene.click()
+        assert ORLA_CAPTIONS[1] in driver.find_element(By.CSS_SELECTOR, "details pre").text
+        shoot(driver, "inspector", tmp_path)
+
 
 def test_every_page_fits_a_phone(bot: str, tmp_path: Path) -> None:
     with chromium(390, 844) as driver:
         log_in(driver, bot)
-        for name, path in (("phone-overview", "/console/"), ("phone-playground", "/console/play")):
+        pages = (
+            ("phone-overview", "/console/"),
+            ("phone-playground", "/console/play"),
+            ("phone-inspector", "/console/inspect/1"),
+        )
+        for name, path in pages:
             driver.get(f"{bot}{path}")
             assert fits(driver), path
             shoot(driver, name, tmp_path)
