@@ -13,6 +13,7 @@ from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support import expected_conditions
 from selenium.webdriver.support.wait import WebDriverWait
 
+from tests.importers.samples import WREN, card_png_bytes, v3
 from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
 from tests.support.bot_process import BotProcess, free_port, write_bot_toml
 from tests.support.browser import chromium, shoot
@@ -90,6 +91,52 @@ def test_an_owner_logs_in_and_talks_to_a_character(bot: str, tmp_path: Path) -> 
         shoot(driver, "inspector", tmp_path)
 
 
+def indexed(driver: WebDriver) -> bool:
+    """Whether the character page says its scene index is ready (reloading it while it is not; the
+    page itself shows the progress in a frame that reloads on its own)."""
+    if driver.find_elements(By.CSS_SELECTOR, ".index strong.ok"):
+        return True
+    driver.refresh()
+    return False
+
+
+def test_an_owner_imports_a_card_and_edits_a_scene(bot: str, tmp_path: Path) -> None:
+    card = tmp_path / "wren.png"
+    card.write_bytes(card_png_bytes(v3(WREN)))
+    with chromium() as driver:
+        log_in(driver, bot)
+        driver.get(f"{bot}/console/characters")
+        driver.find_element(By.CSS_SELECTOR, "input[type=file][name=file]").send_keys(str(card))
+        driver.find_element(By.CSS_SELECTOR, "form[action$='/characters/import'] button[type=submit]").click()
+        WebDriverWait(driver, 20).until(expected_conditions.url_contains("/console/characters/wren"))
+        assert "Imported Wren Calloway" in driver.find_element(By.TAG_NAME, "main").text
+        WebDriverWait(driver, 60).until(indexed)
+        shoot(driver, "character", tmp_path)
+
+        driver.get(f"{bot}/console/characters/orla")
+        driver.find_element(By.CSS_SELECTOR, "details#scene-001 summary").click()
+        scene = driver.find_element(By.CSS_SELECTOR, "details#scene-001 textarea")
+        scene.clear()
+        scene.send_keys("Pip: Orla, the storm is coming.\nOrla: Then double the lines on the boat, Pip.")
+        scene.find_element(By.XPATH, "ancestor::form//button[@value='save']").click()
+        WebDriverWait(driver, 20).until(expected_conditions.url_contains("notice="))
+        edited = driver.find_element(By.CSS_SELECTOR, "details#scene-001 textarea")
+        assert "double the lines" in (edited.get_attribute("value") or "")
+
+        driver.get(f"{bot}/console/play?chat=storm")
+        driver.find_element(By.NAME, "text").send_keys("Orla, the storm is coming. What about the boat?")
+        driver.find_element(By.CSS_SELECTOR, "form.say button[type=submit]").click()
+        why = WebDriverWait(driver, 20).until(
+            expected_conditions.element_to_be_clickable((By.CSS_SELECTOR, ".line.character a.inspect"))
+        )
+        why.click()
+        scenes = {
+            summary.text: summary.find_element(By.XPATH, "..").get_attribute("textContent") or ""
+            for summary in driver.find_elements(By.CSS_SELECTOR, "details summary")
+        }
+        assert "double the lines on the boat" in scenes["001"], "the reply was made from the edited scene"
+
+
 def test_every_page_fits_a_phone(bot: str, tmp_path: Path) -> None:
     with chromium(390, 844) as driver:
         log_in(driver, bot)
@@ -97,6 +144,10 @@ def test_every_page_fits_a_phone(bot: str, tmp_path: Path) -> None:
             ("phone-overview", "/console/"),
             ("phone-playground", "/console/play"),
             ("phone-inspector", "/console/inspect/1"),
+            ("phone-groups", "/console/groups"),
+            ("phone-group", "/console/groups/console-web/playground"),
+            ("phone-characters", "/console/characters"),
+            ("phone-character", "/console/characters/orla"),
         )
         for name, path in pages:
             driver.get(f"{bot}{path}")

@@ -5,8 +5,6 @@ same storage calls the chat commands make."""
 from __future__ import annotations
 
 import re
-import statistics
-import time
 from collections.abc import AsyncIterator
 from datetime import date, timedelta
 from datetime import time as clock
@@ -16,7 +14,6 @@ import httpx
 import pytest
 
 from bot.config import BotConfig, parse_config
-from bot.engine.model import EchoChatModel
 from bot.governor import cost
 from bot.messages import ChatKey
 from bot.runtime import Runtime
@@ -310,59 +307,3 @@ async def test_changes_need_the_csrf_token_and_a_session(
         assert seen.status_code == 303
         assert seen.headers["location"].startswith(f"{PREFIX}/login?next=")
     assert (await chats.state(GROUP)).images_enabled is None
-
-
-async def test_the_list_of_a_hundred_chats_and_thirty_characters_is_quick(
-    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """100 chats, each with 20 messages and usage today, their characters among 30 packs."""
-    for number in range(30):
-        write_pack(tmp_path / "characters", f"char{number:02d}", name=f"Character {number}", aliases=())
-    config = parse_config(
-        {
-            "characters": {"default": "char00"},
-            "embedding": {"model": "hashing"},
-            "budgets": {"prices": {"echo": {"input": 1.0, "output": 2.0}}},
-        },
-        source=tmp_path / "bot.toml",
-    )
-    monkeypatch.setenv(config.console.token_env, TOKEN)
-    runtime = await Runtime.create(config, model=EchoChatModel())
-    try:
-        repository = runtime.router.repository
-        today = runtime.router.governor.today()
-        for number in range(100):
-            key = ChatKey("onebot", str(10_000 + number))
-            character = f"char{number % 30:02d}"
-            await repository.chats.set_active_character(key, character)
-            async with repository.unit() as session:
-                for line in range(10):
-                    for role in ("user", "character"):
-                        await repository.messages.add(
-                            key,
-                            role=role,
-                            character_id=character,
-                            user_id=str(line),
-                            user_name=f"member {line}",
-                            text=f"line {line}",
-                            session=session,
-                        )
-            await repository.usage.add(key, "1", today, "echo", 1000 + number, 50)
-        web = WebConsole(config)
-        web.attach(runtime)
-        async with serve(web) as client:
-            await log_in(client)
-            timings = {}
-            for path in (f"{PREFIX}/groups", f"{PREFIX}/groups?page=2", f"{PREFIX}/groups/onebot/10042"):
-                runs = []
-                for _ in range(5):
-                    started = time.perf_counter()
-                    page = await client.get(path)
-                    runs.append(time.perf_counter() - started)
-                    assert page.status_code == 200
-                timings[path] = statistics.median(runs)
-            assert "100 chats" in (await client.get(f"{PREFIX}/groups")).text
-        print(", ".join(f"{path}: {seconds * 1000:.0f} ms" for path, seconds in timings.items()))
-        assert timings[f"{PREFIX}/groups"] < 1.0, timings
-    finally:
-        await runtime.aclose()
