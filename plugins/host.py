@@ -13,6 +13,7 @@ from typing import TYPE_CHECKING
 
 import nonebot
 from nonebot.log import LoguruHandler
+from starlette.routing import Mount
 
 from bot.config import BotConfig
 from bot.errors import BotError, ConfigError, StorageError
@@ -181,12 +182,15 @@ def check_onebot_access(config: BotConfig) -> None:
 
 
 def served_routes() -> list[str]:
-    """What the NoneBot app answers, e.g. ``websocket /onebot/v11/ws``, ``POST /onebot/v11/http``."""
+    """What the NoneBot app answers, e.g. ``websocket /onebot/v11/ws``, ``POST /onebot/v11/http``,
+    ``/console/ (the web console, behind its login)``."""
     routes: list[str] = []
     for route in nonebot.get_app().routes:
         path = getattr(route, "path", repr(route))
         methods = getattr(route, "methods", None)
-        if methods:
+        if isinstance(route, Mount):
+            routes.append(f"{path}/ (the web console, behind its login)")
+        elif methods:
             routes.extend(f"{method} {path}" for method in sorted(methods) if method != "HEAD")
         else:
             routes.append(f"websocket {path}")

@@ -19,15 +19,16 @@ import secrets
 import tomllib
 import uuid
 from collections import OrderedDict
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Mapping
 from contextlib import asynccontextmanager
 from dataclasses import dataclass, field
+from functools import partial
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import quote, urlencode
 
 from fastapi import HTTPException, Request
-from fastapi.responses import FileResponse, HTMLResponse, RedirectResponse, Response
+from fastapi.responses import FileResponse, HTMLResponse, JSONResponse, RedirectResponse, Response
 from starlette.datastructures import UploadFile
 
 from bot.engine.packs import PACK_FILE, PACK_ID, CharacterPack
@@ -212,6 +213,20 @@ def too_big(name: str, limit: int) -> str:
         f"{name} is over the import limit of {limit:,} bytes ([characters] max_import_mb); nothing was read "
         "past it."
     )
+
+
+def settings_of(form: Mapping[str, Any]) -> tuple[dict[str, str], dict[str, Value]]:
+    """The settings form as typed (to show it again) and as ``character.toml`` values."""
+    typed = {key: str(form.get(key) or "") for key in ("persona", "aliases", "description", "greeting")}
+    typed["deflection"] = str(form.get("deflection") or "")
+    wanted: dict[str, Value] = {
+        "persona": typed["persona"],
+        "aliases": lines_of(typed["aliases"]),
+        "description": " ".join(typed["description"].split()),
+        "greeting": " ".join(typed["greeting"].split()),
+        "deflection": lines_of(typed["deflection"]),
+    }
+    return typed, wanted
 
 
 def add_character_routes(console: WebConsole) -> None:
@@ -435,15 +450,7 @@ def add_character_routes(console: WebConsole) -> None:
     async def save_settings(request: Request, pack_id: str) -> Response:
         session, form = await console.checked(request)
         pack = known(console.live(), pack_id)
-        typed = {key: str(form.get(key) or "") for key in ("persona", "aliases", "description", "greeting")}
-        typed["deflection"] = str(form.get("deflection") or "")
-        wanted: dict[str, Value] = {
-            "persona": typed["persona"],
-            "aliases": lines_of(typed["aliases"]),
-            "description": " ".join(typed["description"].split()),
-            "greeting": " ".join(typed["greeting"].split()),
-            "deflection": lines_of(typed["deflection"]),
-        }
+        typed, wanted = settings_of(form)
         return await save(
             request,
             session,
@@ -453,6 +460,27 @@ def add_character_routes(console: WebConsole) -> None:
             f"Saved {pack.name}'s {PACK_FILE} and reloaded the pack.",
             "settings",
         )
+
+    @app.post("/characters/{pack_id}/check")
+    async def check_as_typed(request: Request, pack_id: str) -> Response:
+        """What the pack loader would say of a settings or scene form as it stands, nothing written:
+        ``{"problem": "scenes/002.txt:3: …"}``, or ``null`` when the pack would load."""
+        _session, form = await console.checked(request)
+        pack = known(console.live(), pack_id)
+        build: Callable[[Path], PackEdit]
+        if form.get("what") == "settings":
+            wanted = settings_of(form)[1]
+            build = partial(settings_edit, wanted=wanted)
+        else:
+            build = partial(scene_edit, scene=str(form.get("scene") or ""), text=str(form.get("text") or ""))
+        async with editing:
+            try:
+                edit = await asyncio.to_thread(build, pack.root)
+                if edit:
+                    await asyncio.to_thread(check, pack.root, edit)
+            except PackError as exc:
+                return JSONResponse({"problem": shown(exc, pack.root)})
+        return JSONResponse({"problem": None})
 
     @app.post("/characters/{pack_id}/scenes")
     async def save_scene(request: Request, pack_id: str) -> Response:

@@ -117,7 +117,7 @@ async def test_only_the_authenticated_websocket_is_served_and_no_frame_closes_it
     bot: tuple[Harness, OneBotClient],
 ) -> None:
     harness, client = bot
-    assert served(harness) == "websocket /onebot/v11/ws"
+    assert served(harness) == "websocket /onebot/v11/ws, /console/ (the web console, behind its login)"
 
     # Forged events on every route NoneBot would serve, for a connected and an unconnected account.
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{harness.port}") as http:
@@ -194,7 +194,9 @@ async def test_http_post_is_opt_in_with_the_token_or_signature_and_a_big_file_ar
     bot: tuple[Harness, OneBotClient],
 ) -> None:
     harness, client = bot
-    assert served(harness) == "websocket /onebot/v11/ws, POST /onebot/v11/http"
+    assert served(harness) == (
+        "websocket /onebot/v11/ws, POST /onebot/v11/http, /console/ (the web console, behind its login)"
+    )
 
     async with httpx.AsyncClient(base_url=f"http://127.0.0.1:{harness.port}") as http:
 

@@ -117,7 +117,13 @@ def test_an_owner_imports_a_card_and_edits_a_scene(bot: str, tmp_path: Path) -> 
         driver.find_element(By.CSS_SELECTOR, "details#scene-001 summary").click()
         scene = driver.find_element(By.CSS_SELECTOR, "details#scene-001 textarea")
         scene.clear()
+        scene.send_keys("Pip: Orla, the storm is coming.\nno speaker on this line")
+        problem = driver.find_element(By.CSS_SELECTOR, "details#scene-001 .live-check")
+        WebDriverWait(driver, 10).until(lambda _d: problem.is_displayed())
+        assert problem.text.startswith("scenes/001.txt:2: expected"), "the loader's words, as it is typed"
+        scene.clear()
         scene.send_keys("Pip: Orla, the storm is coming.\nOrla: Then double the lines on the boat, Pip.")
+        WebDriverWait(driver, 10).until(lambda _d: not problem.is_displayed())
         scene.find_element(By.XPATH, "ancestor::form//button[@value='save']").click()
         WebDriverWait(driver, 20).until(expected_conditions.url_contains("notice="))
         edited = driver.find_element(By.CSS_SELECTOR, "details#scene-001 textarea")

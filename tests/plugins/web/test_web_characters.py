@@ -313,3 +313,20 @@ async def test_every_form_wants_its_csrf_token(client: httpx.AsyncClient, config
         path: path.read_bytes() for path in (config.characters_dir / "orla").rglob("*") if path.is_file()
     }
     assert after == before
+
+
+async def test_a_form_is_checked_as_it_is_typed_and_nothing_is_written(
+    client: httpx.AsyncClient, config: BotConfig
+) -> None:
+    scene = config.characters_dir / "orla" / "scenes" / "002.txt"
+    before = scene.read_bytes()
+    broken = await post(
+        client, f"{PAGE}/orla/check", what="scene", scene="002", text="Tam: Fish!\nno speaker"
+    )
+    assert broken.json()["problem"].startswith("scenes/002.txt:2: expected")
+    fine = await post(client, f"{PAGE}/orla/check", what="scene", scene="002", text="Tam: Fish!\nOrla: Mine.")
+    assert fine.json() == {"problem": None}
+    unnamed = await post(client, f"{PAGE}/orla/check", what="settings", persona="", aliases="Orla")
+    assert "persona" in unnamed.json()["problem"]
+    assert scene.read_bytes() == before
+    assert not list(config.characters_dir.glob(".edit-*")), "the checked copies are gone"
