@@ -75,3 +75,14 @@ async def test_media_comes_only_from_the_packs_and_data_folders(
     assert (await client.get(f"{PREFIX}/media", params={"path": sneaky})).status_code == 404
     avatar_free = config.characters_dir / "orla" / "character.toml"
     assert (await client.get(f"{PREFIX}/media", params={"path": str(avatar_free)})).status_code == 200
+
+
+async def test_with_voice_on_a_reply_is_heard_in_the_page(client: httpx.AsyncClient) -> None:
+    page = await say(client, "/voice only", member="Pip", chat="voices")
+    assert "Voice only" in page
+    page = await say(client, "Is the lamp lit?", member="Pip", chat="voices")
+    (audio,) = re.findall(r'<audio controls preload="none" src="([^"]+)"', page)
+    heard = await client.get(audio.replace("&amp;", "&"))
+    assert heard.status_code == 200
+    assert heard.headers["content-type"] == "audio/mpeg", "espeak-ng's voice, encoded as MP3"
+    assert len(heard.content) > 1000
