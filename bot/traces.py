@@ -91,15 +91,7 @@ class PromptPartTokens(_Part):
     @computed_field  # type: ignore[prop-decorator]
     @property
     def total(self) -> int:
-        return (
-            self.persona
-            + self.scenes
-            + self.history
-            + self.message
-            + self.lore
-            + self.summary
-            + self.recalled
-        )
+        return sum(getattr(self, part) for part in type(self).model_fields)
 
 
 class PromptTrace(_Part):

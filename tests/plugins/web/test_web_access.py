@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import re
 from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
 
 import httpx
 import pytest
@@ -33,15 +34,27 @@ def serve(console: WebConsole) -> httpx.AsyncClient:
     return httpx.AsyncClient(transport=httpx.ASGITransport(app=app), base_url="http://127.0.0.1:8080")
 
 
-@pytest.fixture
-async def console(
-    config: BotConfig, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+@asynccontextmanager
+async def opened(
+    config: BotConfig, runtime: Runtime, monkeypatch: pytest.MonkeyPatch, *, logged_in: bool
 ) -> AsyncIterator[tuple[WebConsole, httpx.AsyncClient]]:
+    """The console serving ``runtime`` with :data:`TOKEN` as its token, and a client of it (logged in
+    when ``logged_in``)."""
     monkeypatch.setenv(config.console.token_env, TOKEN)
     console = WebConsole(config)
     console.attach(runtime)
     async with serve(console) as client:
+        if logged_in:
+            await log_in(client)
         yield console, client
+
+
+@pytest.fixture
+async def console(
+    config: BotConfig, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
+) -> AsyncIterator[tuple[WebConsole, httpx.AsyncClient]]:
+    async with opened(config, runtime, monkeypatch, logged_in=False) as both:
+        yield both
 
 
 def csrf_of(html: str) -> str:

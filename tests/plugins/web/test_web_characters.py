@@ -21,10 +21,10 @@ from bot.engine.packs import CharacterPack
 from bot.importers import ImportLimits
 from bot.messages import ChatKey
 from bot.runtime import Runtime
-from plugins.web import PREFIX, WebConsole
+from plugins.web import PREFIX
 from tests.importers.samples import WREN, card_png_bytes, png_bytes, v3
 from tests.packs import write_pack
-from tests.plugins.web.test_web_access import TOKEN, csrf_of, log_in, runtime, serve
+from tests.plugins.web.test_web_access import csrf_of, opened, runtime
 
 __all__ = ["runtime"]  # the fixture, shared with the access tests
 
@@ -44,11 +44,7 @@ def config(config: BotConfig) -> BotConfig:
 async def client(
     config: BotConfig, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setenv(config.console.token_env, TOKEN)
-    console = WebConsole(config)
-    console.attach(runtime)
-    async with serve(console) as client:
-        await log_in(client)
+    async with opened(config, runtime, monkeypatch, logged_in=True) as (_console, client):
         yield client
 
 

@@ -20,7 +20,7 @@ from bot.runtime import Runtime
 from plugins.web import PREFIX, WebConsole
 from tests.messages import group_message, private_message
 from tests.packs import ORLA_CAPTIONS, write_pack, write_xiaoman
-from tests.plugins.web.test_web_access import TOKEN, csrf_of, log_in, runtime, serve
+from tests.plugins.web.test_web_access import csrf_of, opened, runtime, serve
 
 __all__ = ["runtime"]  # the fixture, shared with the access tests
 
@@ -49,12 +49,8 @@ async def console(
     config: BotConfig, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[tuple[WebConsole, httpx.AsyncClient]]:
     """The console, logged in."""
-    monkeypatch.setenv(config.console.token_env, TOKEN)
-    web = WebConsole(config)
-    web.attach(runtime)
-    async with serve(web) as client:
-        await log_in(client)
-        yield web, client
+    async with opened(config, runtime, monkeypatch, logged_in=True) as both:
+        yield both
 
 
 async def talk(runtime: Runtime) -> None:

@@ -12,9 +12,9 @@ import pytest
 from bot.config import BotConfig
 from bot.messages import ChatKey
 from bot.runtime import Runtime
-from plugins.web import PREFIX, WebConsole
+from plugins.web import PREFIX
 from tests.packs import ORLA_CAPTIONS
-from tests.plugins.web.test_web_access import TOKEN, csrf_of, log_in, runtime, serve
+from tests.plugins.web.test_web_access import csrf_of, opened, runtime
 
 __all__ = ["runtime"]  # the fixture, shared with the access tests
 
@@ -23,11 +23,7 @@ __all__ = ["runtime"]  # the fixture, shared with the access tests
 async def client(
     config: BotConfig, runtime: Runtime, monkeypatch: pytest.MonkeyPatch
 ) -> AsyncIterator[httpx.AsyncClient]:
-    monkeypatch.setenv(config.console.token_env, TOKEN)
-    console = WebConsole(config)
-    console.attach(runtime)
-    async with serve(console) as client:
-        await log_in(client)
+    async with opened(config, runtime, monkeypatch, logged_in=True) as (_console, client):
         yield client
 
 
