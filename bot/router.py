@@ -21,6 +21,7 @@ from functools import partial
 from typing import TYPE_CHECKING
 
 from bot.commands import CommandContext, CommandRegistry, Conversations, RecentFiles
+from bot.engine.pack_models import PackModels
 from bot.engine.prompt import TokenCounter
 from bot.flow.answer import Answer, Answerer
 from bot.flow.bursts import Bursts
@@ -71,6 +72,7 @@ class Router:
         process: str = "",
         governor: Governor | None = None,
         storage_watch: StorageWatch | None = None,
+        pack_models: PackModels | None = None,
     ) -> None:
         self.config = config
         self.scheduler = scheduler
@@ -101,7 +103,9 @@ class Router:
             busy=timedelta(seconds=2 * config.llm.reply_deadline_s + config.groups.debounce_s),
             chance=chance or random.Random(),
         )
-        self.answerer = Answerer(config, responder, ChatCooldown(config.images.cooldown_s))
+        self.pack_models = pack_models or PackModels(responder.model, config.llm)
+        """The characters' own models (``[llm]`` in ``character.toml``); the runtime closes them."""
+        self.answerer = Answerer(config, responder, ChatCooldown(config.images.cooldown_s), self.pack_models)
         self.waiting = WaitingNotice(ledger, outbox)
         self.recorder = Recorder(
             repository, ledger, governor or Governor(config, repository, TokenCounter.default()), self.packs
@@ -117,7 +121,9 @@ class Router:
             counter=TokenCounter.default(),
             embedder=responder.screenshots.embedder,
         )
-        greeter = Greeter(config, repository, self.locks, self.gatherer, responder, ledger, outbox)
+        greeter = Greeter(
+            config, repository, self.locks, self.gatherer, responder, ledger, outbox, self.pack_models
+        )
         self.greetings = Greetings(
             repository=repository, scheduler=scheduler, config=config.scheduler, send=greeter.greet
         )

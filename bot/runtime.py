@@ -220,5 +220,6 @@ class Runtime:
         await self.senders.aclose()
         await self.scheduler.aclose()
         await self.background.aclose()
+        await self.router.pack_models.aclose()
         await self.model.aclose()
         await self.database.aclose()

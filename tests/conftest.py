@@ -148,5 +148,6 @@ async def router(
         ledger=Ledger(repository.deliveries, process="test", resend_within_s=600),
     )
     yield router
+    await router.pack_models.aclose()
     await router.speaker.aclose()
     await router.scheduler.aclose()

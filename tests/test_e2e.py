@@ -76,7 +76,9 @@ class Harness:
         discord: bool = False,
         database_url: str | None = None,
         voice: dict[str, Any] | None = None,
+        extra_pack: Callable[[Path], object] | None = None,
     ) -> None:
+        """``extra_pack`` writes one more pack into the characters folder it is given."""
         self.root = root
         self.port = free_port()
         characters = root / "characters"
@@ -87,6 +89,8 @@ class Harness:
             screenshots=[SCREENSHOT_LINE],
         )
         write_xiaoman(characters)
+        if extra_pack is not None:
+            extra_pack(characters)
         self.config = write_bot_toml(
             root / "bot.toml",
             {

@@ -18,6 +18,7 @@ from typing import TYPE_CHECKING
 from bot.commands import Command, CommandContext, CommandRegistry, Completion, Level, Verb, split_first
 from bot.commands.creation import USAGE as CREATE_USAGE
 from bot.commands.creation import handle_create
+from bot.engine.pack_models import describe_model
 from bot.engine.packs import PACK_ID, CharacterPack
 from bot.errors import CommandError, PackError
 from bot.messages import Attachment, ChatKey, Reply
@@ -78,7 +79,10 @@ async def handle_characters(context: CommandContext, args: str) -> Reply:
 async def handle_who(context: CommandContext, args: str) -> Reply:
     pack = context.active
     aliases = ", ".join(pack.aliases) or "none"
-    return Reply(f"Active character: {_entry(pack)} (call it: {aliases})")
+    lines = [f"Active character: {_entry(pack)} (call it: {aliases})"]
+    if pack.settings.llm is not None:
+        lines.append(f"It {describe_model(pack, context.config.llm)}.")
+    return Reply("\n".join(lines))
 
 
 # ---------------------------------------------------------------------- /character verbs
@@ -93,6 +97,7 @@ async def handle_info(context: CommandContext, args: str) -> Reply:
     ]
     if pack.settings.greeting:
         lines.append(f"Greeting: {pack.settings.greeting}")
+    lines.append(f"It {describe_model(pack, context.config.llm)}.")
     if pack.id in context.state.disabled:
         lines.append("Disabled in this chat.")
     return Reply("\n".join(lines))

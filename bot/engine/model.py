@@ -18,7 +18,7 @@ import random
 import time
 from abc import ABC, abstractmethod
 from dataclasses import dataclass
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Self
 
 import httpx
 
@@ -107,6 +107,9 @@ class OpenAIChatModel(ChatModel):
     headers when set, as the ``openai`` package did.
     """
 
+    path = "/chat/completions"
+    """Where requests go, under ``base_url``."""
+
     def __init__(
         self,
         *,
@@ -123,7 +126,8 @@ class OpenAIChatModel(ChatModel):
         self.temperature = temperature
         self.max_tokens = max_tokens
         self.timeout_s = timeout_s
-        self._url = _chat_completions_url(base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL)
+        self.base_url = base_url or os.environ.get("OPENAI_BASE_URL") or DEFAULT_BASE_URL
+        self._url = _endpoint_url(self.base_url, self.path)
         headers = {
             "Authorization": f"Bearer {api_key or 'not-needed'}",
             "Content-Type": "application/json",
@@ -138,7 +142,7 @@ class OpenAIChatModel(ChatModel):
         )
 
     @classmethod
-    def from_config(cls, config: LLMConfig) -> OpenAIChatModel:
+    def from_config(cls, config: LLMConfig) -> Self:
         return cls(
             model=config.model,
             base_url=config.base_url,
@@ -150,14 +154,17 @@ class OpenAIChatModel(ChatModel):
         )
 
     async def complete(self, prompt: Prompt) -> Completion:
-        body = {
+        response = await self._post(json.dumps(self._body(prompt), ensure_ascii=False).encode())
+        return self._completion(_answer(response))
+
+    def _body(self, prompt: Prompt) -> dict[str, object]:
+        """The request's JSON."""
+        return {
             "model": self.name,
             "messages": prompt.to_messages(),
             "temperature": self.temperature,
             "max_tokens": self.max_tokens,
         }
-        response = await self._post(json.dumps(body, ensure_ascii=False).encode())
-        return self._completion(_answer(response))
 
     async def _post(self, content: bytes) -> httpx.Response:
         """POST ``content``, retrying what may succeed later; the first 2xx answer, or a ModelError."""
@@ -225,6 +232,10 @@ class OpenAIChatModel(ChatModel):
             raise ModelError(
                 f"the model server's message content is a {type(text).__name__}, not text: {str(text)[:80]!r}"
             )
+        return self._with_usage(answer, text)
+
+    def _with_usage(self, answer: dict[str, object], text: str) -> Completion:
+        """``text`` as a :class:`Completion`, with the model name and token counts ``answer`` reports."""
         usage = answer.get("usage")
         if not isinstance(usage, dict):
             usage = {}
@@ -240,11 +251,55 @@ class OpenAIChatModel(ChatModel):
         await self._client.aclose()
 
 
-def _chat_completions_url(base_url: str) -> httpx.URL:
-    """``{base_url}/chat/completions``, keeping a query the base URL carries (``?api-version=…``)."""
+COMPLETION_STOP = ("」", "\n")
+"""Where a script-style answer ends: the close of the character's line, or the next speaker's line."""
+
+
+class OpenAICompletionModel(OpenAIChatModel):
+    """A model trained on plain scripts, asked through ``POST {base_url}/completions``.
+
+    The prompt goes as one text (:meth:`~bot.engine.prompt.Prompt.to_completion`: persona, scenes,
+    the conversation, ending in ``Name:「``), and the answer is read from ``choices[0].text`` up to
+    the line's closing ``」``. Requests, retries and errors are :class:`OpenAIChatModel`'s.
+    """
+
+    path = "/completions"
+
+    def _body(self, prompt: Prompt) -> dict[str, object]:
+        return {
+            "model": self.name,
+            "prompt": prompt.to_completion(),
+            "temperature": self.temperature,
+            "max_tokens": self.max_tokens,
+            "stop": list(COMPLETION_STOP),
+        }
+
+    def _completion(self, answer: object) -> Completion:
+        if not isinstance(answer, dict):
+            shown = str(answer)[:80]
+            raise ModelError(f"the model server's answer is not a text completion (JSON): {shown!r}")
+        choices = answer.get("choices")
+        if not isinstance(choices, list) or not choices:
+            raise ModelError("the model server answered with no choices")
+        choice = choices[0]
+        text = choice.get("text") if isinstance(choice, dict) else None
+        if text is None:
+            raise ModelError(
+                "the model server answered with a choice without text: does it serve /completions?"
+            )
+        if not isinstance(text, str):
+            raise ModelError(f"the model server's completion text is a {type(text).__name__}, not text")
+        # NOTE: a server may ignore ``stop``; the line still ends at its closing bracket or newline.
+        for stop in COMPLETION_STOP:
+            text = text.split(stop, 1)[0]
+        return self._with_usage(answer, text.strip())
+
+
+def _endpoint_url(base_url: str, endpoint: str) -> httpx.URL:
+    """``{base_url}{endpoint}``, keeping a query the base URL carries (``?api-version=…``)."""
     url = httpx.URL(base_url)
     path, separator, query = url.raw_path.partition(b"?")
-    return url.copy_with(raw_path=path.rstrip(b"/") + b"/chat/completions" + separator + query)
+    return url.copy_with(raw_path=path.rstrip(b"/") + endpoint.encode() + separator + query)
 
 
 def _tries(attempts: int) -> str:

@@ -26,7 +26,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Annotated, Any, Literal
 
-from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError
+from pydantic import BaseModel, BeforeValidator, ConfigDict, Field, ValidationError, field_validator
 
 from bot.errors import PackError
 
@@ -120,6 +120,37 @@ class PackVoice(BaseModel):
         return self.language or self.translate_to or pack_language
 
 
+class PackLLM(BaseModel):
+    """The ``[llm]`` table of ``character.toml``: the model this character answers through, instead
+    of the bot's own (``[llm]`` in ``bot.toml``). Unset keys take the bot's values."""
+
+    model_config = ConfigDict(extra="forbid", frozen=True)
+
+    model: str = Field(min_length=1)
+    base_url: str | None = None
+    """An OpenAI-compatible endpoint (``https://…/v1``); unset: the bot's ``[llm] base_url``."""
+    api_key_env: str | None = None
+    """The name of the env variable holding the key (never the key itself); unset: the bot's."""
+    style: Literal["chat", "completion"] = "chat"
+    """``chat``: ``POST /chat/completions`` with messages. ``completion``: ``POST /completions``
+    with the prompt as one scene-format script ending in ``Name:「`` (a base model trained on
+    scripts)."""
+    fallback: bool = True
+    """When this model fails or cannot be reached, the bot's own model answers; ``false``: the
+    character apologises instead."""
+    timeout_s: float | None = Field(None, gt=0)
+    """Longest wait for one request to this model; unset: the bot's ``[llm] timeout_s``."""
+    max_retries: int | None = Field(None, ge=0, le=10)
+    """Retries of a failed request; unset: the bot's ``[llm] max_retries``."""
+
+    @field_validator("base_url")
+    @classmethod
+    def _http_url(cls, value: str | None) -> str | None:
+        if value is not None and not _is_url(value):
+            raise ValueError(f"must be an http:// or https:// URL, got {value!r}")
+        return value
+
+
 class PackSettings(BaseModel):
     """The ``character.toml`` schema."""
 
@@ -154,6 +185,8 @@ class PackSettings(BaseModel):
     """Overrides ``[images] min_overlap`` for this character's screenshots."""
     voice: PackVoice = PackVoice()
     """How the character sounds when a chat turned ``/voice`` on."""
+    llm: PackLLM | None = None
+    """The character's own model; unset: it answers through the bot's ``[llm]``."""
 
 
 class LoreEntry(BaseModel):
@@ -273,7 +306,10 @@ def _load_settings(path: Path) -> PackSettings:
         error = exc.errors()[0]
         key = ".".join(str(part) for part in error["loc"]) or "?"
         message = "unknown key" if error["type"] == "extra_forbidden" else error["msg"]
-        raise PackError(path, f"{key}: {message}", line=_line_of_key(raw, str(error["loc"][0]))) from None
+        if key == "llm.api_key":
+            # NOTE: a pack is shared and exported whole: a key written into it would travel with it.
+            message += "; put the key in an env variable and name it with api_key_env"
+        raise PackError(path, f"{key}: {message}", line=_line_of_location(raw, error["loc"])) from None
 
 
 def _load_lorebook(root: Path) -> list[LoreEntry]:
@@ -303,6 +339,28 @@ def _check_avatar(root: Path, settings: PackSettings) -> None:
         raise PackError(
             path, f"avatar {settings.avatar!r} must be a {', '.join(sorted(AVATAR_SUFFIXES))} file", line=line
         )
+
+
+def _line_of_location(raw: str, loc: tuple[int | str, ...]) -> int | None:
+    """The line of the key a validation error names: ``name = …`` at the top, or ``model = …``
+    inside ``[llm]`` (the table's header when the key is missing or the whole table is wrong)."""
+    if not loc:
+        return None
+    top = _line_of_key(raw, str(loc[0]))
+    if top is not None or len(loc) < 2:
+        return top
+    lines = raw.splitlines()
+    header = re.compile(rf"^\s*\[\s*{re.escape(str(loc[0]))}\s*\]")
+    start = next((n for n, line in enumerate(lines, 1) if header.match(line)), None)
+    if start is None:
+        return None
+    table: list[str] = []
+    for line in lines[start:]:
+        if line.lstrip().startswith("["):
+            break
+        table.append(line)
+    inner = _line_of_key("\n".join(table), str(loc[1]))
+    return start + inner if inner is not None else start
 
 
 def _line_of_key(raw: str, key: str) -> int | None:

@@ -216,7 +216,8 @@ class Prompt:
         return messages
 
     def to_completion(self) -> str:
-        """The prompt as one scene-format script, ending where the character starts to speak: what
+        """The prompt as one scene-format script, ending where the character starts to speak: what a
+        completion-style model is asked (``style = "completion"`` in a pack's ``[llm]``), and what
         the model read, for counting its tokens when it reported none."""
         lines = [self.system_text(), SCENE_DIVIDER]
         lines += [turn.render() for turn in self.history]

@@ -14,6 +14,7 @@ from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
+from bot.engine.pack_models import PackModels
 from bot.engine.prompt import Turn
 from bot.engine.screenshots import screenshot_image
 from bot.flow.cooldown import ChatCooldown
@@ -51,15 +52,25 @@ def turn_of(message: StoredMessage, pack: CharacterPack) -> Turn:
 class Answerer:
     """Turns a gathered :class:`~bot.flow.gather.Context` into the character's reply."""
 
-    def __init__(self, config: BotConfig, responder: Responder, cooldown: ChatCooldown) -> None:
+    def __init__(
+        self,
+        config: BotConfig,
+        responder: Responder,
+        cooldown: ChatCooldown,
+        models: PackModels | None = None,
+    ) -> None:
         self.config = config
         self.responder = responder
         self.cooldown = cooldown
+        self.models = models or PackModels(responder.model, config.llm)
+        """Which model each character answers through."""
 
     async def answer(
         self, key: ChatKey, context: Context, state: ChatState, *, model: str | None = None
     ) -> Answer:
-        """``context.pack``'s answer to ``context.message``; ``model`` answers instead of ``[llm] model``."""
+        """``context.pack``'s answer to ``context.message``, through the pack's own model when it has
+        one; ``model`` (the budget's cheaper one) answers instead of ``[llm] model`` for the bot's
+        model only, whether it answers for the pack or as its fallback."""
         pack = context.pack
         images_on = self.config.images.enabled if state.images_enabled is None else state.images_enabled
         with_screenshot = images_on and bool(pack.screenshots) and self.cooldown.ready(key)
@@ -72,7 +83,7 @@ class Answerer:
             with_screenshot=with_screenshot,
             summary=context.summary,
             recalled=recalled,
-            model=self.responder.model.variant(model) if model else None,
+            model=self.models.for_pack(pack, self.responder.model.variant(model) if model else None),
         )
         took_ms = (time.perf_counter() - started) * 1000
         reply = Reply(result.text, character=pack.id, in_history=not result.failed)

@@ -13,6 +13,7 @@ from bot.messages import ChatKey, Reply
 
 if TYPE_CHECKING:
     from bot.config import BotConfig
+    from bot.engine.pack_models import PackModels
     from bot.engine.responder import Responder
     from bot.flow.gather import Gatherer
     from bot.flow.locks import ChatLocks
@@ -33,6 +34,7 @@ class Greeter:
         responder: Responder,
         ledger: Ledger,
         outbox: Outbox,
+        models: PackModels | None = None,
     ) -> None:
         self.config = config
         self.repository = repository
@@ -41,6 +43,8 @@ class Greeter:
         self.responder = responder
         self.ledger = ledger
         self.outbox = outbox
+        self.models = models
+        """The characters' own models; without it every greeting comes from the responder's model."""
 
     async def greet(self, key: ChatKey, now: datetime) -> None:
         """Post the chat's daily greeting, written by its active character for ``now``; raises
@@ -55,7 +59,11 @@ class Greeter:
                 )
                 summary, _covered = await self.repository.summaries.get(key, pack.id, session=session)
             result = await self.responder.respond(
-                pack, [turn_of(message, pack) for message in stored], greeting_cue(pack, now), summary=summary
+                pack,
+                [turn_of(message, pack) for message in stored],
+                greeting_cue(pack, now),
+                summary=summary,
+                model=self.models.for_pack(pack) if self.models is not None else None,
             )
             if result.failed:
                 raise JobError(f"{key}: {pack.name} has no greeting: the model did not answer")

@@ -10,6 +10,9 @@ so it keeps answering while a synchronous test blocks *and* while an asyncio tes
 with other work.  All mutable state is guarded by one lock, making the scripting methods safe to
 call from any thread.
 
+``POST /v1/completions`` (the legacy text-completions API of script-trained base models) answers
+``choices[0].text`` the same way, recorded in :attr:`FakeOpenAIServer.completion_requests`.
+
 ``POST /v1/audio/speech`` answers with a real WAV (a sine tone as long as the input would take to
 say), so voice code can be tested down to decoding the audio.
 """
@@ -52,6 +55,7 @@ ReplyFn = Callable[[dict[str, Any]], str]
 """Computes the assistant's reply text from the raw request body."""
 
 CHAT_PATH = "/v1/chat/completions"
+COMPLETIONS_PATH = "/v1/completions"
 SPEECH_PATH = "/v1/audio/speech"
 SPEECH_RATE = 24_000
 SPEECH_S_PER_CHAR = 0.06
@@ -153,6 +157,12 @@ class RecordedRequest:
         return model if isinstance(model, str) else None
 
     @property
+    def prompt(self) -> str | None:
+        """A text-completions request's ``prompt``."""
+        prompt = self.json.get("prompt")
+        return prompt if isinstance(prompt, str) else None
+
+    @property
     def input(self) -> str | None:
         """A speech request's ``input``: the text to say."""
         text = self.json.get("input")
@@ -226,6 +236,7 @@ class FakeOpenAIServer:
         self._changed = threading.Condition(self._lock)
         self._requests: list[RecordedRequest] = []
         self._speech_requests: list[RecordedRequest] = []
+        self._completion_requests: list[RecordedRequest] = []
         self._endpoint_hits: list[tuple[str, str]] = []
         self._failures: deque[_Failure] = deque()
         self._reply_fn: ReplyFn | None = None
@@ -430,6 +441,7 @@ class FakeOpenAIServer:
         with self._lock:
             self._requests.clear()
             self._speech_requests.clear()
+            self._completion_requests.clear()
             self._endpoint_hits.clear()
             self._failures.clear()
             self._reply_fn = None
@@ -464,6 +476,12 @@ class FakeOpenAIServer:
         """A snapshot of the ``/v1/audio/speech`` requests received so far, in arrival order."""
         with self._lock:
             return list(self._speech_requests)
+
+    @property
+    def completion_requests(self) -> list[RecordedRequest]:
+        """A snapshot of the ``/v1/completions`` requests received so far, in arrival order."""
+        with self._lock:
+            return list(self._completion_requests)
 
     @property
     def last_request(self) -> RecordedRequest:
@@ -514,6 +532,7 @@ class FakeOpenAIServer:
         return Starlette(
             routes=[
                 Route(CHAT_PATH, self._chat_completions, methods=["POST"]),
+                Route(COMPLETIONS_PATH, self._completions, methods=["POST"]),
                 Route(SPEECH_PATH, self._speech, methods=["POST"]),
                 Route("/v1/models", self._list_models, methods=["GET"]),
                 Route("/v1/models/{model:path}", self._get_model, methods=["GET"]),
@@ -646,6 +665,69 @@ class FakeOpenAIServer:
         answer = self.completion_json(text, model=str(model))
         answer.update(id=completion_id, created=created, usage=usage)
         return JSONResponse(answer)
+
+    async def _completions(self, request: Request) -> Response:
+        """A text completion of ``prompt``: the reply (``reply_with``'s, else ``Reply #<n>: …`` naming
+        the prompt's last line) in ``choices[0].text``, as a base model served by vLLM or llama.cpp
+        answers."""
+        headers, parsed, body = await self._read(request)
+
+        with self._lock:
+            number = len(self._completion_requests) + 1
+            failure = self._failures.popleft() if self._failures else None
+            reply_fn = self._reply_fn
+            delay = self._delay
+
+        text = ""
+        if failure is None:
+            failure = self._validate_completion(body, headers, parsed)
+        if failure is None:
+            try:
+                if reply_fn is not None:
+                    text = reply_fn(body)
+                else:
+                    said = str(body["prompt"]).rstrip().rsplit("\n", 2)[-2:][0]
+                    said = said.replace("「", " ").replace("」", "")
+                    text = f"Reply #{number}: continued '{said[:40]}'"
+            except Exception as exc:
+                failure = _Failure(500, _error_body(f"reply function raised {exc!r}", "server_error"))
+
+        record = self._record(self._completion_requests, request, number, headers, body, failure)
+        if (refusal := await self._wait_or_fail(failure, delay)) is not None:
+            return refusal
+        model = body.get("model") if isinstance(body.get("model"), str) else self.model
+        prompt_tokens = _rough_tokens(record.prompt or "")
+        completion_tokens = _rough_tokens(text)
+        return JSONResponse(
+            {
+                "id": f"cmpl-{uuid.uuid4().hex[:24]}",
+                "object": "text_completion",
+                "created": int(time.time()),
+                "model": model,
+                "choices": [{"index": 0, "text": text, "logprobs": None, "finish_reason": "stop"}],
+                "usage": {
+                    "prompt_tokens": prompt_tokens,
+                    "completion_tokens": completion_tokens,
+                    "total_tokens": prompt_tokens + completion_tokens,
+                },
+            }
+        )
+
+    def _validate_completion(
+        self, body: dict[str, Any], headers: dict[str, str], parsed: Any
+    ) -> _Failure | None:
+        if self.api_key is not None and headers.get("authorization") != f"Bearer {self.api_key}":
+            return _Failure(
+                401, _error_body("Incorrect API key provided", "invalid_request_error", "invalid_api_key")
+            )
+        if not isinstance(parsed, dict):
+            return _Failure(400, _error_body("Request body is not a JSON object", "invalid_request_error"))
+        for name in ("model", "prompt"):
+            if not isinstance(body.get(name), str) or not body[name]:
+                return _Failure(
+                    400, _error_body(f"'{name}' must be a non-empty string", "invalid_request_error")
+                )
+        return None
 
     async def _speech(self, request: Request) -> Response:
         """A WAV tone lasting :func:`speech_duration_s` of the input, whatever format was asked for

@@ -263,3 +263,22 @@ def test_one_answer_can_be_slow(server: FakeOpenAIServer) -> None:
     started = time.monotonic()
     _post_chat(server)
     assert slow >= 0.3 > time.monotonic() - started, "the delay was that answer's alone"
+
+
+def test_text_completions_answer_the_prompt_and_are_recorded_apart(server: FakeOpenAIServer) -> None:
+    with _sync_client(server) as client:
+        answer = client.completions.create(
+            model="base-model", prompt="Orla:「Aye.」\nPip:「Tie the boat.」\nOrla:「", stop=["」"]
+        )
+        server.fail_next(503)
+        with pytest.raises(openai.InternalServerError):
+            client.completions.create(model="base-model", prompt="Pip:「Again?」\nOrla:「")
+        with pytest.raises(openai.BadRequestError, match="'prompt' must be a non-empty string"):
+            client.completions.create(model="base-model", prompt="")
+    assert answer.choices[0].text == "Reply #1: continued 'Pip: Tie the boat.'"
+    assert answer.model == "base-model"
+    assert answer.usage is not None
+    assert answer.usage.prompt_tokens > 0
+    assert [request.status for request in server.completion_requests] == [200, 503, 400]
+    assert server.completion_requests[0].prompt == "Orla:「Aye.」\nPip:「Tie the boat.」\nOrla:「"
+    assert server.requests == [], "chat completions are recorded apart"
