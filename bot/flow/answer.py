@@ -83,7 +83,9 @@ class Answerer:
             with_screenshot=with_screenshot,
             summary=context.summary,
             recalled=recalled,
-            model=self.models.for_pack(pack, self.responder.model.variant(model) if model else None),
+            model=self.models.for_pack(
+                pack, self.responder.model.variant(model) if model else self.responder.model
+            ),
         )
         took_ms = (time.perf_counter() - started) * 1000
         reply = Reply(result.text, character=pack.id, in_history=not result.failed)

@@ -63,7 +63,7 @@ class Greeter:
                 [turn_of(message, pack) for message in stored],
                 greeting_cue(pack, now),
                 summary=summary,
-                model=self.models.for_pack(pack) if self.models is not None else None,
+                model=self.models.for_pack(pack, self.responder.model) if self.models is not None else None,
             )
             if result.failed:
                 raise JobError(f"{key}: {pack.name} has no greeting: the model did not answer")
