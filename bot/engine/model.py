@@ -215,13 +215,7 @@ class OpenAIChatModel(ChatModel):
 
     def _completion(self, answer: object) -> Completion:
         """Read the parsed JSON answer; a server can send anything, so every field is checked here."""
-        if not isinstance(answer, dict):
-            shown = str(answer)[:80]
-            raise ModelError(f"the model server's answer is not a chat completion (JSON): {shown!r}")
-        choices = answer.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise ModelError("the model server answered with no choices")
-        choice = choices[0]
+        answer, choice = _first_choice(answer, "chat completion")
         message = choice.get("message") if isinstance(choice, dict) else None
         if not isinstance(message, dict):
             raise ModelError("the model server answered with a choice without a message")
@@ -275,13 +269,7 @@ class OpenAICompletionModel(OpenAIChatModel):
         }
 
     def _completion(self, answer: object) -> Completion:
-        if not isinstance(answer, dict):
-            shown = str(answer)[:80]
-            raise ModelError(f"the model server's answer is not a text completion (JSON): {shown!r}")
-        choices = answer.get("choices")
-        if not isinstance(choices, list) or not choices:
-            raise ModelError("the model server answered with no choices")
-        choice = choices[0]
+        answer, choice = _first_choice(answer, "text completion")
         text = choice.get("text") if isinstance(choice, dict) else None
         if text is None:
             raise ModelError(
@@ -293,6 +281,18 @@ class OpenAICompletionModel(OpenAIChatModel):
         for stop in COMPLETION_STOP:
             text = text.split(stop, 1)[0]
         return self._with_usage(answer, text.strip())
+
+
+def _first_choice(answer: object, kind: str) -> tuple[dict[str, object], object]:
+    """A server's parsed ``answer`` as the JSON object it must be (a ``kind``), and its first choice
+    (``choices`` must be a non-empty list); a server can send anything, so both are checked."""
+    if not isinstance(answer, dict):
+        shown = str(answer)[:80]
+        raise ModelError(f"the model server's answer is not a {kind} (JSON): {shown!r}")
+    choices = answer.get("choices")
+    if not isinstance(choices, list) or not choices:
+        raise ModelError("the model server answered with no choices")
+    return answer, choices[0]
 
 
 def _endpoint_url(base_url: str, endpoint: str) -> httpx.URL:
