@@ -18,7 +18,7 @@ from sqlalchemy import Row, func, select, tuple_, union
 
 from storage.cache import TTLCache
 from storage.models import CatalogChange, Chat, ChatAdmin, DisabledCharacter, Message, Participant
-from storage.store import ChatRef, Store
+from storage.store import ChatRef, Store, StoredChatKey
 
 if TYPE_CHECKING:
     from sqlalchemy.ext.asyncio import AsyncSession
@@ -151,6 +151,35 @@ class Chats(Store):
 
     async def set_room_context(self, key: ChatRef, enabled: bool) -> None:
         await self._update(key, {"room_context": enabled})
+
+    # ------------------------------------------------------------------ training-data consent
+
+    async def set_training(self, key: ChatRef, enabled: bool) -> None:
+        """``/training on|off``: whether the chat's exchanges may be exported as training data.
+
+        Told through the change feed like every other setting, though nothing caches it: it is read
+        when data is exported, never per message (so it is not part of :class:`ChatState`).
+        """
+        await self._update(key, {"training": enabled})
+
+    async def training(self, key: ChatRef) -> bool:
+        """Whether the chat turned ``/training`` on (``False`` for a chat the bot does not know)."""
+        async with self._session(None) as session:
+            enabled = await session.scalar(
+                select(Chat.training).where(Chat.platform == key.platform, Chat.chat_id == key.chat_id)
+            )
+        return bool(enabled)
+
+    async def training_chats(self) -> list[ChatRef]:
+        """Every chat that turned ``/training`` on, by platform, then chat id: the only chats a
+        training-data export may read."""
+        async with self._session(None) as session:
+            rows = await session.execute(
+                select(Chat.platform, Chat.chat_id)
+                .where(Chat.training.is_(True))
+                .order_by(Chat.platform, Chat.chat_id)
+            )
+            return [StoredChatKey(platform, chat_id) for platform, chat_id in rows.all()]
 
     async def set_manners(self, key: ChatRef, **manners: float | None) -> None:
         """Set ``chattiness`` and/or ``debounce_s`` for one chat (``None``: back to the config's)."""

@@ -90,6 +90,61 @@ _OWN = _history(own_only=True)
 _WITNESSED = _history(own_only=False)
 
 
+def _exchanges() -> Select[Any]:
+    """Every message to and by one character in a chat since its ``/reset``, oldest first, in one
+    statement: the chat's floor is a subquery, not a read of its own."""
+    table, names, chats = table_of(Message).c, table_of(Participant).c, table_of(Chat).c
+    floor = (
+        select(chats.memory_floor)
+        .where(chats.platform == bindparam("platform"), chats.chat_id == bindparam("chat_id"))
+        .scalar_subquery()
+    )
+    return (
+        select(
+            table.id,
+            table.character_id,
+            table.role,
+            table.user_id,
+            table.user_name,
+            table.text,
+            table.created_at,
+            names.name,
+        )
+        .outerjoin(
+            table_of(Participant),
+            (names.platform == table.platform)
+            & (names.chat_id == table.chat_id)
+            & (names.user_id == table.user_id),
+        )
+        .where(
+            table.platform == bindparam("platform"),
+            table.chat_id == bindparam("chat_id"),
+            table.character_id == bindparam("character_id"),
+            table.id > func.coalesce(floor, 0),
+            said(table.id),
+        )
+        .order_by(table.id)
+    )
+
+
+_EXCHANGES = _exchanges()
+
+
+def _stored(row: Any) -> StoredMessage:
+    """A row of :func:`_history` or :func:`_exchanges` (user messages speak by their stable name)."""
+    message_id, character_id, role, user_id, user_name, text, created_at, name = row
+    return StoredMessage(
+        message_id,
+        character_id,
+        "character" if role == "character" else "user",
+        user_id,
+        user_name,
+        text,
+        created_at,
+        speaker=name or user_name,
+    )
+
+
 class Messages(Store):
     """The ``messages`` table."""
 
@@ -191,19 +246,18 @@ class Messages(Store):
             )
             rows = result.all()
         # NOTE: plain rows, not ORM objects: recall reads up to [memory] recall_scan of them per reply.
-        return [
-            StoredMessage(
-                message_id,
-                character_id,
-                "character" if role == "character" else "user",
-                user_id,
-                user_name,
-                text,
-                created_at,
-                speaker=name or user_name,
-            )
-            for message_id, character_id, role, user_id, user_name, text, created_at, name in reversed(rows)
-        ]
+        return [_stored(row) for row in reversed(rows)]
+
+    async def exchanges(self, key: ChatRef, character_id: str) -> list[StoredMessage]:
+        """Everything said to and by ``character_id`` in the chat since its last ``/reset``, oldest
+        first, without its lines that were never posted: what a training-data export of the chat
+        reads (only for chats that turned ``/training`` on, see
+        :meth:`storage.chats.Chats.training_chats`). Room talk is left out: it was addressed to no
+        character."""
+        params = {"platform": key.platform, "chat_id": key.chat_id, "character_id": character_id}
+        async with self._session(None) as session:
+            rows = (await session.execute(_EXCHANGES, params)).all()
+        return [_stored(row) for row in rows]
 
     async def stored_from(
         self, key: ChatRef, platform_message_id: str, *, session: AsyncSession | None = None

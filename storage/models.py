@@ -67,6 +67,8 @@ class Chat(Base):
     """``/debounce``: seconds to wait for more of a burst; ``None`` follows ``[groups] debounce_s``."""
     voice_mode: Mapped[str | None] = mapped_column(String(8))
     """``/voice on|off|only``; ``None`` follows ``[voice] mode``."""
+    training: Mapped[bool] = mapped_column(Boolean, default=False, server_default=false())
+    """``/training on|off``: the chat's admins let its exchanges be exported as training data."""
     created_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow)
     updated_at: Mapped[datetime] = mapped_column(DateTime(timezone=True), default=utcnow, onupdate=utcnow)
 

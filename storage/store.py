@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
+from dataclasses import dataclass
 from typing import TYPE_CHECKING, Protocol
 
 if TYPE_CHECKING:
@@ -26,6 +27,15 @@ class ChatRef(Protocol):
 
     @property
     def chat_id(self) -> str: ...
+
+
+@dataclass(slots=True, frozen=True, order=True)
+class StoredChatKey:
+    """A :class:`ChatRef` as a store hands one back (the storage layer does not import the core's
+    ``ChatKey``; compare the two by their ``(platform, chat_id)``)."""
+
+    platform: str
+    chat_id: str
 
 
 class Store:

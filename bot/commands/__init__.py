@@ -340,9 +340,20 @@ class CommandRegistry:
 
 def default_commands() -> CommandRegistry:
     """The registry with every built-in command."""
-    from bot.commands import admins, characters, greetings, help, images, manners, memory, usage, voice
+    from bot.commands import (
+        admins,
+        characters,
+        greetings,
+        help,
+        images,
+        manners,
+        memory,
+        training,
+        usage,
+        voice,
+    )
 
     registry = CommandRegistry()
-    for module in (help, characters, memory, manners, greetings, images, voice, admins, usage):
+    for module in (help, characters, memory, manners, greetings, images, voice, training, admins, usage):
         module.register(registry)
     return registry

@@ -1,7 +1,8 @@
 """The Groups pages: every chat the bot knows, and one chat's settings, memory, greeting and spending.
 
 Settings change through the very storage calls the chat commands make (``/images``, ``/voice``,
-``/chatty``, ``/debounce``, ``/forget``), so a change here is the same change a chat admin makes.
+``/chatty``, ``/debounce``, ``/training``, ``/forget``), so a change here is the same change a chat
+admin makes.
 Every route asks for the session first (and a POST for its CSRF token) before it reads anything.
 """
 
@@ -36,11 +37,13 @@ PAGE_SIZE = 50
 CHART_DAYS = 30
 IMAGES: dict[str, bool | None] = {"on": True, "off": False, "default": None}
 VOICE: dict[str, str | None] = {"on": "on", "off": "off", "only": "only", "default": None}
+TRAINING: dict[str, bool] = {"on": True, "off": False}
 SAVED = {
     "images": "Screenshots",
     "voice": "Voice",
     "chattiness": "Chattiness",
     "debounce": "Debounce",
+    "training": "Training export",
     "forget": "Memory",
 }
 """What a ``?saved=`` confirmation may name (anything else is not shown)."""
@@ -297,6 +300,7 @@ async def chat_context(runtime: Runtime, known: KnownChat, prefix: str) -> dict[
         "active": active,
         "settings": settings_of(known.state, config),
         "defaults": settings_of(ChatState(None, 0), config),
+        "training": await repository.chats.training(key),
         "chattiness": f"{chattiness_of(state, config) * 100:g}",
         "debounce": f"{debounce_of(state, config):g}",
         "last_active": when(known.last_active, tz),
@@ -359,6 +363,12 @@ async def change_debounce(runtime: Runtime, key: ChatKey, form: Mapping[str, Any
     await runtime.router.repository.chats.set_manners(key, debounce_s=seconds)
 
 
+async def change_training(runtime: Runtime, key: ChatKey, form: Mapping[str, Any]) -> None:
+    """``/training on|off``: the chat's consent to the export of its exchanges as training data (no
+    default to follow: a chat is out until it is let in)."""
+    await runtime.router.repository.chats.set_training(key, choice(form, TRAINING, "Training export"))
+
+
 async def forget(runtime: Runtime, key: ChatKey, form: Mapping[str, Any]) -> None:
     """``/forget``: erase what was said to and by one character in the chat."""
     messages = runtime.router.repository.messages
@@ -373,6 +383,7 @@ CHANGES: dict[str, Change] = {
     "voice": change_voice,
     "chattiness": change_chattiness,
     "debounce": change_debounce,
+    "training": change_training,
     "forget": forget,
 }
 """Each form of a chat's page: ``POST …/groups/{platform}/{chat_id}/{name}``."""

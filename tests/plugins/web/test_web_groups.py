@@ -233,6 +233,34 @@ async def test_each_setting_changes_what_the_commands_change(
     assert (await chats.state(GROUP)).voice_mode is None
 
 
+async def test_training_export_is_shown_and_changed_as_the_command_changes_it(
+    console: tuple[WebConsole, httpx.AsyncClient], runtime: Runtime
+) -> None:
+    _web, client = console
+    await talk(runtime)
+    chats = runtime.router.repository.chats
+    page = (await client.get(GROUP_PAGE)).text
+    assert 'Training export <span class="muted">now off' in page, "off until a chat admin turns it on"
+    assert f'action="{GROUP_PAGE}/training"' in page
+
+    done = await form(client, f"{GROUP_PAGE}/training", value="on")
+    assert (done.status_code, done.headers["location"]) == (303, f"{GROUP_PAGE}?saved=training")
+    assert await chats.training(GROUP)
+    assert not await chats.training(OTHER), "only that chat"
+    page = (await client.get(f"{GROUP_PAGE}?saved=training")).text
+    assert "Saved: Training export." in page
+    assert 'Training export <span class="muted">now on' in page
+    (said,) = await runtime.router.handle(group_message("/training", group="100"))
+    assert said.text.startswith("Training export is on here"), "the chat command sees the console's change"
+
+    refused = await form(client, f"{GROUP_PAGE}/training", value="default")
+    assert refused.status_code == 400
+    assert "Training export: choose one of on, off." in refused.text
+    assert await chats.training(GROUP), "a refused value changes nothing"
+    assert (await form(client, f"{GROUP_PAGE}/training", value="off")).status_code == 303
+    assert not await chats.training(GROUP)
+
+
 async def test_forgetting_a_character_is_what_forget_does(
     console: tuple[WebConsole, httpx.AsyncClient], runtime: Runtime
 ) -> None:
