@@ -11,6 +11,9 @@
     python -m bot characters remove ID
     python -m bot db upgrade                     apply database migrations
     python -m bot db copy --from URL --to URL    move every row to another database (resumable)
+    python -m bot export training --character ID [--format sharegpt|openai|alpaca|xtuner] [--from-chats]
+                                 [--corpus FILE] [--out DIR] [--recipe xtuner|llama-factory]
+                                                 a character's dialogue as fine-tuning files
     python -m bot extract --video EP01.mkv --subtitles EP01.ass --character NAME --out characters/ID
                                                  video + subtitles (or a transcript) → a character pack
 """
@@ -88,6 +91,13 @@ def build_parser() -> argparse.ArgumentParser:
 
     add_bench_arguments(
         commands.add_parser("bench", help="engine cost per message, throughput, start-up; against chatharuhi")
+    )
+    from bot.training.options import add_arguments as add_training_arguments
+
+    exports = commands.add_parser("export", help="export data made from the characters")
+    export_kinds = exports.add_subparsers(dest="kind", required=True)
+    add_training_arguments(
+        export_kinds.add_parser("training", help="a character's dialogue as fine-tuning files")
     )
     from bot.eval.options import add_arguments as add_eval_arguments
 
@@ -412,6 +422,10 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _db_copy(config, args)
         if args.command == "db":
             return _db_upgrade(config)
+        if args.command == "export":
+            from bot.training.export import main as export
+
+            return export(config, args)
         if args.command == "eval":
             from bot.eval.run import main as evaluate
 

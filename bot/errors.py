@@ -14,6 +14,7 @@ command)::
     │   └── AccountAway      ... because the account is not connected right now
     ├── ExtractError         the extraction tool's input is unusable (names the file)
     ├── SpeechError          a voice could not be made (engine missing, refused, too slow)
+    ├── ExportError          training data cannot be exported (names the source or the record)
     └── CommandError         a chat command was used wrongly
         ├── PermissionDenied ... by someone without the level it needs
         └── AttachmentError  ... with a file that cannot be fetched (gone, too big, unreachable)
@@ -80,6 +81,10 @@ class ExtractError(BotError):
 
 class SpeechError(BotError):
     """A voice could not be made: the engine is missing, refused, failed or took too long."""
+
+
+class ExportError(BotError):
+    """``python -m bot export training`` cannot use a source or would write an invalid record."""
 
 
 class SendError(BotError):

@@ -12,6 +12,7 @@ import base64
 import io
 import signal
 import sqlite3
+import sys
 import time
 import zipfile
 from collections.abc import AsyncIterator, Callable, Iterator
@@ -560,3 +561,34 @@ async def test_replies_outlast_a_reconnect_a_kill_and_a_restart_and_go_out_once(
     assert time.monotonic() - started < 10
     harness.process = None
     await client.close()
+
+
+async def test_a_group_that_turned_training_on_is_exported_while_the_bot_runs(
+    harness: Harness, client: OneBotClient, model_server: FakeOpenAIServer, tmp_path: Path
+) -> None:
+    model_server.reply_text("Yes.")
+    consenting, silent, member, admin = 1030, 1031, 701, 702
+    await say(client, consenting, "/training on", at_bot=False, user=member)
+    assert "for group admins only" in (await reply_in(client, consenting)).text()
+    await say(client, consenting, "/training on", at_bot=False, user=admin, role="admin")
+    assert (await reply_in(client, consenting)).text().startswith("Training export on:")
+    await say(client, consenting, "is the lamp lit tonight? my number is 13812345678", user=member)
+    await reply_in(client, consenting)
+    await say(client, silent, "this group never agreed to anything", user=member)
+    await reply_in(client, silent)
+
+    out = tmp_path / "export"
+    exported = await asyncio.create_subprocess_exec(
+        sys.executable, "-m", "bot", "--config", str(harness.config), "export", "training",
+        "--character", "orla", "--from-chats", "--format", "openai", "--out", str(out),
+        cwd=harness.root, stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.STDOUT,
+    )  # fmt: skip
+    printed, _ = await asyncio.wait_for(exported.communicate(), 120)
+
+    assert exported.returncode == 0, printed.decode()
+    written = (out / "train.jsonl").read_text() + (out / "validation.jsonl").read_text()
+    assert "Member 1:「is the lamp lit tonight? my number is [phone]」" in written
+    assert "never agreed" not in written
+    assert f"user{member}" not in written
+    assert "1 chat with /training on" in printed.decode()
+    harness.assert_alive()
