@@ -158,6 +158,13 @@ class PackModels:
             primary_limit_s=self.config.reply_deadline_s * PRIMARY_SHARE,
         )
 
+    def own(self, pack: CharacterPack) -> ChatModel | None:
+        """``pack``'s own ``[llm]`` model as it is, never wrapped in the fallback: ``None`` without
+        ``[llm]``. For measuring that model alone (``python -m bot eval --models pack``), where a
+        fallback would quietly measure the bot's model instead."""
+        settings = pack.settings.llm
+        return None if settings is None else self._model(settings)
+
     def _fell_back(self, pack: CharacterPack, own: ChatModel, bots: ChatModel, error: ModelError) -> None:
         # NOTE: once per pack, not once per message: a model that is down stays down for a while,
         # and a warning on every message would bury everything else in the log.

@@ -67,6 +67,12 @@ class Answer:
     scores: dict[str, int] | None = None
     judged: str = ""
     """The judge's raw output."""
+    scene_rank: int | None = None
+    """Where the question's scene came among the scenes retrieved for this answer (1: first);
+    ``None``: not retrieved."""
+    scene_in_prompt: bool = False
+    """Whether the question's scene made it into the prompt this model was given (a model with a
+    smaller prompt budget takes fewer of the retrieved scenes)."""
 
 
 @dataclass(slots=True)
@@ -90,6 +96,24 @@ class ModelScores:
         if not values:
             return None
         return statistics.fmean(values), statistics.pstdev(values)
+
+    @property
+    def scene_in_prompt(self) -> float | None:
+        """The share of answers whose prompt held the question's scene."""
+        if not self.answers:
+            return None
+        return statistics.fmean(answer.scene_in_prompt for answer in self.answers)
+
+    @property
+    def recall_at_1(self) -> float | None:
+        """The share of answers whose retrieval put the question's scene first."""
+        if not self.answers:
+            return None
+        return statistics.fmean(answer.scene_rank == 1 for answer in self.answers)
+
+    def for_pack(self, pack: str) -> ModelScores:
+        """The answers about one pack only."""
+        return ModelScores(self.model, [answer for answer in self.answers if answer.pack == pack])
 
     @property
     def latency_s(self) -> float:
@@ -200,6 +224,10 @@ async def answer_and_judge(
         prompt_tokens,
         completion_tokens,
         price.cost(prompt_tokens, completion_tokens) if price else None,
+        scene_rank=next(
+            (rank for rank, hit in enumerate(result.hits, start=1) if hit.scene.id == question.scene), None
+        ),
+        scene_in_prompt=question.scene in result.prompt.scene_ids,
     )
     if result.failed:
         answer.judged = "(the model gave no answer)"

@@ -14,7 +14,14 @@ def add_arguments(parser: argparse.ArgumentParser) -> None:
         metavar="NAME=BASE_URL@MODEL",
         action="append",
         default=[],
-        help="a model to judge (repeatable)",
+        help="a model to judge (repeatable; as in --models)",
+    )
+    parser.add_argument(
+        "--models",
+        metavar="LIST",
+        default="",
+        help="models to compare, comma-separated: bot (the bot's [llm] model), pack (each character's "
+        "own [llm] model, without the fallback), NAME=BASE_URL@MODEL",
     )
     parser.add_argument("--judge", metavar="BASE_URL@MODEL", help="the judge (default: the first model)")
     parser.add_argument(

@@ -9,6 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bot.errors import ConfigError, missing_extra
+from bot.eval.compare import comparison, comparison_json, groups
 from bot.eval.judge import DIMENSIONS, ModelScores
 from bot.eval.retrieval import RetrievalScores
 
@@ -95,6 +96,46 @@ def plot_judge(models: Sequence[ModelScores], path: Path) -> None:
     plt.close(figure)
 
 
+def plot_compare(models: Sequence[ModelScores], path: Path) -> None:
+    """One panel per pack (and all packs): each dimension's mean ± sd, a bar per model."""
+    plt = pyplot()
+    grouped = groups(models)
+    figure, axes = plt.subplots(1, len(grouped), figsize=(4 * len(grouped), 4), squeeze=False)
+    names = [model.model for model in models]
+    width = 0.8 / max(len(names), 1)
+    for axis, (pack, rows) in zip(axes[0], grouped.items(), strict=True):
+        by_name = {row.model: row for row in rows}
+        for number, name in enumerate(names):
+            row = by_name.get(name)
+            if row is None:
+                continue  # the model left this pack out
+            found = [row.dimension(dimension) for dimension in DIMENSIONS]
+            axis.bar(
+                [i + number * width for i in range(len(DIMENSIONS))],
+                [value[0] if value else 0.0 for value in found],
+                width,
+                yerr=[value[1] if value else 0.0 for value in found],
+                capsize=3,
+                color=f"C{number}",
+                label=name,
+            )
+        axis.set_xticks(
+            [i + width * (len(names) - 1) / 2 for i in range(len(DIMENSIONS))], DIMENSIONS, fontsize=7
+        )
+        axis.set_ylim(0, 5)
+        axis.set_title(pack)
+    handles = {
+        label: handle
+        for axis in axes[0]
+        for handle, label in zip(*axis.get_legend_handles_labels(), strict=True)
+    }
+    figure.legend(handles.values(), handles.keys(), fontsize=7, loc="lower center", ncols=len(handles))
+    figure.suptitle("Judge scores per pack (mean ± sd, 1–5)")
+    figure.tight_layout(rect=(0, 0.08, 1, 1))
+    figure.savefig(path)
+    plt.close(figure)
+
+
 def write_report(
     folder: Path,
     retrieval: Sequence[RetrievalScores],
@@ -107,6 +148,8 @@ def write_report(
         plot_retrieval(retrieval, folder / "retrieval.png")
     if models:
         plot_judge(models, folder / "judge.png")
+    if len(models) > 1:
+        plot_compare(models, folder / "compare.png")
     summaries = [model.summary() for model in models]
     settings_lines = "\n".join(f"- {key}: {value}" for key, value in settings.items())
     text = [
@@ -124,6 +167,19 @@ def write_report(
     text += ["## Role-play quality (judge model)", judge_table(models), ""]
     if models:
         text += ["![judge](judge.png)", "", *[f"- {line}" for line in summaries], ""]
+    if len(models) > 1:
+        text += [
+            "## Comparison",
+            "",
+            "Per pack, then over the packs every model answered: each rubric dimension's mean ± sd; "
+            "*scored*: answers the judge scored / answers; *scene in prompt*: the share of answers "
+            "whose prompt held the scene the question names; *recall@1*: the share whose retrieval put "
+            "it first; median latency, tokens and cost per answer.",
+            "",
+            comparison(models),
+            "![compare](compare.png)",
+            "",
+        ]
     report = folder / "report.md"
     report.write_text("\n".join(text), encoding="utf-8")
     results = {
@@ -134,10 +190,13 @@ def write_report(
                 "model": model.model,
                 "summary": model.summary(),
                 "dimensions": {name: model.dimension(name) for name in [*DIMENSIONS, "overall"]},
+                "scene_in_prompt": model.scene_in_prompt,
+                "recall_at_1": model.recall_at_1,
                 "answers": [asdict(answer) for answer in model.answers],
             }
             for model in models
         ],
+        "comparison": comparison_json(models) if len(models) > 1 else {},
     }
     (folder / "results.json").write_text(json.dumps(results, indent=2, ensure_ascii=False), encoding="utf-8")
     return report

@@ -4,22 +4,23 @@ from __future__ import annotations
 
 import argparse
 import asyncio
-import os
 import time
 from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import BotConfig
-from bot.engine.backends import create_chat_model
 from bot.engine.embedder import create_embedder
-from bot.engine.model import ChatModel, OpenAIChatModel
+from bot.engine.model import ChatModel
 from bot.engine.packs import CharacterPack, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.engine.responder import Responder
 from bot.engine.retrieval import Retriever
 from bot.engine.screenshots import ScreenshotMatcher
 from bot.errors import ConfigError
+from bot.eval.compare import comparison
 from bot.eval.judge import Answer, ModelScores, Price, answer_and_judge, by_model
+from bot.eval.models import Endpoint as Endpoint  # NOTE: re-exported, where it used to live
+from bot.eval.models import Entry, EvalModels, parse_models, resolve_models
 from bot.eval.questions import EvalQuestion, load_questions
 from bot.eval.redteam import (
     ATTACKS,
@@ -35,29 +36,11 @@ from bot.eval.report import judge_table, pyplot, retrieval_table, write_report
 from bot.eval.retrieval import QueryLatency, RetrievalScores, evaluate_retrieval, query_latency
 
 
-@dataclass(slots=True, frozen=True)
-class Endpoint:
-    """An OpenAI-compatible model to evaluate or to judge with: ``NAME=BASE_URL@MODEL``."""
-
-    name: str
-    base_url: str
-    model: str
-
-    @classmethod
-    def parse(cls, text: str, option: str) -> Endpoint:
-        name, _, rest = text.partition("=") if "=" in text.split("@")[0] else ("", "", text)
-        base_url, _, model = rest.rpartition("@")
-        if not base_url or not model:
-            raise ConfigError(
-                f"{option}: {text!r} must look like NAME=BASE_URL@MODEL, e.g. ds=https://api.x/v1@chat"
-            )
-        return cls(name or model, base_url, model)
-
-
 @dataclass(slots=True)
 class EvalOptions:
     packs: list[str] = field(default_factory=list)
-    models: list[Endpoint] = field(default_factory=list)
+    models: list[Entry] = field(default_factory=list)
+    """``--models`` then ``--model``: endpoints, ``bot`` and ``pack`` (:mod:`bot.eval.models`)."""
     judge: Endpoint | None = None
     api_key_env: str = "OPENAI_API_KEY"
     prices: dict[str, Price] = field(default_factory=dict)
@@ -94,7 +77,7 @@ def options_from(args: argparse.Namespace) -> EvalOptions:
         raise ConfigError("--runs, --questions and --k must be 1 or more")
     return EvalOptions(
         packs=[pack for pack in args.packs.split(",") if pack],
-        models=[Endpoint.parse(text, "--model") for text in args.model],
+        models=[*parse_models(args.models), *(Endpoint.parse(text, "--model") for text in args.model)],
         judge=Endpoint.parse(args.judge, "--judge") if args.judge else None,
         api_key_env=args.api_key_env,
         prices=prices,
@@ -129,15 +112,24 @@ class RedTeamResult:
     report: Path
 
 
-def _models(config: BotConfig, options: EvalOptions) -> list[tuple[str, ChatModel]]:
-    """The models to evaluate: ``--model`` endpoints, else the configured (often the offline) model."""
-    models: list[tuple[str, ChatModel]] = [
-        (endpoint.name, _model(config, endpoint, options.api_key_env)) for endpoint in options.models
-    ]
-    if not models:
-        configured = create_chat_model(config.llm, config.data_dir, config.base_dir)
-        models = [(configured.name, configured)]
-    return models
+async def _models(config: BotConfig, options: EvalOptions, packs: list[CharacterPack]) -> EvalModels:
+    return await resolve_models(
+        config, options.models, packs, judge=options.judge, key_env=options.api_key_env
+    )
+
+
+class _Responders:
+    """One responder per model, its prompt laid out under that model's budgets."""
+
+    def __init__(self, config: BotConfig, retriever: Retriever) -> None:
+        self.config = config
+        self.retriever = retriever
+        self._made: dict[int, Responder] = {}
+
+    def __call__(self, model: ChatModel) -> Responder:
+        if id(model) not in self._made:
+            self._made[id(model)] = _responder(self.config, model, self.retriever)
+        return self._made[id(model)]
 
 
 def _responder(config: BotConfig, model: ChatModel, retriever: Retriever) -> Responder:
@@ -166,28 +158,18 @@ async def run_redteam(config: BotConfig, options: EvalOptions, attacks_file: Pat
         dense_weight=config.retrieval.dense_weight,
     )
     replies: list[AttackReply] = []
-    models = _models(config, options)
+    models = await _models(config, options, packs)
+    responders = _Responders(config, retriever)
     try:
-        for name, model in models:
-            replies += await attack(name, _responder(config, model, retriever), packs, attacks)
+        for contender in models.contenders:
+            for pack in packs:
+                if (model := contender.model_for(pack)) is not None:
+                    replies += await attack(contender.name, responders(model), [pack], attacks)
     finally:
-        for _name, model in models:
-            await model.aclose()
+        await models.aclose()
     scores = score(replies)
     folder = config.data_dir / "eval" / time.strftime("%Y%m%d-%H%M%S")
     return RedTeamResult(scores, await asyncio.to_thread(write_redteam, folder, replies, scores))
-
-
-def _model(config: BotConfig, endpoint: Endpoint, key_env: str) -> ChatModel:
-    return OpenAIChatModel(
-        model=endpoint.model,
-        base_url=endpoint.base_url,
-        api_key=os.environ.get(key_env) or "eval",
-        timeout_s=config.llm.timeout_s,
-        max_retries=config.llm.max_retries,
-        temperature=config.llm.temperature,
-        max_tokens=config.llm.max_tokens,
-    )
 
 
 async def run_eval(config: BotConfig, options: EvalOptions) -> EvalResult:
@@ -230,33 +212,40 @@ async def _judge_part(
     chosen: list[tuple[CharacterPack, list[EvalQuestion]]],
     settings: dict[str, object],
 ) -> list[Answer]:
-    models = _models(config, options)
-    judge = _model(config, options.judge, options.api_key_env) if options.judge else models[0][1]
+    models = await _models(config, options, [pack for pack, _questions in chosen])
+    judge = models.judge
     settings.update(
-        {"models": ", ".join(name for name, _model in models), "judge": judge.name, "runs": options.runs}
+        {
+            "models": ", ".join(contender.name for contender in models.contenders),
+            "judge": judge.name,
+            "runs": options.runs,
+        }
     )
+    settings.update({f"note {number}": note for number, note in enumerate(models.notes, start=1)})
     counter = TokenCounter.default()
     retriever = Retriever(
         create_embedder(config.embedding, base_dir=config.base_dir),
         config.data_dir,
         dense_weight=config.retrieval.dense_weight,
     )
+    responders = _Responders(config, retriever)
     answers: list[Answer] = []
     try:
-        for name, model in models:
-            responder = _responder(config, model, retriever)
+        for contender in models.contenders:
             for pack, questions in chosen:
+                model = contender.model_for(pack)
+                if model is None:
+                    continue
+                price = contender.price(options.prices, model)
                 for question in questions:
                     for run in range(1, options.runs + 1):
                         answers.append(
                             await answer_and_judge(
-                                name, responder, judge, pack, question, run, options.prices.get(name), counter
+                                contender.name, responders(model), judge, pack, question, run, price, counter
                             )
                         )
     finally:
-        opened = {id(model): model for model in [*(model for _name, model in models), judge]}
-        for model in opened.values():
-            await model.aclose()
+        await models.aclose()
     return answers
 
 
@@ -277,5 +266,7 @@ def main(config: BotConfig, args: argparse.Namespace) -> int:
         print("\n" + judge_table(result.models))  # noqa: T201
         for model in result.models:
             print(model.summary())  # noqa: T201
+        if len(result.models) > 1:
+            print("\n" + comparison(result.models))  # noqa: T201
     print(f"\nreport: {result.report}")  # noqa: T201
     return 0

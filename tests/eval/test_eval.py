@@ -166,6 +166,7 @@ async def test_two_models_are_judged_and_reported(config: BotConfig, server: Fak
         "results.json",
         "retrieval.png",
         "judge.png",
+        "compare.png",
     }
     report = result.report.read_text(encoding="utf-8")
     assert "| orla | hybrid | 3 |" in report
