@@ -51,11 +51,10 @@ _INSERT = insert(table_of(Message)).returning(table_of(Message).c.id)
 _NO_ID_LIMIT = 2**62
 
 
-def _history(own_only: bool) -> Select[Any]:
-    """A character's witnessed messages, newest first; built once per variant, with the chat, the
-    character, the floor, the id bound and the limit as parameters."""
+def _with_speakers() -> Select[Any]:
+    """A chat's stored messages (the columns of :class:`StoredMessage`) with each writer's stable name,
+    of the chat bound as ``platform`` and ``chat_id`` and not unsaid: the base of every history read."""
     table, names = table_of(Message).c, table_of(Participant).c
-    own = table.character_id == bindparam("character_id")
     return (
         select(
             table.id,
@@ -76,10 +75,22 @@ def _history(own_only: bool) -> Select[Any]:
         .where(
             table.platform == bindparam("platform"),
             table.chat_id == bindparam("chat_id"),
+            said(table.id),
+        )
+    )
+
+
+def _history(own_only: bool) -> Select[Any]:
+    """A character's witnessed messages, newest first; built once per variant, with the chat, the
+    character, the floor, the id bound and the limit as parameters."""
+    table = table_of(Message).c
+    own = table.character_id == bindparam("character_id")
+    return (
+        _with_speakers()
+        .where(
             own if own_only else or_(own, table.character_id.is_(None)),
             table.id > bindparam("floor"),
             table.id < bindparam("before_id"),
-            said(table.id),
         )
         .order_by(table.id.desc())
         .limit(bindparam("limit"))
@@ -93,36 +104,15 @@ _WITNESSED = _history(own_only=False)
 def _exchanges() -> Select[Any]:
     """Every message to and by one character in a chat since its ``/reset``, oldest first, in one
     statement: the chat's floor is a subquery, not a read of its own."""
-    table, names, chats = table_of(Message).c, table_of(Participant).c, table_of(Chat).c
+    table, chats = table_of(Message).c, table_of(Chat).c
     floor = (
         select(chats.memory_floor)
         .where(chats.platform == bindparam("platform"), chats.chat_id == bindparam("chat_id"))
         .scalar_subquery()
     )
     return (
-        select(
-            table.id,
-            table.character_id,
-            table.role,
-            table.user_id,
-            table.user_name,
-            table.text,
-            table.created_at,
-            names.name,
-        )
-        .outerjoin(
-            table_of(Participant),
-            (names.platform == table.platform)
-            & (names.chat_id == table.chat_id)
-            & (names.user_id == table.user_id),
-        )
-        .where(
-            table.platform == bindparam("platform"),
-            table.chat_id == bindparam("chat_id"),
-            table.character_id == bindparam("character_id"),
-            table.id > func.coalesce(floor, 0),
-            said(table.id),
-        )
+        _with_speakers()
+        .where(table.character_id == bindparam("character_id"), table.id > func.coalesce(floor, 0))
         .order_by(table.id)
     )
 

@@ -36,26 +36,27 @@ def _share(value: float | None) -> str:
     return "–" if value is None else f"{value:.2f}"
 
 
-def compare_table(models: Sequence[ModelScores]) -> str:
-    """Rows: models; columns: each dimension's mean ± sd, overall, scored n/N, the share of answers
-    whose prompt held the question's scene, recall@1 of retrieval, median latency, tokens, cost."""
+def scores_table(models: Sequence[ModelScores], *, scenes: bool = False) -> str:
+    """Rows: models; columns: each dimension's mean ± sd, overall, scored n/N, median latency, tokens
+    and cost; with ``scenes`` also the share of answers whose prompt held the question's scene and
+    recall@1 of retrieval."""
+    if not models:
+        return "(no model was judged)"
     columns = [*DIMENSIONS, "overall"]
-    lines = [
-        "| model | " + " | ".join(columns) + " | scored | scene in prompt | recall@1 | latency s | tokens "
-        "| cost $ |",
-        "|" + "---|" * (len(columns) + 7),
-    ]
+    extra = ["scene in prompt", "recall@1"] if scenes else []
+    heads = ["model", *columns, "scored", *extra, "latency s", "tokens", "cost $"]
+    lines = ["| " + " | ".join(heads) + " |", "|" + "---|" * len(heads)]
     for model in models:
-        cells = []
+        cells = [model.model]
         for name in columns:
             found = model.dimension(name)
             cells.append("–" if found is None else f"{found[0]:.2f} ± {found[1]:.2f}")
+        cells.append(f"{len(model.scored)}/{len(model.answers)}")
+        if scenes:
+            cells += [_share(model.scene_in_prompt), _share(model.recall_at_1)]
         cost = "–" if model.cost is None else f"{model.cost:.5f}"
-        lines.append(
-            f"| {model.model} | " + " | ".join(cells) + f" | {len(model.scored)}/{len(model.answers)} | "
-            f"{_share(model.scene_in_prompt)} | {_share(model.recall_at_1)} | {model.latency_s:.2f} | "
-            f"{model.tokens:.0f} | {cost} |"
-        )
+        cells += [f"{model.latency_s:.2f}", f"{model.tokens:.0f}", cost]
+        lines.append("| " + " | ".join(cells) + " |")
     return "\n".join(lines)
 
 
@@ -84,7 +85,7 @@ def comparison(models: Sequence[ModelScores]) -> str:
     """The Markdown of the comparison: per pack, then all packs, a table and the verdict line."""
     parts = []
     for pack, rows in groups(models).items():
-        parts += [f"### {pack}", "", compare_table(rows), "", verdict(rows), ""]
+        parts += [f"### {pack}", "", scores_table(rows, scenes=True), "", verdict(rows), ""]
     return "\n".join(parts).rstrip() + "\n"
 
 

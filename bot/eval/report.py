@@ -9,7 +9,7 @@ from pathlib import Path
 from types import ModuleType
 
 from bot.errors import ConfigError, missing_extra
-from bot.eval.compare import comparison, comparison_json, groups
+from bot.eval.compare import comparison, comparison_json, groups, scores_table
 from bot.eval.judge import DIMENSIONS, ModelScores
 from bot.eval.retrieval import RetrievalScores
 
@@ -39,24 +39,7 @@ def retrieval_table(scores: Sequence[RetrievalScores]) -> str:
 
 
 def judge_table(models: Sequence[ModelScores]) -> str:
-    if not models:
-        return "(no model was judged)"
-    columns = [*DIMENSIONS, "overall"]
-    lines = [
-        "| model | " + " | ".join(columns) + " | scored | latency s | tokens | cost $ |",
-        "|" + "---|" * (len(columns) + 5),
-    ]
-    for model in models:
-        cells = []
-        for name in columns:
-            found = model.dimension(name)
-            cells.append("–" if found is None else f"{found[0]:.2f} ± {found[1]:.2f}")
-        cost = "–" if model.cost is None else f"{model.cost:.5f}"
-        lines.append(
-            f"| {model.model} | " + " | ".join(cells) + f" | {len(model.scored)}/{len(model.answers)} | "
-            f"{model.latency_s:.2f} | {model.tokens:.0f} | {cost} |"
-        )
-    return "\n".join(lines)
+    return scores_table(models)
 
 
 def plot_retrieval(scores: Sequence[RetrievalScores], path: Path) -> None:
