@@ -5,7 +5,9 @@ lines among them join the characters' history there, see :class:`~storage.delive
 whatever posts a reply (a send queue, the console, the Discord bridge) then settles it. When a bot
 account connects, the replies another process (this one before a restart, or a crash) left unposted
 are taken over and posted once if they are younger than ``[sending] resend_within_s``, and marked
-expired otherwise.
+expired otherwise. Only replies recorded before this process started are taken: those are a stopped
+process's; one that another *live* process records meanwhile is that process's to post (taking it
+too would post it twice, when this process's account connects while the other is busy answering).
 """
 
 from __future__ import annotations
@@ -36,6 +38,8 @@ class Ledger:
         self.store = store
         self.process = process
         self.resend_within = timedelta(seconds=resend_within_s)
+        self.started = utcnow()
+        """Replies other processes recorded before this moment may be this process's to resend."""
 
     async def record(
         self,
@@ -107,7 +111,9 @@ class Ledger:
     async def resend(self, platform: str, account: str, send: Resend) -> int:
         """Post what a stopped process left unposted for ``account``; the number handed to ``send``."""
         since = utcnow() - self.resend_within
-        unsent = await self.store.take_unsent(platform, account, process=self.process, since=since)
+        unsent = await self.store.take_unsent(
+            platform, account, process=self.process, since=since, before=self.started
+        )
         for delivery in unsent:
             reply = Reply(
                 delivery.text,

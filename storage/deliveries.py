@@ -161,15 +161,17 @@ class Deliveries(Store):
             return rowcount(result)
 
     async def take_unsent(
-        self, platform: str, account: str, *, process: str, since: datetime
+        self, platform: str, account: str, *, process: str, since: datetime, before: datetime
     ) -> list[Unsent]:
-        """The deliveries for ``account`` that another (stopped) process left pending, younger than
-        ``since``, now this process's to post; older ones are marked expired."""
+        """The deliveries for ``account`` that another (stopped) process left pending, recorded before
+        ``before`` (when the taking process started) and younger than ``since``, now this process's to
+        post; older ones are marked expired."""
         left = (
             Delivery.state == "pending",
             Delivery.platform == platform,
             Delivery.account == account,
             Delivery.process != process,
+            Delivery.created_at < before,
         )
         async with self._session(None) as session:
             too_old = update(Delivery).where(*left, Delivery.created_at < since)

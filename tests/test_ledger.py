@@ -101,6 +101,29 @@ async def test_after_a_restart_young_replies_are_resent_once_and_old_ones_expire
     assert await history(repository) == ["Another account's."], "an expired line was never said"
 
 
+@pytest.mark.both_databases
+async def test_a_process_that_connects_leaves_a_live_processes_replies_to_it(
+    repository: Repository,
+) -> None:
+    stopped = ledger(repository, process="stopped")
+    await stopped.record(GROUP, [line("Left behind by a crash.")], account="10000", answers="m1")
+    busy = ledger(repository, process="busy")
+    joining = ledger(repository, process="joining")
+    await busy.record(GROUP, [line("Being posted right now.")], account="10000", answers="m2")
+
+    resent: list[Reply] = []
+
+    async def send(_key: ChatKey, reply: Reply) -> None:
+        resent.append(reply)
+
+    assert await joining.resend("onebot", "10000", send) == 1
+    assert [reply.text for reply in resent] == ["Left behind by a crash."]
+    assert await repository.deliveries.of_chat("onebot", "100") == [
+        ("Left behind by a crash.", "pending"),
+        ("Being posted right now.", "pending"),
+    ], "the busy process still posts its own reply, once"
+
+
 async def test_a_claimed_message_whose_reply_never_went_out_is_answered_again(
     repository: Repository,
 ) -> None:
