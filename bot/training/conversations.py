@@ -19,6 +19,7 @@ from typing import TYPE_CHECKING, Literal
 
 from bot.engine.prompt import Turn
 from bot.errors import ExportError
+from bot.extract.speakers import NARRATOR
 from bot.importers.corpora import qa_blocks
 from bot.importers.limits import ImportLimits, read_source_text
 
@@ -105,10 +106,11 @@ def from_corpus(pack: CharacterPack, path: Path, limits: ImportLimits) -> list[C
             f"{path}: no line is by {pack.name} (or {', '.join(pack.aliases) or 'an alias'}); "
             f"its speakers are {named}"
         )
+    narrator = NARRATOR.get(pack.settings.language, NARRATOR["en"])
     conversations = []
     for block in blocks:
         turns = dialogue(
-            (line.speaker or "", line.text, bool(line.speaker) and _is_character(pack, line.speaker or ""))
+            (line.speaker or narrator, line.text, _is_character(pack, line.speaker or narrator))
             for line in block
         )
         if turns:

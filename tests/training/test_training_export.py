@@ -199,6 +199,22 @@ async def test_exact_and_near_duplicates_are_dropped_keeping_the_scene(
     assert sum(split.conversations for split in result.stats.splits.values()) == len(pack.scenes)
 
 
+async def test_a_corpus_line_without_a_name_is_the_narrators(config: BotConfig, tmp_path: Path) -> None:
+    corpus = tmp_path / "qa.txt"
+    corpus.write_text(
+        "The tide is out.\nTam: Walk to the skerry?\nOrla: Not in those boots.\n", encoding="utf-8"
+    )
+
+    result = await export_training(
+        config, ExportOptions("orla", format="openai", corpora=[corpus], out=tmp_path / "out")
+    )
+
+    rows = records(result.out / "train.jsonl") + records(result.out / "validation.jsonl")
+    walk = next(row for row in rows if "skerry" in json.dumps(row))
+    assert walk["messages"][1]["content"] == "Narrator:「The tide is out.」\nTam:「Walk to the skerry?」"
+    assert walk["messages"][2]["content"] == "Not in those boots."
+
+
 async def test_a_corpus_without_the_character_is_refused_naming_it(config: BotConfig, tmp_path: Path) -> None:
     corpus = tmp_path / "other.txt"
     corpus.write_text("Ann: Hello?\nBen: Hi.\n", encoding="utf-8")
