@@ -13,7 +13,7 @@ from collections.abc import Sequence
 from dataclasses import dataclass
 from functools import lru_cache
 
-from bot.engine.packs import LoreEntry
+from bot.engine.pack_schema import LoreEntry
 
 
 @lru_cache(maxsize=4096)

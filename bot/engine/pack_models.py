@@ -24,7 +24,8 @@ if TYPE_CHECKING:
 
     from bot.config import LLMConfig, PromptConfig
     from bot.engine.model import Completion
-    from bot.engine.packs import CharacterPack, PackLLM
+    from bot.engine.pack_schema import PackLLM
+    from bot.engine.packs import CharacterPack
     from bot.engine.prompt import Prompt
 
 log = logging.getLogger(__name__)

@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from bot.engine.packs import LoreEntry
+from bot.engine.pack_schema import LoreEntry
 from bot.errors import PackError
 from bot.extract.speakers import NARRATOR, Language, clean_speaker, detect_language, split_prefix
 from bot.importers.drafts import (

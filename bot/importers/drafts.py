@@ -15,7 +15,8 @@ import unicodedata
 from dataclasses import dataclass, field
 from pathlib import Path
 
-from bot.engine.packs import LOREBOOK_FILE, PACK_FILE, PACK_ID, LoreEntry
+from bot.engine.pack_schema import LoreEntry
+from bot.engine.packs import LOREBOOK_FILE, PACK_FILE, PACK_ID
 from bot.extract.speakers import Language, clean_speaker
 from bot.extract.writer import character_toml
 

@@ -23,7 +23,8 @@ from PIL import Image
 from PIL.PngImagePlugin import PngInfo
 from pydantic import ValidationError
 
-from bot.engine.packs import LOREBOOK_FILE, CharacterPack, Lorebook, LoreEntry
+from bot.engine.pack_schema import Lorebook, LoreEntry
+from bot.engine.packs import LOREBOOK_FILE, CharacterPack
 from bot.errors import PackError
 from bot.extract.speakers import clean_speaker
 from bot.importers.cards import (

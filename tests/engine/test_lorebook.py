@@ -11,7 +11,8 @@ import pytest
 
 from bot.config import PromptConfig
 from bot.engine.lorebook import triggered
-from bot.engine.packs import LoreEntry, load_pack
+from bot.engine.pack_schema import LoreEntry
+from bot.engine.packs import load_pack
 from bot.engine.prompt import PromptBuilder, TokenCounter, Turn
 from bot.errors import PackError
 from tests.packs import write_pack
