@@ -16,7 +16,6 @@ import asyncio
 import hashlib
 import json
 import math
-import sys
 import time
 from collections.abc import Callable, Sequence
 from dataclasses import asdict, dataclass, field
@@ -30,7 +29,7 @@ from bot.importers.limits import DEFAULT_LIMITS
 from bot.training.conversations import Conversation, TrainingTurn, from_chat, from_corpus, from_scenes
 from bot.training.dedupe import find_duplicates
 from bot.training.formats import FORMATS, FormatName
-from bot.training.recipes import RecipeName, write_recipe
+from bot.training.recipes import RecipeName, check_recipe, write_recipe
 from bot.training.scrubbing import Scrubber
 
 if TYPE_CHECKING:
@@ -177,6 +176,8 @@ async def export_training(
     fmt = FORMATS[options.format]
     if not 0 <= options.validation < 1:
         raise ExportError(f"--validation must be from 0 to below 1, not {options.validation:g}")
+    if options.recipe is not None:
+        check_recipe(options.recipe, fmt.name)
     pack = find_pack(config, options.character)
     stats = ExportStats(pack.id, fmt.name)
     conversations = from_scenes(pack)
@@ -202,29 +203,33 @@ async def export_training(
     stats.exact_duplicates, stats.near_duplicates = duplicates.exact, duplicates.near
     kept = [conversations[index] for index in duplicates.kept]
 
-    out = options.out or config.data_dir / "training" / f"{pack.id}-{fmt.name}"
-    out.mkdir(parents=True, exist_ok=True)
     system = system_prompt(pack, config.prompt)
     counter = TokenCounter.default()
     system_tokens = counter.count(system)
     parts = split(kept, options.validation)
     total = len(kept)
-    written = 0
-    files = []
+    lines: dict[str, list[str]] = {}
     for name in SPLITS:
         figures = stats.splits[name] = SplitStats()
+        lines[name] = []
+        for conversation in parts[name]:
+            record = fmt.record(system, conversation)
+            lines[name].append(json.dumps(record, ensure_ascii=False) + "\n")
+            figures.conversations += 1
+            figures.turns += len(conversation.turns)
+            figures.replies += conversation.replies
+            figures.tokens += system_tokens + sum(counter.count(turn.text) for turn in conversation.turns)
+            if progress is not None:
+                progress(sum(len(done) for done in lines.values()), total)
+
+    # NOTE: written only once every record fits its schema, so a refused export leaves no half file.
+    out = options.out or config.data_dir / "training" / f"{pack.id}-{fmt.name}"
+    out.mkdir(parents=True, exist_ok=True)
+    files = []
+    for name in SPLITS:
         path = out / f"{name}.jsonl"
         with path.open("w", encoding="utf-8", newline="\n") as file:
-            for conversation in parts[name]:
-                record = fmt.record(system, conversation)
-                file.write(json.dumps(record, ensure_ascii=False) + "\n")
-                figures.conversations += 1
-                figures.turns += len(conversation.turns)
-                figures.replies += conversation.replies
-                figures.tokens += system_tokens + sum(counter.count(turn.text) for turn in conversation.turns)
-                written += 1
-                if progress is not None:
-                    progress(written, total)
+            file.writelines(lines[name])
         files.append(path)
     stats_file = out / "stats.json"
     stats_file.write_text(json.dumps(asdict(stats), indent=2, ensure_ascii=False) + "\n", encoding="utf-8")
@@ -273,13 +278,18 @@ def main(config: BotConfig, args: argparse.Namespace) -> int:
     from tqdm import tqdm
 
     options = options_from(args)
-    with tqdm(desc=f"exporting {options.character}", unit="conversation", file=sys.stderr) as bar:
+    bars: list[tqdm[None]] = []
 
-        def progress(done: int, total: int) -> None:
-            bar.total = total
-            bar.update(done - bar.n)
+    def progress(done: int, total: int) -> None:
+        if not bars:  # NOTE: opened with the first record, so a refused export prints no bar
+            bars.append(tqdm(total=total, desc=f"exporting {options.character}", unit="conversation"))
+        bars[0].update(done - bars[0].n)
 
+    try:
         result = asyncio.run(_export_with_database(config, options, progress))
+    finally:
+        for bar in bars:
+            bar.close()
     stats = result.stats
     print(stats.table())  # noqa: T201 - the command's output
     print(stats.summary())  # noqa: T201

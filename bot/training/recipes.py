@@ -44,19 +44,26 @@ _LLAMA_FACTORY_LAYOUT: dict[str, dict[str, object]] = {
 _XTUNER_MAP_FN = {"xtuner": None, "openai": "openai_map_fn"}
 
 
+def check_recipe(recipe: RecipeName, fmt: str) -> None:
+    """Refuse, before anything is written, a format the recipe's tool cannot read."""
+    formats = list(_LLAMA_FACTORY_LAYOUT if recipe == "llama-factory" else _XTUNER_MAP_FN)
+    if fmt not in formats:
+        readable = ", ".join(formats[:-1]) + f" or {formats[-1]}"
+        raise ExportError(f"--recipe {recipe} reads --format {readable}, not {fmt}")
+
+
 def write_recipe(
     recipe: RecipeName, out: Path, *, pack_id: str, fmt: str, system: str, samples: list[str]
 ) -> list[Path]:
     """The config files of ``recipe`` in ``out``, beside ``train.jsonl`` and ``validation.jsonl``."""
+    check_recipe(recipe, fmt)
     if recipe == "llama-factory":
         return _llama_factory(out, pack_id, fmt)
     return [_xtuner(out, fmt, system, samples)]
 
 
 def _llama_factory(out: Path, pack_id: str, fmt: str) -> list[Path]:
-    layout = _LLAMA_FACTORY_LAYOUT.get(fmt)
-    if layout is None:
-        raise ExportError(f"--recipe llama-factory reads --format sharegpt, openai or alpaca, not {fmt}")
+    layout = _LLAMA_FACTORY_LAYOUT[fmt]
     datasets = {
         f"{pack_id}_{split}": {"file_name": f"{split}.jsonl", **layout} for split in ("train", "validation")
     }
@@ -115,8 +122,6 @@ eval_steps: 200
 
 
 def _xtuner(out: Path, fmt: str, system: str, samples: list[str]) -> Path:
-    if fmt not in _XTUNER_MAP_FN:
-        raise ExportError(f"--recipe xtuner reads --format xtuner or openai, not {fmt}")
     map_fn = _XTUNER_MAP_FN[fmt]
     imports = "openai_map_fn, template_map_fn_factory" if map_fn else "template_map_fn_factory"
     files = {split: str((out / f"{split}.jsonl").resolve()) for split in ("train", "validation")}

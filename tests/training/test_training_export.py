@@ -270,6 +270,7 @@ async def test_a_recipe_that_cannot_read_the_format_says_which_it_reads(
 ) -> None:
     with pytest.raises(ExportError, match=f"--recipe {recipe} reads --format"):
         await export_training(config, ExportOptions("orla", format=fmt, out=tmp_path / "out", recipe=recipe))  # type: ignore[arg-type]
+    assert not (tmp_path / "out").exists(), "refused before anything was written"
 
 
 def test_the_command_prints_the_statistics_and_writes_the_files(
