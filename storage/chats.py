@@ -64,6 +64,8 @@ class KnownChat:
     """Every message stored in the chat, before its last ``/reset`` too."""
     last_active: datetime | None
     """When its last message was stored (UTC); ``None`` when it has none."""
+    training: bool = False
+    """Whether it turned ``/training`` on (a chat without a row of settings never did)."""
 
 
 def _aware(moment: datetime | None) -> datetime | None:
@@ -261,6 +263,7 @@ class Chats(Store):
                 Chat.chattiness,
                 Chat.debounce_s,
                 Chat.voice_mode,
+                Chat.training,
                 func.coalesce(stats.c.messages, 0),
                 stats.c.last_at,
                 func.count().over(),
@@ -387,6 +390,20 @@ class Chats(Store):
 
 
 def _known(row: Row[Any], disabled: frozenset[str]) -> KnownChat:
-    platform, chat_id, active, floor, images, room, chattiness, debounce_s, voice, count, last, _ = tuple(row)
+    (
+        platform,
+        chat_id,
+        active,
+        floor,
+        images,
+        room,
+        chattiness,
+        debounce_s,
+        voice,
+        training,
+        count,
+        last,
+        _,
+    ) = tuple(row)
     state = ChatState(active, floor or 0, images, disabled, room, chattiness, debounce_s, voice)
-    return KnownChat(platform, chat_id, state, int(count), _aware(last))
+    return KnownChat(platform, chat_id, state, int(count), _aware(last), bool(training))

@@ -162,6 +162,8 @@ class ChatRow:
     messages: int
     last_active: str
     today: Spent
+    training: bool
+    """``/training on``: its exchanges may be exported as training data."""
 
 
 # ---------------------------------------------------------------------------------------- the chart
@@ -300,7 +302,7 @@ async def chat_context(runtime: Runtime, known: KnownChat, prefix: str) -> dict[
         "active": active,
         "settings": settings_of(known.state, config),
         "defaults": settings_of(ChatState(None, 0), config),
-        "training": await repository.chats.training(key),
+        "training": known.training,
         "chattiness": f"{chattiness_of(state, config) * 100:g}",
         "debounce": f"{debounce_of(state, config):g}",
         "last_active": when(known.last_active, tz),
@@ -433,6 +435,7 @@ def add_group_routes(console: WebConsole) -> None:
                 chat.messages,
                 when(chat.last_active, tz),
                 spent(spent_today.get((chat.platform, chat.chat_id), []), prices),
+                chat.training,
             )
             for chat in chats
         ]

@@ -252,6 +252,9 @@ async def test_training_export_is_shown_and_changed_as_the_command_changes_it(
     assert 'Training export <span class="muted">now on' in page
     (said,) = await runtime.router.handle(group_message("/training", group="100"))
     assert said.text.startswith("Training export is on here"), "the chat command sees the console's change"
+    listed = (await client.get(f"{PREFIX}/groups")).text
+    row = next(line for line in listed.split("<tr>") if f"{GROUP_PAGE}\"" in line)
+    assert "<td>on</td>" in row, "the list shows which chats consented"
 
     refused = await form(client, f"{GROUP_PAGE}/training", value="default")
     assert refused.status_code == 400
