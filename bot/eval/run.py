@@ -9,7 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from bot.config import BotConfig
-from bot.engine.embedder import create_embedder
+from bot.engine.embedder import Embedder, create_embedder
 from bot.engine.model import ChatModel
 from bot.engine.packs import CharacterPack, load_packs
 from bot.engine.prompt import PromptBuilder, TokenCounter
@@ -199,7 +199,7 @@ async def run_eval(config: BotConfig, options: EvalOptions) -> EvalResult:
         "query embedding": latency.summary(),
     }
     if options.judge_part:
-        answers = await _judge_part(config, options, chosen, settings)
+        answers = await _judge_part(config, options, chosen, settings, embedder)
     folder = config.data_dir / "eval" / time.strftime("%Y%m%d-%H%M%S")
     models = by_model(answers)
     report = await asyncio.to_thread(write_report, folder, retrieval, models, settings)
@@ -211,7 +211,10 @@ async def _judge_part(
     options: EvalOptions,
     chosen: list[tuple[CharacterPack, list[EvalQuestion]]],
     settings: dict[str, object],
+    embedder: Embedder,
 ) -> list[Answer]:
+    """Every contender's answers, judged; retrieval uses ``embedder``, the one the retrieval part
+    loaded (loading it again would cost a model load)."""
     models = await _models(config, options, [pack for pack, _questions in chosen])
     judge = models.judge
     settings.update(
@@ -223,11 +226,7 @@ async def _judge_part(
     )
     settings.update({f"note {number}": note for number, note in enumerate(models.notes, start=1)})
     counter = TokenCounter.default()
-    retriever = Retriever(
-        create_embedder(config.embedding, base_dir=config.base_dir),
-        config.data_dir,
-        dense_weight=config.retrieval.dense_weight,
-    )
+    retriever = Retriever(embedder, config.data_dir, dense_weight=config.retrieval.dense_weight)
     responders = _Responders(config, retriever)
     answers: list[Answer] = []
     try:
