@@ -25,8 +25,8 @@ from bot.importers.limits import ImportLimits, read_source_text
 
 if TYPE_CHECKING:
     from bot.engine.packs import CharacterPack
+    from bot.messages import ChatKey
     from storage.messages import StoredMessage
-    from storage.store import ChatRef
 
 Role = Literal["user", "assistant"]
 Source = Literal["scene", "corpus", "chat"]
@@ -158,15 +158,13 @@ class Pseudonyms:
         return self._finder.sub(lambda match: self._names[match.group()], text)
 
 
-def chat_label(key: ChatRef) -> str:
-    return f"{key.platform}:{key.chat_id}"
-
-
-def from_chat(pack: CharacterPack, key: ChatRef, messages: Sequence[StoredMessage]) -> list[Conversation]:
+def from_chat(pack: CharacterPack, key: ChatKey, messages: Sequence[StoredMessage]) -> list[Conversation]:
     """The chat's exchanges with the character (oldest first): a conversation per session (a pause of
     :data:`SESSION_GAP` ends one), cut at a reply after :data:`MAX_TURNS` turns; members appear as
     pseudonyms, in their speaker names and wherever their display names are written."""
     pseudonyms = Pseudonyms(pack.settings.language, keep=pack.names)
+    # NOTE: every member is named first, so a name is replaced even in a line written before its
+    # owner's first message.
     speakers = [
         None
         if message.role == "character"
@@ -182,7 +180,7 @@ def from_chat(pack: CharacterPack, key: ChatRef, messages: Sequence[StoredMessag
         text = pseudonyms.replace_names(message.text)
         sessions[-1].append((speaker or pack.name, text, speaker is None))
     conversations: list[Conversation] = []
-    label = chat_label(key)
+    label = str(key)
     for session in sessions:
         for turns in _cut(dialogue(session)):
             number = len(conversations) + 1

@@ -22,10 +22,11 @@ from dataclasses import asdict, dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING
 
-from bot.engine.packs import CharacterPack, load_packs
+from bot.engine.packs import CharacterPack, load_pack, pack_dirs
 from bot.engine.prompt import PromptBuilder, TokenCounter
 from bot.errors import ExportError
 from bot.importers.limits import DEFAULT_LIMITS
+from bot.messages import ChatKey
 from bot.training.conversations import Conversation, TrainingTurn, from_chat, from_corpus, from_scenes
 from bot.training.dedupe import find_duplicates
 from bot.training.formats import FORMATS, FormatName
@@ -118,14 +119,15 @@ def system_prompt(pack: CharacterPack, budgets: PromptConfig) -> str:
 
 
 def find_pack(config: BotConfig, character: str) -> CharacterPack:
-    report = load_packs(config.characters_dir)
-    for pack in report.packs:
-        if pack.id == character:
-            return pack
-    known = ", ".join(pack.id for pack in report.packs) or "none"
-    raise ExportError(
-        f"--character: no pack {character!r} under {config.characters_dir} (there are: {known})"
-    )
+    """The pack ``character`` names, loaded alone (the others are not read)."""
+    roots = {root.name: root for root in pack_dirs(config.characters_dir)}
+    root = roots.get(character)
+    if root is None:
+        known = ", ".join(roots) or "none"
+        raise ExportError(
+            f"--character: no pack {character!r} under {config.characters_dir} (there are: {known})"
+        )
+    return load_pack(root)
 
 
 async def chat_conversations(repository: Repository, pack: CharacterPack) -> tuple[list[Conversation], int]:
@@ -133,9 +135,9 @@ async def chat_conversations(repository: Repository, pack: CharacterPack) -> tup
     were read. Chats that never turned it on are never read."""
     conversations: list[Conversation] = []
     chats = await repository.chats.training_chats()
-    for key in chats:
-        messages = await repository.messages.exchanges(key, pack.id)
-        conversations += from_chat(pack, key, messages)
+    for chat in chats:
+        messages = await repository.messages.exchanges(chat, pack.id)
+        conversations += from_chat(pack, ChatKey(chat.platform, chat.chat_id), messages)
     return conversations, len(chats)
 
 
